@@ -6,9 +6,11 @@
 // reference path, which LiteRT's reference and optimized int8 kernels match):
 //   left  = max(s, 0), right = max(-s, 0)
 //   y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x * 2^left, q), right)
-// SaturatingRoundingDoublingHighMul(a, b) = (a*b + 2^30) >> 31 rounded half away from zero
-// (nudge -(2^30 - 1) for negative products), saturating INT32_MIN * INT32_MIN.
-// RoundingDivideByPOT rounds half away from zero.
+// SaturatingRoundingDoublingHighMul(a, b) = round(a*b / 2^31) with gemmlowp's nudge
+// (+2^30 for non-negative products, 1 - 2^30 for negative ones, then truncation toward zero):
+// exact halves round toward +inf (50.5 -> 51, -50.5 -> -50); saturates INT32_MIN * INT32_MIN.
+// RoundingDivideByPOT rounds half away from zero (1.5 -> 2, -1.5 -> -2).
+// NOTE: the two roundings compound: 1535 * 2^-10 (= 1.4990) gives 2, as in TFLite.
 #pragma once
 
 #include <cstdint>
@@ -49,11 +51,39 @@ inline int32_t multiply_by_quantized_multiplier(int32_t x, QuantizedMultiplier m
       right);
 }
 
-// Clamp bounds for a fused activation on a quantized output (TFLite's
-// CalculateActivationRangeQuantized): relu -> [q(0), qmax], relu6 -> [q(0), q(6)].
+// Fused activations that kernels apply as a clamp (TFLite's fused_activation_function).
+enum class FusedActivation { kNone, kRelu, kReluN1To1, kRelu6 };
+
+// Clamp bounds for a fused activation on a quantized int8 output (TFLite's
+// CalculateActivationRangeQuantized): q(f) = zero_point + (int32)roundf(f / scale) (float
+// division, half away from zero); none -> [-128, 127], relu -> [max(-128, q(0)), 127],
+// relu_n1_to_1 -> [max(-128, q(-1)), min(127, q(1))], relu6 -> [max(-128, q(0)), min(127, q(6))].
 struct QuantActivationRange {
   int32_t min;
   int32_t max;
 };
+QuantActivationRange quant_activation_range(FusedActivation act, float output_scale,
+                                            int32_t output_zero_point);
+
+// Clamp bounds for a fused activation on a float output: none -> [-inf, +inf],
+// relu -> [0, +inf], relu_n1_to_1 -> [-1, 1], relu6 -> [0, 6].
+struct FloatActivationRange {
+  float min;
+  float max;
+};
+FloatActivationRange float_activation_range(FusedActivation act);
+
+// Per-output-channel requantization multipliers for conv / fully connected, as TFLite's
+// PopulateConvolutionQuantizationParams computes them: in double,
+// M[c] = double(input_scale) * double(filter_scales[c]) / double(output_scale).
+// filter_scales has num_channels entries (pass the same scale num_channels times for
+// per-tensor weights); out receives num_channels multipliers.
+void compute_channel_requant(float input_scale, const float* filter_scales, int num_channels,
+                             float output_scale, QuantizedMultiplier* out);
+
+// Saturating cast of an int32 to int8 after clamping to [lo, hi] (lo, hi within int8).
+inline int8_t clamp_to_int8(int32_t v, int32_t lo, int32_t hi) {
+  return static_cast<int8_t>(v < lo ? lo : (v > hi ? hi : v));
+}
 
 }  // namespace pcv::kernels

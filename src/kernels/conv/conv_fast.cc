@@ -1,0 +1,251 @@
+// Fast f32 conv2d: path choice, weight packing, im2col tiling and threading (see conv_fast.h).
+#include "kernels/conv/conv_fast.h"
+
+#include <fmt/format.h>
+#include <pthreadpool.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/thread_pool.h"
+
+namespace pcv::kernels {
+
+namespace {
+
+constexpr size_t kDwChannelAlign = 16;  // widest vector (AVX-512) in floats
+
+size_t gemm_k(const Conv2dParams& p) {
+  return static_cast<size_t>(p.kernel_h) * p.kernel_w * (p.in_c / p.groups);
+}
+
+Status validate(const Conv2dParams& p) {
+  const bool positive = p.batch > 0 && p.in_h > 0 && p.in_w > 0 && p.in_c > 0 && p.out_h > 0 &&
+                        p.out_w > 0 && p.out_c > 0 && p.kernel_h > 0 && p.kernel_w > 0 &&
+                        p.stride_h > 0 && p.stride_w > 0 && p.dilation_h > 0 &&
+                        p.dilation_w > 0 && p.groups > 0 && p.pad_top >= 0 && p.pad_left >= 0;
+  if (!positive) {
+    return invalid_argument(fmt::format(
+        "conv2d: sizes must be positive: batch={} in={}x{}x{} out={}x{}x{} kernel={}x{} "
+        "stride={}x{} dilation={}x{} pad={},{} groups={}",
+        p.batch, p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.kernel_h, p.kernel_w,
+        p.stride_h, p.stride_w, p.dilation_h, p.dilation_w, p.pad_top, p.pad_left, p.groups));
+  }
+  if (p.in_c % p.groups != 0 || p.out_c % p.groups != 0) {
+    return invalid_argument(fmt::format("conv2d: groups={} must divide in_c={} and out_c={}",
+                                        p.groups, p.in_c, p.out_c));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+size_t F32Conv2dPacked::scratch_bytes(int threads) const {
+  if (path != Path::kIm2colGemm) return 0;
+  const size_t slots = static_cast<size_t>(std::max(threads, 1));
+  return slots * im2col_rows * gemm_k(params) * sizeof(float);
+}
+
+Expected<F32Conv2dPacked> prepare_f32_conv2d_fast(const Conv2dParams& params,
+                                                  const float* filter, const float* bias) {
+  PCV_RETURN_IF_ERROR(validate(params));
+  if (filter == nullptr) return invalid_argument("conv2d: filter is null");
+  const Conv2dParams& p = params;
+  F32Conv2dPacked out;
+  out.params = p;
+
+  if (p.groups == p.in_c && p.groups == p.out_c) {
+    out.path = F32Conv2dPacked::Path::kDepthwise;
+    const size_t c = static_cast<size_t>(p.out_c);
+    const size_t taps = static_cast<size_t>(p.kernel_h) * p.kernel_w;
+    out.dw_c_stride = (c + kDwChannelAlign - 1) / kDwChannelAlign * kDwChannelAlign;
+    if (!out.dw_weights.resize((1 + taps) * out.dw_c_stride * sizeof(float))) {
+      return out_of_memory("conv2d: depthwise weights");
+    }
+    float* w = reinterpret_cast<float*>(out.dw_weights.data());  // zero-filled
+    if (bias != nullptr) std::memcpy(w, bias, c * sizeof(float));
+    for (size_t ch = 0; ch < c; ++ch) {
+      for (size_t t = 0; t < taps; ++t) w[(1 + t) * out.dw_c_stride + ch] = filter[ch * taps + t];
+    }
+    const F32DwconvUkernels& uk = f32_dwconv_ukernels();
+    out.isa = uk.isa;
+    if (p.kernel_h == 3 && p.kernel_w == 3) {
+      out.dw_row = uk.k3x3;
+      out.ukernel_name = "f32_dwconv_minmax_3x3__hwy";
+    } else if (p.kernel_h == 5 && p.kernel_w == 5) {
+      out.dw_row = uk.k5x5;
+      out.ukernel_name = "f32_dwconv_minmax_5x5__hwy";
+    } else {
+      out.dw_row = uk.any;
+      out.ukernel_name = "f32_dwconv_minmax_kxk__hwy";
+    }
+    return out;
+  }
+
+  const bool pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 &&
+                         p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+                         p.groups == 1 && p.out_h == p.in_h && p.out_w == p.in_w;
+  out.path = pointwise ? F32Conv2dPacked::Path::kGemm1x1 : F32Conv2dPacked::Path::kIm2colGemm;
+  const size_t k = gemm_k(p);
+  const size_t cog = static_cast<size_t>(p.out_c / p.groups);
+  out.group_gemm.reserve(static_cast<size_t>(p.groups));
+  for (int g = 0; g < p.groups; ++g) {
+    // OHWI rows of this group's output channels are B^T (N = cog, K = kh*kw*cig).
+    auto packed = pack_f32_gemm_b(k, cog, filter + g * cog * k, k,
+                                  bias != nullptr ? bias + g * cog : nullptr,
+                                  F32GemmBLayout::kNK);
+    if (!packed) return packed.status().with_context("conv2d");
+    out.group_gemm.push_back(std::move(packed).value());
+  }
+  out.ukernel_name = out.group_gemm[0].ukernel.name;
+  out.isa = out.group_gemm[0].isa;
+  if (!pointwise) {
+    // A tile of ~128 KiB of im2col rows stays in L2 while the GEMM sweeps it; a multiple of MR.
+    const size_t mr = out.group_gemm[0].ukernel.mr;
+    size_t rows = std::clamp<size_t>(32768 / k, 32, 512);
+    rows = std::max(mr, rows / mr * mr);
+    const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
+    out.im2col_rows = std::min(rows, (pixels + mr - 1) / mr * mr);
+  }
+  return out;
+}
+
+namespace {
+
+// Rows [r0, r0 + rows) of the im2col matrix of group g: row = output pixel (n, oy, ox),
+// columns (ky, kx, ci) like the OHWI filter. Padding taps are zeros.
+void im2col(const Conv2dParams& p, const float* input, int g, size_t r0, size_t rows,
+            float* col) {
+  const size_t cig = static_cast<size_t>(p.in_c / p.groups);
+  const size_t k = gemm_k(p);
+  const size_t hw = static_cast<size_t>(p.out_h) * p.out_w;
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t pix = r0 + r;
+    const size_t n = pix / hw;
+    const int oy = static_cast<int>(pix % hw) / p.out_w;
+    const int ox = static_cast<int>(pix % hw) % p.out_w;
+    float* dst = col + r * k;
+    for (int ky = 0; ky < p.kernel_h; ++ky) {
+      const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+      for (int kx = 0; kx < p.kernel_w; ++kx, dst += cig) {
+        const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+        if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) {
+          std::memset(dst, 0, cig * sizeof(float));
+        } else {
+          const float* src =
+              input + ((n * p.in_h + iy) * p.in_w + ix) * p.in_c + static_cast<size_t>(g) * cig;
+          std::memcpy(dst, src, cig * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+struct Im2colTask {
+  const F32Conv2dPacked* packed;
+  const float* input;
+  float* output;
+  float* scratch;
+  float min, max;
+  size_t tiles, slots;
+};
+
+void im2col_gemm_tile(const Im2colTask& t, size_t tile, float* col, ThreadPool* pool) {
+  const F32Conv2dPacked& pk = *t.packed;
+  const Conv2dParams& p = pk.params;
+  const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
+  const size_t r0 = tile * pk.im2col_rows;
+  const size_t rows = std::min(pk.im2col_rows, pixels - r0);
+  const size_t cog = static_cast<size_t>(p.out_c / p.groups);
+  for (int g = 0; g < p.groups; ++g) {
+    im2col(p, t.input, g, r0, rows, col);
+    f32_gemm_packed(rows, col, gemm_k(p), pk.group_gemm[static_cast<size_t>(g)],
+                    t.output + r0 * p.out_c + static_cast<size_t>(g) * cog,
+                    static_cast<size_t>(p.out_c), t.min, t.max, pool);
+  }
+}
+
+// Task `slot` does tiles slot, slot + slots, ... with its own scratch slice.
+void im2col_gemm_slot(void* ctx, size_t slot) {
+  const Im2colTask& t = *static_cast<const Im2colTask*>(ctx);
+  float* col = t.scratch + slot * t.packed->im2col_rows * gemm_k(t.packed->params);
+  for (size_t tile = slot; tile < t.tiles; tile += t.slots) im2col_gemm_tile(t, tile, col, nullptr);
+}
+
+struct DwTask {
+  const F32Conv2dPacked* packed;
+  const float* input;
+  float* output;
+  float min, max;
+};
+
+void dw_row(void* ctx, size_t row) {
+  const DwTask& t = *static_cast<const DwTask*>(ctx);
+  const F32Conv2dPacked& pk = *t.packed;
+  const Conv2dParams& p = pk.params;
+  const size_t n = row / static_cast<size_t>(p.out_h);
+  const int oy = static_cast<int>(row % static_cast<size_t>(p.out_h));
+  F32DwconvRowArgs a;
+  a.input = t.input + n * p.in_h * p.in_w * p.in_c;
+  a.output = t.output + row * p.out_w * p.out_c;
+  a.weights = reinterpret_cast<const float*>(pk.dw_weights.data());
+  a.c = static_cast<size_t>(p.out_c);
+  a.c_stride = pk.dw_c_stride;
+  a.in_h = p.in_h;
+  a.in_w = p.in_w;
+  a.out_w = p.out_w;
+  a.oy = oy;
+  a.kernel_h = p.kernel_h;
+  a.kernel_w = p.kernel_w;
+  a.stride_h = p.stride_h;
+  a.stride_w = p.stride_w;
+  a.dilation_h = p.dilation_h;
+  a.dilation_w = p.dilation_w;
+  a.pad_top = p.pad_top;
+  a.pad_left = p.pad_left;
+  a.min = t.min;
+  a.max = t.max;
+  pk.dw_row(a);
+}
+
+}  // namespace
+
+void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float act_min,
+                     float act_max, float* output, float* scratch, ThreadPool* pool) {
+  const Conv2dParams& p = packed.params;
+  pthreadpool* raw = pool != nullptr ? pool->raw() : nullptr;
+  const size_t threads = raw != nullptr ? static_cast<size_t>(pool->threads()) : 1;
+  switch (packed.path) {
+    case F32Conv2dPacked::Path::kGemm1x1: {
+      const size_t m = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
+      f32_gemm_packed(m, input, static_cast<size_t>(p.in_c), packed.group_gemm[0], output,
+                      static_cast<size_t>(p.out_c), act_min, act_max, pool);
+      return;
+    }
+    case F32Conv2dPacked::Path::kDepthwise: {
+      DwTask task{&packed, input, output, act_min, act_max};
+      const size_t rows = static_cast<size_t>(p.batch) * p.out_h;
+      if (raw == nullptr) {
+        for (size_t r = 0; r < rows; ++r) dw_row(&task, r);
+      } else {
+        pthreadpool_parallelize_1d(raw, &dw_row, &task, rows, 0);
+      }
+      return;
+    }
+    case F32Conv2dPacked::Path::kIm2colGemm: {
+      const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
+      const size_t tiles = (pixels + packed.im2col_rows - 1) / packed.im2col_rows;
+      Im2colTask task{&packed, input, output, scratch, act_min, act_max, tiles, 1};
+      if (raw == nullptr || tiles < 2 * threads) {
+        // Few tiles: one at a time, the GEMM inside spreads over the pool.
+        for (size_t tile = 0; tile < tiles; ++tile) im2col_gemm_tile(task, tile, scratch, pool);
+        return;
+      }
+      task.slots = threads;
+      pthreadpool_parallelize_1d(raw, &im2col_gemm_slot, &task, threads, 0);
+      return;
+    }
+  }
+}
+
+}  // namespace pcv::kernels

@@ -1,0 +1,64 @@
+// Fast f32 conv2d: the contract of conv.h (NHWC input/output, OHWI filter, explicit padding,
+// fused clamp), prepared once, then run with caller-provided scratch and no allocation.
+//
+// Paths, chosen in prepare_f32_conv2d_fast():
+//   kGemm1x1     1x1, stride 1, no padding, groups 1: one GEMM over the NHWC tensor,
+//                M = batch*H*W, K = in_c, N = out_c (no scratch).
+//   kIm2colGemm  any other conv (incl. grouped, depthwise with multiplier > 1): per group,
+//                im2col of `im2col_rows` output pixels at a time into scratch, then GEMM
+//                against that group's packed filter (M = rows, K = kh*kw*in_c/groups,
+//                N = out_c/groups). Scratch is bounded: rows x K floats per thread.
+//   kDepthwise   groups == in_c == out_c: Highway rows with vectors over channels
+//                (f32_dwconv_minmax_3x3/5x5/kxk__hwy); no scratch.
+// Threads: work is split over the pool (may be nullptr); results do not depend on the thread
+// count. F32Conv2dPacked is immutable after prepare: one may serve several sessions.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "base/aligned.h"
+#include "base/status.h"
+#include "kernels/conv/conv.h"
+#include "kernels/conv/conv_fast_ukernels.h"
+#include "kernels/gemm/gemm.h"
+
+namespace pcv {
+class ThreadPool;
+}
+
+namespace pcv::kernels {
+
+struct F32Conv2dPacked {
+  enum class Path : uint8_t { kGemm1x1, kIm2colGemm, kDepthwise };
+
+  Conv2dParams params;
+  Path path = Path::kIm2colGemm;
+  // GEMM paths: one packed filter per group, B = (kernel_h*kernel_w*in_c/groups, out_c/groups).
+  std::vector<F32GemmPackedB> group_gemm;
+  size_t im2col_rows = 0;  // output pixels per im2col tile
+  // Depthwise: (1 + kernel_h*kernel_w, dw_c_stride) = bias row, then the taps (ky, kx).
+  AlignedBuffer dw_weights;
+  size_t dw_c_stride = 0;
+  F32DwconvRowFn dw_row = nullptr;
+  const char* ukernel_name = nullptr;  // the microkernel that does the work
+  const char* isa = nullptr;           // the Highway target it was compiled for
+
+  // Scratch f32_conv2d_fast() needs with a pool of `threads` threads (0 for kGemm1x1 and
+  // kDepthwise). 64-byte alignment is not required.
+  size_t scratch_bytes(int threads) const;
+};
+
+// Validates params (positive sizes, groups divide in_c and out_c, out_h/out_w consistent with
+// the kernel, stride, dilation and padding) and packs the filter (OHWI) and bias (out_c, may
+// be nullptr). Errors: invalid_argument, out_of_memory.
+Expected<F32Conv2dPacked> prepare_f32_conv2d_fast(const Conv2dParams& params,
+                                                  const float* filter, const float* bias);
+
+// input (batch, in_h, in_w, in_c) -> output (batch, out_h, out_w, out_c), clamp to
+// [act_min, act_max]. scratch: packed.scratch_bytes(pool ? pool->threads() : 1) bytes (may be
+// nullptr when that is 0). Output must not alias input or scratch.
+void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float act_min,
+                     float act_max, float* output, float* scratch, ThreadPool* pool);
+
+}  // namespace pcv::kernels

@@ -1,0 +1,127 @@
+// f32_dwconv_minmax_<KH>x<KW>__hwy: depthwise conv rows in NHWC, vectors over channels
+// (contiguous in NHWC). Compiled once per Highway target.
+//
+// Per output pixel and channel vector: acc = bias; acc += in * w over the taps; clamp; store.
+// Interior pixels (every tap inside the image) run the taps unrolled without bounds checks;
+// border pixels skip the taps that fall in the padding (they read as zero). The last partial
+// channel vector uses masked loads and stores, so no byte outside the tensors is touched.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/conv/f32_dwconv_hwy.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/conv/conv_fast_ukernels.h"
+#include "kernels/gemm/gemm.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pcv::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// KH, KW > 0: compile-time kernel size; 0: taken from args.
+template <int KH, int KW>
+void F32DwconvRow(const F32DwconvRowArgs& p) {
+  using D = hn::ScalableTag<float>;
+  using V = hn::Vec<D>;
+  const D d;
+  const size_t N = hn::Lanes(d);
+  const int kh = KH > 0 ? KH : p.kernel_h;
+  const int kw = KW > 0 ? KW : p.kernel_w;
+  const size_t C = p.c;
+  const size_t cs = p.c_stride;
+  const size_t c_full = C / N * N;
+  const V vmin = hn::Set(d, p.min);
+  const V vmax = hn::Set(d, p.max);
+  const float* HWY_RESTRICT bias = p.weights;
+  const float* HWY_RESTRICT taps = p.weights + cs;
+  const size_t in_row_elems = static_cast<size_t>(p.in_w) * C;
+
+  // Valid kernel rows are the same for the whole output row.
+  const int iy0 = p.oy * p.stride_h - p.pad_top;
+  int ky_begin = 0, ky_end = kh;
+  while (ky_begin < kh && iy0 + ky_begin * p.dilation_h < 0) ++ky_begin;
+  while (ky_end > ky_begin && iy0 + (ky_end - 1) * p.dilation_h >= p.in_h) --ky_end;
+  const bool rows_inside = ky_begin == 0 && ky_end == kh;
+
+  for (int ox = 0; ox < p.out_w; ++ox) {
+    const int ix0 = ox * p.stride_w - p.pad_left;
+    int kx_begin = 0, kx_end = kw;
+    while (kx_begin < kw && ix0 + kx_begin * p.dilation_w < 0) ++kx_begin;
+    while (kx_end > kx_begin && ix0 + (kx_end - 1) * p.dilation_w >= p.in_w) --kx_end;
+    // Offset of tap (0, 0) of this pixel; may be outside the image (only valid taps are read).
+    const ptrdiff_t off0 = static_cast<ptrdiff_t>(iy0) * static_cast<ptrdiff_t>(in_row_elems) +
+                           static_cast<ptrdiff_t>(ix0) * static_cast<ptrdiff_t>(C);
+    float* out = p.output + static_cast<size_t>(ox) * C;
+    const ptrdiff_t dy = static_cast<ptrdiff_t>(p.dilation_h) * static_cast<ptrdiff_t>(in_row_elems);
+    const ptrdiff_t dx = static_cast<ptrdiff_t>(p.dilation_w) * static_cast<ptrdiff_t>(C);
+    auto src_at = [&](int ky, int kx, size_t c) {
+      return p.input + (off0 + ky * dy + kx * dx + static_cast<ptrdiff_t>(c));
+    };
+
+    if (rows_inside && kx_begin == 0 && kx_end == kw) {
+      size_t c = 0;
+      for (; c < c_full; c += N) {
+        V acc = hn::Load(d, bias + c);
+        for (int ky = 0; ky < kh; ++ky) {
+          for (int kx = 0; kx < kw; ++kx) {
+            const V x = hn::LoadU(d, src_at(ky, kx, c));
+            acc = hn::MulAdd(x, hn::Load(d, taps + (ky * kw + kx) * cs + c), acc);
+          }
+        }
+        hn::StoreU(hn::Min(hn::Max(acc, vmin), vmax), d, out + c);
+      }
+      if (c < C) {
+        const auto m = hn::FirstN(d, C - c);
+        V acc = hn::Load(d, bias + c);
+        for (int ky = 0; ky < kh; ++ky) {
+          for (int kx = 0; kx < kw; ++kx) {
+            const V x = hn::MaskedLoad(m, d, src_at(ky, kx, c));
+            acc = hn::MulAdd(x, hn::Load(d, taps + (ky * kw + kx) * cs + c), acc);
+          }
+        }
+        hn::BlendedStore(hn::Min(hn::Max(acc, vmin), vmax), m, d, out + c);
+      }
+      continue;
+    }
+
+    for (size_t c = 0; c < C; c += N) {
+      const bool full = c + N <= C;
+      const auto m = hn::FirstN(d, full ? N : C - c);
+      V acc = hn::Load(d, bias + c);
+      for (int ky = ky_begin; ky < ky_end; ++ky) {
+        for (int kx = kx_begin; kx < kx_end; ++kx) {
+          const float* src = src_at(ky, kx, c);
+          const V x = full ? hn::LoadU(d, src) : hn::MaskedLoad(m, d, src);
+          acc = hn::MulAdd(x, hn::Load(d, taps + (ky * kw + kx) * cs + c), acc);
+        }
+      }
+      acc = hn::Min(hn::Max(acc, vmin), vmax);
+      if (full) {
+        hn::StoreU(acc, d, out + c);
+      } else {
+        hn::BlendedStore(acc, m, d, out + c);
+      }
+    }
+  }
+}
+
+const F32DwconvUkernels* GetF32DwconvUkernels() {
+  static const F32DwconvUkernels table = {hwy::TargetName(HWY_TARGET), &F32DwconvRow<3, 3>,
+                                          &F32DwconvRow<5, 5>, &F32DwconvRow<0, 0>};
+  return &table;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pcv::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pcv::kernels {
+HWY_EXPORT(GetF32DwconvUkernels);
+
+const F32DwconvUkernels& f32_dwconv_ukernels() {
+  apply_forced_isa();
+  return *HWY_DYNAMIC_DISPATCH(GetF32DwconvUkernels)();
+}
+}  // namespace pcv::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,132 @@
+// f32_gemm_minmax_<MR>x<NR>__hwy: register-blocked GEMM microkernels, compiled once per
+// Highway target (foreach_target) and listed per target by f32_gemm_ukernels().
+//
+// MR rows x NRV vectors of accumulators stay in registers; per k step the kernel loads NRV
+// weight vectors (the packed panel, contiguous and aligned) and broadcasts MR values of A
+// (fused into the FMA as a memory operand on x86). Tiles chosen by measurement (see
+// bench/gemm_bench.cc): AVX3 8x2v (16 of 32 zmm), AVX2/SSE 6x2v (12 of 16 registers).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/gemm/f32_gemm_hwy.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cstdio>
+
+#include "kernels/gemm/gemm.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pcv::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+template <size_t MR, size_t NRV>
+void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, size_t lda,
+                   const float* HWY_RESTRICT w, const float* HWY_RESTRICT bias,
+                   float* HWY_RESTRICT c, size_t ldc, float min, float max, uint32_t flags) {
+  using D = hn::ScalableTag<float>;
+  using V = hn::Vec<D>;
+  const D d;
+  const size_t N = hn::Lanes(d);
+  const size_t NR = NRV * N;
+
+  // Rows past mr re-read the last valid row (never stored): no branch in the k loop.
+  const float* ar[MR];
+  for (size_t i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : mr - 1) * lda;
+
+  V acc[MR][NRV];
+  if (flags & kF32GemmInitBias) {
+    for (size_t j = 0; j < NRV; ++j) {
+      const V b = hn::Load(d, bias + j * N);
+      for (size_t i = 0; i < MR; ++i) acc[i][j] = b;
+    }
+  } else {
+    for (size_t i = 0; i < MR; ++i) {
+      const float* ci = c + (i < mr ? i : mr - 1) * ldc;
+      for (size_t j = 0; j < NRV; ++j) {
+        const size_t col = j * N;
+        if (col + N <= nr) {
+          acc[i][j] = hn::LoadU(d, ci + col);
+        } else if (col < nr) {
+          acc[i][j] = hn::MaskedLoad(hn::FirstN(d, nr - col), d, ci + col);
+        } else {
+          acc[i][j] = hn::Zero(d);
+        }
+      }
+    }
+  }
+
+  for (size_t k = 0; k < kc; ++k) {
+    V b[NRV];
+    for (size_t j = 0; j < NRV; ++j) b[j] = hn::Load(d, w + j * N);
+    w += NR;
+    for (size_t i = 0; i < MR; ++i) {
+      const V av = hn::Set(d, ar[i][k]);
+      for (size_t j = 0; j < NRV; ++j) acc[i][j] = hn::MulAdd(av, b[j], acc[i][j]);
+    }
+  }
+
+  if (flags & kF32GemmClamp) {
+    const V vmin = hn::Set(d, min);
+    const V vmax = hn::Set(d, max);
+    for (size_t i = 0; i < MR; ++i) {
+      for (size_t j = 0; j < NRV; ++j) acc[i][j] = hn::Min(hn::Max(acc[i][j], vmin), vmax);
+    }
+  }
+
+  for (size_t i = 0; i < MR && i < mr; ++i) {
+    float* ci = c + i * ldc;
+    if (nr == NR) {
+      for (size_t j = 0; j < NRV; ++j) hn::StoreU(acc[i][j], d, ci + j * N);
+    } else {
+      for (size_t j = 0; j < NRV; ++j) {
+        const size_t col = j * N;
+        if (col + N <= nr) {
+          hn::StoreU(acc[i][j], d, ci + col);
+        } else if (col < nr) {
+          hn::BlendedStore(acc[i][j], hn::FirstN(d, nr - col), d, ci + col);
+        }
+      }
+    }
+  }
+}
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kWideMR = 8, kWideNRV = 2, kNarrowMR = 8, kNarrowNRV = 1;
+#elif HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR
+constexpr size_t kWideMR = 4, kWideNRV = 2, kNarrowMR = 4, kNarrowNRV = 1;
+#else
+constexpr size_t kWideMR = 6, kWideNRV = 2, kNarrowMR = 8, kNarrowNRV = 1;
+#endif
+
+const F32GemmUkernels* GetF32GemmUkernels() {
+  static char wide_name[48];
+  static char narrow_name[48];
+  static const F32GemmUkernels table = [] {
+    const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
+    F32GemmUkernels t;
+    t.isa = hwy::TargetName(HWY_TARGET);
+    std::snprintf(wide_name, sizeof(wide_name), "f32_gemm_minmax_%zux%zu__hwy", kWideMR,
+                  kWideNRV * lanes);
+    std::snprintf(narrow_name, sizeof(narrow_name), "f32_gemm_minmax_%zux%zu__hwy", kNarrowMR,
+                  kNarrowNRV * lanes);
+    t.wide = {wide_name, kWideMR, kWideNRV * lanes, &F32GemmMinmax<kWideMR, kWideNRV>};
+    t.narrow = {narrow_name, kNarrowMR, kNarrowNRV * lanes, &F32GemmMinmax<kNarrowMR, kNarrowNRV>};
+    return t;
+  }();
+  return &table;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pcv::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pcv::kernels {
+HWY_EXPORT(GetF32GemmUkernels);
+
+const F32GemmUkernels& f32_gemm_ukernels() {
+  apply_forced_isa();
+  return *HWY_DYNAMIC_DISPATCH(GetF32GemmUkernels)();
+}
+}  // namespace pcv::kernels
+#endif  // HWY_ONCE

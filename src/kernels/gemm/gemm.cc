@@ -1,0 +1,186 @@
+// Packing and the threaded driver for the f32 GEMM (contract in gemm.h).
+#include "kernels/gemm/gemm.h"
+
+#include <fmt/format.h>
+#include <hwy/targets.h>
+#include <pthreadpool.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string_view>
+
+#include "base/log.h"
+#include "base/thread_pool.h"
+
+namespace pcv::kernels {
+
+const char* apply_forced_isa() {
+  static const char* pinned = [] () -> const char* {
+    const char* env = std::getenv("PCV_FORCE_ISA");
+    if (env == nullptr || *env == '\0') return nullptr;
+    struct Name {
+      std::string_view name;
+      int64_t target;
+      const char* canonical;
+    };
+    static const Name kNames[] = {
+        {"AVX3_DL", HWY_AVX3_DL, "AVX3_DL"}, {"AVX3", HWY_AVX3, "AVX3"},
+        {"AVX512", HWY_AVX3, "AVX3"},        {"AVX2", HWY_AVX2, "AVX2"},
+        {"SSE4", HWY_SSE4, "SSE4"},          {"SSSE3", HWY_SSSE3, "SSSE3"},
+        {"EMU128", HWY_EMU128, "EMU128"},    {"SCALAR", HWY_EMU128, "EMU128"},
+    };
+    for (const Name& n : kNames) {
+      if (n.name == env) {
+        hwy::DisableTargets(~n.target);
+        return n.canonical;
+      }
+    }
+    log_warning("PCV_FORCE_ISA={} is not a known target (AVX3_DL, AVX3, AVX2, SSE4, SSSE3, "
+                "EMU128); ignored", env);
+    return nullptr;
+  }();
+  return pinned;
+}
+
+namespace {
+
+// K block: a kc x nr weight block (kc * 32 floats = 32 KiB at kc = 256) stays in L1/L2 while
+// it is reused by every row block of a tile.
+constexpr size_t kMaxKc = 256;
+
+size_t choose_kc(size_t k) {
+  if (k <= kMaxKc) return k;
+  const size_t blocks = (k + kMaxKc - 1) / kMaxKc;
+  return (k + blocks - 1) / blocks;  // equal blocks, none tiny
+}
+
+F32GemmUkernel choose_ukernel(const F32GemmUkernels& uk, size_t n, F32GemmUkernelChoice choice) {
+  if (choice == F32GemmUkernelChoice::kWide) return uk.wide;
+  if (choice == F32GemmUkernelChoice::kNarrow) return uk.narrow;
+  // Columns computed, padding included; the narrow kernel does fewer FMAs per broadcast, so it
+  // only wins when the wide one would waste a large share of its columns.
+  const size_t wide_cols = (n + uk.wide.nr - 1) / uk.wide.nr * uk.wide.nr;
+  const size_t narrow_cols = (n + uk.narrow.nr - 1) / uk.narrow.nr * uk.narrow.nr;
+  return narrow_cols * 5 < wide_cols * 4 ? uk.narrow : uk.wide;
+}
+
+}  // namespace
+
+Expected<F32GemmPackedB> pack_f32_gemm_b(size_t k, size_t n, const float* b, size_t ldb,
+                                         const float* bias, F32GemmBLayout layout,
+                                         F32GemmUkernelChoice choice) {
+  if (k == 0 || n == 0 || b == nullptr) {
+    return invalid_argument(fmt::format("pack_f32_gemm_b: k={} n={} b={}", k, n,
+                                        b == nullptr ? "null" : "set"));
+  }
+  const size_t min_ld = layout == F32GemmBLayout::kKN ? n : k;
+  if (ldb < min_ld) {
+    return invalid_argument(fmt::format("pack_f32_gemm_b: ldb={} < {}", ldb, min_ld));
+  }
+  const F32GemmUkernels& uk = f32_gemm_ukernels();
+  F32GemmPackedB p;
+  p.k = k;
+  p.n = n;
+  p.kc = choose_kc(k);
+  p.ukernel = choose_ukernel(uk, n, choice);
+  p.isa = uk.isa;
+  const size_t nr = p.ukernel.nr;
+  p.panel_stride_elems = nr * (1 + k);
+  if (!p.data.resize(p.panels() * p.panel_stride_elems * sizeof(float))) {
+    return out_of_memory(fmt::format("pack_f32_gemm_b: {} bytes",
+                                     p.panels() * p.panel_stride_elems * sizeof(float)));
+  }
+  float* out = reinterpret_cast<float*>(p.data.data());  // zero-filled by resize
+  for (size_t panel = 0; panel < p.panels(); ++panel) {
+    const size_t n0 = panel * nr;
+    const size_t cols = std::min(nr, n - n0);
+    float* dst = out + panel * p.panel_stride_elems;
+    if (bias != nullptr) std::memcpy(dst, bias + n0, cols * sizeof(float));
+    dst += nr;
+    if (layout == F32GemmBLayout::kKN) {
+      for (size_t kk = 0; kk < k; ++kk) {
+        std::memcpy(dst + kk * nr, b + kk * ldb + n0, cols * sizeof(float));
+      }
+    } else {
+      for (size_t j = 0; j < cols; ++j) {
+        const float* src = b + (n0 + j) * ldb;
+        for (size_t kk = 0; kk < k; ++kk) dst[kk * nr + j] = src[kk];
+      }
+    }
+  }
+  return p;
+}
+
+namespace {
+
+struct GemmTask {
+  const float* a;
+  size_t lda;
+  const F32GemmPackedB* b;
+  float* c;
+  size_t ldc;
+  size_t m;
+  float min, max;
+};
+
+// One tile: rows [m0, m0 + rows) x columns [n0, n0 + cols), n0 a multiple of nr. Loop order:
+// K blocks outermost (the A block rows x kc stays in L2), then panels (the kc x nr weight block
+// stays in L1 across the row blocks), then MR-row blocks.
+void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols) {
+  const F32GemmPackedB& b = *t.b;
+  const F32GemmUkernel& uk = b.ukernel;
+  const size_t nr = uk.nr;
+  const size_t mr = uk.mr;
+  for (size_t k0 = 0; k0 < b.k; k0 += b.kc) {
+    const size_t kc = std::min(b.kc, b.k - k0);
+    const uint32_t flags = (k0 == 0 ? kF32GemmInitBias : 0u) |
+                           (k0 + kc >= b.k ? kF32GemmClamp : 0u);
+    for (size_t n = n0; n < n0 + cols; n += nr) {
+      const float* panel = b.panel(n / nr);
+      const float* w = panel + nr + k0 * nr;
+      const size_t ncols = std::min(nr, n0 + cols - n);
+      for (size_t m = m0; m < m0 + rows; m += mr) {
+        const size_t mrows = std::min(mr, m0 + rows - m);
+        uk.fn(mrows, ncols, kc, t.a + m * t.lda + k0, t.lda, w, panel, t.c + m * t.ldc + n,
+              t.ldc, t.min, t.max, flags);
+      }
+    }
+  }
+}
+
+void gemm_tile_2d(void* ctx, size_t m0, size_t n0, size_t rows, size_t cols) {
+  gemm_tile(*static_cast<const GemmTask*>(ctx), m0, n0, rows, cols);
+}
+
+}  // namespace
+
+void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,
+                     size_t ldc, float min, float max, ThreadPool* pool) {
+  if (m == 0) return;
+  const GemmTask task{a, lda, &b, c, ldc, m, min, max};
+  const size_t mr = b.ukernel.mr;
+  const size_t nr = b.ukernel.nr;
+  const size_t n_round = b.panels() * nr;
+  // Row tiles bound the A block (tile_m x kc) to L2; for several threads, cut until there are
+  // a few tiles per thread (rows first, then columns) so the pool can balance.
+  size_t tile_m = std::min<size_t>((m + mr - 1) / mr * mr, 32 * mr);
+  size_t tile_n = n_round;
+  const size_t threads = pool != nullptr ? static_cast<size_t>(pool->threads()) : 1;
+  if (threads > 1) {
+    auto tiles = [&] { return ((m + tile_m - 1) / tile_m) * ((n_round + tile_n - 1) / tile_n); };
+    while (tiles() < 4 * threads && tile_m > mr) tile_m = (tile_m / 2 + mr - 1) / mr * mr;
+    while (tiles() < 4 * threads && tile_n > nr) tile_n = (tile_n / 2 + nr - 1) / nr * nr;
+  }
+  if (threads <= 1 || pool->raw() == nullptr) {
+    for (size_t m0 = 0; m0 < m; m0 += tile_m) {
+      gemm_tile(task, m0, 0, std::min(tile_m, m - m0), b.n);
+    }
+    return;
+  }
+  pthreadpool_parallelize_2d_tile_2d(pool->raw(), &gemm_tile_2d, const_cast<GemmTask*>(&task),
+                                     m, b.n, tile_m, tile_n, 0);
+}
+
+}  // namespace pcv::kernels

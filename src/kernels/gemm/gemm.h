@@ -1,0 +1,115 @@
+// f32 GEMM with pre-packed weights: C(M, N) = clamp(A(M, K) * B(K, N) + bias(N), min, max).
+//
+// Layouts: A (M, K) row-major, row stride lda >= K (floats).
+//          B (K, N) row-major with stride ldb >= N              (F32GemmBLayout::kKN), or
+//          B^T (N, K) row-major with stride ldb >= K            (F32GemmBLayout::kNK: fully
+//          connected weights (out, in) and OHWI conv filters are already B^T).
+//          C (M, N) row-major, row stride ldc >= N. C must not alias A.
+// Lifetime: pack_f32_gemm_b() copies B and bias into a 64-byte aligned buffer owned by the
+// returned F32GemmPackedB (the caller's arrays may be freed). Packing happens once (in an op's
+// prepare); f32_gemm_packed() only reads it, so one packed B may be used from several threads.
+//
+// Packed layout: N is cut into panels of `nr` columns (nr = vectors x lanes of the chosen
+// microkernel, zero padded at the right edge). Panel p holds bias[nr], then K rows of nr
+// weights: the microkernel streams a panel contiguously.
+//
+// Microkernels: f32_gemm_minmax_<MR>x<NR>__hwy, written once with Highway and compiled per
+// target (EMU128, SSSE3, SSE4, AVX2, AVX3). The target is chosen at pack time (the best one
+// the CPU has, or the one pinned by PCV_FORCE_ISA) and stored in the packed struct with the
+// microkernel; `F32GemmPackedB::isa` / `ukernel_name` say which one runs.
+// Each output is a sum of K products accumulated in f32 in k order within blocks of `kc`
+// (K-blocking for the L1 cache), so results match a sequential f32 dot product up to
+// reassociation at block boundaries: |error| <~ K * eps * sum|a*b|.
+//
+// PCV_FORCE_ISA (environment variable, read once at the first pack of any pocketcv Highway
+// kernel): one of AVX3_DL, AVX3 (alias AVX512), AVX2, SSE4, SSSE3, EMU128 (alias SCALAR).
+// It pins Highway's run-time dispatch for the whole process (hwy::DisableTargets of every
+// other target). A target the CPU lacks falls back to EMU128; an unknown name logs a warning
+// and is ignored.
+//
+// Threads: f32_gemm_packed() splits C into (rows x columns) tiles over the pool; pool may be
+// nullptr (caller's thread). Results do not depend on the thread count (each output is
+// computed by exactly one tile, in the same order).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/aligned.h"
+#include "base/status.h"
+
+namespace pcv {
+class ThreadPool;
+}
+
+namespace pcv::kernels {
+
+// One microkernel: C[0:mr, 0:nr] (mr <= MR, nr <= NR) (=|+=) A[0:mr, 0:kc] * W[0:kc, 0:NR].
+// flags: kF32GemmInitBias starts from `bias` (NR floats) instead of loading C;
+//        kF32GemmClamp applies [min, max] before storing (the last K block).
+inline constexpr uint32_t kF32GemmInitBias = 1;
+inline constexpr uint32_t kF32GemmClamp = 2;
+using F32GemmUkernelFn = void (*)(size_t mr, size_t nr, size_t kc, const float* a, size_t lda,
+                                  const float* w, const float* bias, float* c, size_t ldc,
+                                  float min, float max, uint32_t flags);
+struct F32GemmUkernel {
+  const char* name = nullptr;  // "f32_gemm_minmax_8x32__hwy"
+  size_t mr = 0, nr = 0;
+  F32GemmUkernelFn fn = nullptr;
+};
+
+// Every microkernel of the current Highway target (the dispatch list: prepare, tests and
+// benchmarks iterate it). `isa` is hwy::TargetName of the compiled target.
+struct F32GemmUkernels {
+  const char* isa = nullptr;
+  F32GemmUkernel wide;    // 2 or more vectors per row: the default
+  F32GemmUkernel narrow;  // 1 vector per row: for small N (e.g. N = 16 with 512-bit vectors)
+};
+const F32GemmUkernels& f32_gemm_ukernels();
+
+enum class F32GemmBLayout : uint8_t { kKN, kNK };
+
+enum class F32GemmUkernelChoice : uint8_t { kAuto, kWide, kNarrow };
+
+struct F32GemmPackedB {
+  size_t k = 0, n = 0;
+  size_t kc = 0;                   // K block length
+  F32GemmUkernel ukernel;          // also gives nr = ukernel.nr
+  const char* isa = nullptr;
+  size_t panel_stride_elems = 0;   // nr * (1 + k)
+  AlignedBuffer data;              // panels, see the layout above
+
+  size_t panels() const { return ukernel.nr ? (n + ukernel.nr - 1) / ukernel.nr : 0; }
+  const float* panel(size_t p) const {
+    return reinterpret_cast<const float*>(data.data()) + p * panel_stride_elems;
+  }
+};
+
+// Packs B (and bias(N), may be nullptr = zeros). Errors: invalid_argument (k or n == 0, ldb too
+// small, b == nullptr), out_of_memory.
+Expected<F32GemmPackedB> pack_f32_gemm_b(size_t k, size_t n, const float* b, size_t ldb,
+                                         const float* bias, F32GemmBLayout layout,
+                                         F32GemmUkernelChoice choice = F32GemmUkernelChoice::kAuto);
+
+// C = clamp(A * B + bias, min, max) for M >= 1 rows (M == 0 does nothing). No allocation.
+void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,
+                     size_t ldc, float min, float max, ThreadPool* pool);
+
+// Fully connected: output(batch, out) = clamp(input(batch, in) * W^T + bias, min, max) with
+// W (out, in) row-major, i.e. a GEMM with M = batch against B = W^T.
+inline Expected<F32GemmPackedB> pack_f32_fully_connected(size_t in_elems, size_t out_elems,
+                                                          const float* weights,
+                                                          const float* bias) {
+  return pack_f32_gemm_b(in_elems, out_elems, weights, in_elems, bias, F32GemmBLayout::kNK);
+}
+inline void f32_fully_connected_fast(size_t batch, const float* input, const F32GemmPackedB& w,
+                                     float act_min, float act_max, float* output,
+                                     ThreadPool* pool) {
+  f32_gemm_packed(batch, input, w.k, w, output, w.n, act_min, act_max, pool);
+}
+
+// Applies PCV_FORCE_ISA (once per process; later calls do nothing) and returns the pinned
+// target's name, or nullptr when the variable is unset or unknown.
+const char* apply_forced_isa();
+
+}  // namespace pcv::kernels

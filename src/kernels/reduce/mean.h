@@ -1,0 +1,50 @@
+// Contract for mean over a set of axes (global average pooling = mean over H and W of NHWC).
+//
+// Shapes: input dims (rank <= 5, dense row-major); reduce_axis[d] marks the reduced axes.
+// The output holds the input dims with every reduced axis set to 1 (keep_dims; dropping
+// those axes changes only the shape, not the data order).
+//
+// float32: per output, sum in float32 over the reduced elements in increasing input order,
+// divided by the element count. No allocation.
+//
+// int8 (qs8), TFLite's reference_integer_ops::Mean arithmetic (the kernel TFLite's reference
+// Mean uses for 4-D inputs reduced over H, W), applied to any axis set:
+//   acc = sum (x - input_zp)                            (int32)
+//   acc = MBQM(acc, M),  M = double(si) / double(so)   (requant; see make_qs8_mean_params)
+//   acc = acc > 0 ? (acc + n/2) / n : (acc - n/2) / n   (n = reduced count; half away from 0)
+//   y = clamp(acc + output_zp, -128, 127)
+// NOTE: TFLite's builtin int8 MEAN has several code paths by version, axes and keep_dims
+// (an optimized float path with round(x*scale + bias) for 4-D keep_dims H,W; a float
+// QuantizedMeanOrSum otherwise). They agree with this definition within 1 step, which is the
+// tolerance DESIGN.md sets for quantized results against LiteRT.
+// Accumulator bound: |acc| <= 255 * n, so n < 8.4M elements per output.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/common/requant.h"
+
+namespace pcv::kernels {
+
+constexpr int kMaxReduceRank = 5;
+
+struct MeanParams {
+  int rank = 0;
+  int in_dims[kMaxReduceRank] = {};
+  bool reduce_axis[kMaxReduceRank] = {};
+};
+
+struct QuantMeanParams {
+  int32_t input_zero_point = 0;
+  int32_t output_zero_point = 0;
+  QuantizedMultiplier requant;  // input_scale / output_scale
+};
+
+QuantMeanParams make_qs8_mean_params(float input_scale, int32_t input_zero_point,
+                                     float output_scale, int32_t output_zero_point);
+
+void f32_mean__ref(const MeanParams& p, const float* input, float* output);
+void qs8_mean__ref(const MeanParams& p, const QuantMeanParams& q, const int8_t* input,
+                   int8_t* output);
+
+}  // namespace pcv::kernels

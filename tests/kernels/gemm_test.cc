@@ -1,0 +1,187 @@
+// f32_gemm_minmax_<MR>x<NR>__hwy (via pack_f32_gemm_b + f32_gemm_packed) against a naive
+// double-accumulating GEMM, for every Highway target this machine supports and was compiled.
+//
+// Tolerance: each output is a sum of K products (plus bias) accumulated in f32; the worst case
+// sequential rounding error is gamma_K * sum|terms| with gamma_K ~ K * eps / 2. We allow
+// |got - ref| <= K * eps * (sum_k |a_ik * b_kj| + |bias_j|) + 1e-30: twice the bound, and it
+// scales with the reduction length (it is ~1e-5 relative at K = 127).
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/gemm/gemm.h"
+
+namespace pcv::kernels {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+struct GemmCase {
+  size_t m, n, k;
+  size_t lda, ldb, ldc;
+  F32GemmBLayout layout;
+  bool bias;
+  float min, max;
+};
+
+std::vector<float> random_vec(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// Runs one case with the currently selected target; returns the number of mismatches.
+void check_case(const GemmCase& c, F32GemmUkernelChoice choice, ThreadPool* pool,
+                std::mt19937& rng) {
+  const size_t b_rows = c.layout == F32GemmBLayout::kKN ? c.k : c.n;
+  std::vector<float> a = random_vec(c.m * c.lda, rng);
+  std::vector<float> b = random_vec(b_rows * c.ldb, rng);
+  std::vector<float> bias = random_vec(c.n, rng);
+  const float kGuard = 12345.0f;
+  std::vector<float> out(c.m * c.ldc + 1, kGuard);  // one guard past the end
+
+  auto packed = pack_f32_gemm_b(c.k, c.n, b.data(), c.ldb, c.bias ? bias.data() : nullptr,
+                                c.layout, choice);
+  ASSERT_TRUE(packed.has_value()) << packed.status().to_string();
+  f32_gemm_packed(c.m, a.data(), c.lda, *packed, out.data(), c.ldc, c.min, c.max, pool);
+
+  size_t bad = 0;
+  for (size_t i = 0; i < c.m; ++i) {
+    for (size_t j = 0; j < c.ldc; ++j) {
+      const float got = out[i * c.ldc + j];
+      if (j >= c.n) {  // columns between n and ldc must be untouched
+        if (got != kGuard && bad++ < 5) ADD_FAILURE() << "wrote padding at " << i << "," << j;
+        continue;
+      }
+      double ref = c.bias ? bias[j] : 0.0;
+      double abs_sum = c.bias ? std::fabs(bias[j]) : 0.0;
+      for (size_t kk = 0; kk < c.k; ++kk) {
+        const double bkj = c.layout == F32GemmBLayout::kKN ? b[kk * c.ldb + j] : b[j * c.ldb + kk];
+        const double term = static_cast<double>(a[i * c.lda + kk]) * bkj;
+        ref += term;
+        abs_sum += std::fabs(term);
+      }
+      ref = std::min<double>(std::max<double>(ref, c.min), c.max);
+      const double tol = static_cast<double>(c.k) * FLT_EPSILON * abs_sum + 1e-30;
+      if (!(std::fabs(got - ref) <= tol) && bad++ < 5) {
+        ADD_FAILURE() << "C[" << i << "," << j << "] = " << got << ", want " << ref
+                      << " (tol " << tol << ")";
+      }
+    }
+  }
+  EXPECT_EQ(out.back(), kGuard) << "wrote past the end of C";
+  EXPECT_EQ(bad, 0u) << "m=" << c.m << " n=" << c.n << " k=" << c.k << " ukernel "
+                     << packed->ukernel.name << " isa " << packed->isa;
+}
+
+// Calls fn() once per Highway target that is compiled and supported, with dispatch pinned.
+template <class Fn>
+void for_each_target(Fn fn) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    const F32GemmUkernels& uk = f32_gemm_ukernels();
+    if (std::string(uk.isa) != hwy::TargetName(target)) {
+      // PCV_FORCE_ISA pins dispatch to one target: the others cannot be reached.
+      ASSERT_NE(apply_forced_isa(), nullptr) << "dispatch ignored target "
+                                             << hwy::TargetName(target);
+      continue;
+    }
+    SCOPED_TRACE(std::string("isa ") + uk.isa);
+    fn(uk);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(GemmF32MinmaxHwy, TailsEveryTarget) {
+  const size_t kSizes[] = {1, 7, 8, 9, 15, 16, 17, 127};
+  ThreadPool pool2(2);
+  std::mt19937 rng(1);
+  for_each_target([&](const F32GemmUkernels& uk) {
+    for (F32GemmUkernelChoice choice : {F32GemmUkernelChoice::kWide, F32GemmUkernelChoice::kNarrow}) {
+      for (size_t m : kSizes) {
+        for (size_t n : kSizes) {
+          for (size_t k : kSizes) {
+            // Alternate layouts, strides, bias, clamps and threads over the cube.
+            const size_t v = m + 3 * n + 5 * k;
+            const F32GemmBLayout layout = v % 2 ? F32GemmBLayout::kKN : F32GemmBLayout::kNK;
+            const size_t pad = v % 3 == 0 ? 3 : 0;
+            GemmCase c{m, n, k, k + pad, (layout == F32GemmBLayout::kKN ? n : k) + pad,
+                       n + pad, layout, v % 5 != 0, -kInf, kInf};
+            if (v % 4 == 1) {
+              c.min = -0.5f;
+              c.max = 0.75f;
+            }
+            check_case(c, choice, v % 2 ? &pool2 : nullptr, rng);
+            if (HasFailure()) return;
+          }
+        }
+      }
+    }
+  });
+}
+
+TEST(GemmF32MinmaxHwy, LargeKBlockedThreaded) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(2);
+  for_each_target([&](const F32GemmUkernels&) {
+    // k > 256 takes several K blocks (C is re-loaded between blocks; clamp only at the end).
+    check_case({131, 301, 600, 600, 600, 301, F32GemmBLayout::kNK, true, -2.0f, 2.0f},
+               F32GemmUkernelChoice::kAuto, &pool2, rng);
+    check_case({64, 80, 513, 520, 80, 90, F32GemmBLayout::kKN, true, -kInf, kInf},
+               F32GemmUkernelChoice::kAuto, nullptr, rng);
+    check_case({49, 1280, 320, 320, 320, 1280, F32GemmBLayout::kNK, true, 0.0f, 6.0f},
+               F32GemmUkernelChoice::kAuto, &pool2, rng);
+  });
+}
+
+TEST(GemmF32MinmaxHwy, SameResultForAnyThreadCount) {
+  std::mt19937 rng(3);
+  const size_t m = 97, n = 75, k = 300;
+  std::vector<float> a = random_vec(m * k, rng), b = random_vec(k * n, rng);
+  auto packed = pack_f32_gemm_b(k, n, b.data(), n, nullptr, F32GemmBLayout::kKN);
+  ASSERT_TRUE(packed.has_value());
+  std::vector<float> c1(m * n), c2(m * n);
+  ThreadPool pool2(2);
+  f32_gemm_packed(m, a.data(), k, *packed, c1.data(), n, -kInf, kInf, nullptr);
+  f32_gemm_packed(m, a.data(), k, *packed, c2.data(), n, -kInf, kInf, &pool2);
+  EXPECT_EQ(c1, c2);
+}
+
+TEST(GemmF32MinmaxHwy, FullyConnected) {
+  std::mt19937 rng(4);
+  const size_t batch = 3, in = 37, out = 19;
+  std::vector<float> x = random_vec(batch * in, rng), w = random_vec(out * in, rng),
+                     bias = random_vec(out, rng);
+  auto packed = pack_f32_fully_connected(in, out, w.data(), bias.data());
+  ASSERT_TRUE(packed.has_value());
+  std::vector<float> y(batch * out);
+  f32_fully_connected_fast(batch, x.data(), *packed, 0.0f, kInf, y.data(), nullptr);
+  for (size_t i = 0; i < batch; ++i) {
+    for (size_t o = 0; o < out; ++o) {
+      double ref = bias[o];
+      for (size_t j = 0; j < in; ++j) ref += static_cast<double>(x[i * in + j]) * w[o * in + j];
+      EXPECT_NEAR(y[i * out + o], std::max(ref, 0.0), 1e-5) << i << "," << o;
+    }
+  }
+}
+
+TEST(GemmF32MinmaxHwy, RejectsBadShapes) {
+  float b[4] = {};
+  EXPECT_EQ(pack_f32_gemm_b(0, 2, b, 2, nullptr, F32GemmBLayout::kKN).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(pack_f32_gemm_b(2, 2, b, 1, nullptr, F32GemmBLayout::kKN).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(pack_f32_gemm_b(2, 2, nullptr, 2, nullptr, F32GemmBLayout::kNK).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace pcv::kernels
