@@ -343,22 +343,26 @@ bool run_oracle(const std::string& script, const std::string& model_path, const 
   args.push_back(work + "/out");
 
   ProcessResult r;
-  if (!run_process(args, work, &r, err)) return false;
+  bool ok = run_process(args, work, &r, err);
   const std::string who = script + (runtime.empty() ? "" : " --runtime " + runtime) + " on " + model_path;
-  if (r.timed_out || r.signal != 0 || r.exit_code != 0) {
+  if (ok && (r.timed_out || r.signal != 0 || r.exit_code != 0)) {
     std::string how = r.timed_out ? "timed out after " + std::to_string(oracle_timeout_seconds()) + " s"
                       : r.signal  ? "was killed by signal " + std::to_string(r.signal)
                                   : "exited with status " + std::to_string(r.exit_code);
-    *err = who + " " + how + " (work dir kept: " + work + "):\n" + stderr_digest(r.err);
-    return false;
-  }
-  if (!parse_result(r.out, outputs, err)) {
+    *err = who + " " + how + ":\n" + stderr_digest(r.err);
+    ok = false;
+  } else if (ok && !parse_result(r.out, outputs, err)) {
     *err = who + ": " + *err + "\n" + stderr_digest(r.err);
-    return false;
+    ok = false;
   }
-  std::error_code ec;
-  fs::remove_all(work, ec);
-  return true;
+  // PCV_ORACLE_KEEP=1 keeps the inputs, outputs and logs of every call for a look by hand.
+  if (const char* keep = std::getenv("PCV_ORACLE_KEEP"); keep && *keep && *keep != '0') {
+    if (!ok) *err += "\n(oracle work dir kept: " + work + ")";
+  } else {
+    std::error_code ec;
+    fs::remove_all(work, ec);
+  }
+  return ok;
 }
 
 }  // namespace

@@ -18,7 +18,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
-  NODE_MODULES, blockNetwork, captureConsole, emit, finish, parseArgs, readInputs, readModel, sinceStart, writeOutputs,
+  NODE_MODULES, blockNetwork, captureConsole, emit, finish, parseArgs, readInputs, readModel,
+  sinceStart, writeOutputs,
 } from './common.mjs';
 
 const require = createRequire(import.meta.url);
@@ -194,8 +195,11 @@ class TfjsRunner {
 
 // ---------------------------------------------------------------- main
 async function main() {
-  // LiteRT.js always tries WebGPU first; Node has none, and the wasm (CPU) path is what we use.
-  const log = captureConsole({ ignore: [/^Failed to create default WebGPU device/] });
+  // LiteRT.js always looks for WebGPU and NPU accelerators first; Node has neither, and the
+  // wasm (CPU) path is the one we want, so those two notices are dropped.
+  const log = captureConsole({
+    ignore: [/^Failed to create default WebGPU device/, /NPU accelerator could not be loaded/],
+  });
   const args = parseArgs(process.argv.slice(2), { runtimes: ['litert', 'tfjs'] });
   const failOnError = (stage) => {
     if (/ERROR:/.test(log.text())) {

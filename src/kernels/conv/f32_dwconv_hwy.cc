@@ -12,6 +12,7 @@
 
 #include "kernels/conv/conv_fast_ukernels.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemm/load_partial-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pcv::kernels {
@@ -75,7 +76,7 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
         V acc = hn::Load(d, bias + c);
         for (int ky = 0; ky < kh; ++ky) {
           for (int kx = 0; kx < kw; ++kx) {
-            const V x = hn::MaskedLoad(m, d, src_at(ky, kx, c));
+            const V x = LoadPartial(d, src_at(ky, kx, c), C - c);
             acc = hn::MulAdd(x, hn::Load(d, taps + (ky * kw + kx) * cs + c), acc);
           }
         }
@@ -91,7 +92,7 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
       for (int ky = ky_begin; ky < ky_end; ++ky) {
         for (int kx = kx_begin; kx < kx_end; ++kx) {
           const float* src = src_at(ky, kx, c);
-          const V x = full ? hn::LoadU(d, src) : hn::MaskedLoad(m, d, src);
+          const V x = full ? hn::LoadU(d, src) : LoadPartial(d, src, C - c);
           acc = hn::MulAdd(x, hn::Load(d, taps + (ky * kw + kx) * cs + c), acc);
         }
       }

@@ -13,6 +13,7 @@
 #include <cstdio>
 
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemm/load_partial-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pcv::kernels {
@@ -31,23 +32,29 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
 
   // Rows past mr re-read the last valid row (never stored): no branch in the k loop.
   const float* ar[MR];
+  HWY_UNROLL(16)
   for (size_t i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : mr - 1) * lda;
 
+  // Loops over i < MR and j < NRV are fully unrolled so acc[][] lives in registers.
   V acc[MR][NRV];
   if (flags & kF32GemmInitBias) {
+    HWY_UNROLL(4)
     for (size_t j = 0; j < NRV; ++j) {
       const V b = hn::Load(d, bias + j * N);
+      HWY_UNROLL(16)
       for (size_t i = 0; i < MR; ++i) acc[i][j] = b;
     }
   } else {
+    HWY_UNROLL(16)
     for (size_t i = 0; i < MR; ++i) {
       const float* ci = c + (i < mr ? i : mr - 1) * ldc;
+      HWY_UNROLL(4)
       for (size_t j = 0; j < NRV; ++j) {
         const size_t col = j * N;
         if (col + N <= nr) {
           acc[i][j] = hn::LoadU(d, ci + col);
         } else if (col < nr) {
-          acc[i][j] = hn::MaskedLoad(hn::FirstN(d, nr - col), d, ci + col);
+          acc[i][j] = LoadPartial(d, ci + col, nr - col);
         } else {
           acc[i][j] = hn::Zero(d);
         }
@@ -57,10 +64,13 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
 
   for (size_t k = 0; k < kc; ++k) {
     V b[NRV];
+    HWY_UNROLL(4)
     for (size_t j = 0; j < NRV; ++j) b[j] = hn::Load(d, w + j * N);
     w += NR;
+    HWY_UNROLL(16)
     for (size_t i = 0; i < MR; ++i) {
       const V av = hn::Set(d, ar[i][k]);
+      HWY_UNROLL(4)
       for (size_t j = 0; j < NRV; ++j) acc[i][j] = hn::MulAdd(av, b[j], acc[i][j]);
     }
   }
@@ -68,23 +78,33 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
   if (flags & kF32GemmClamp) {
     const V vmin = hn::Set(d, min);
     const V vmax = hn::Set(d, max);
+    HWY_UNROLL(16)
     for (size_t i = 0; i < MR; ++i) {
+      HWY_UNROLL(4)
       for (size_t j = 0; j < NRV; ++j) acc[i][j] = hn::Min(hn::Max(acc[i][j], vmin), vmax);
     }
   }
 
-  for (size_t i = 0; i < MR && i < mr; ++i) {
-    float* ci = c + i * ldc;
-    if (nr == NR) {
-      for (size_t j = 0; j < NRV; ++j) hn::StoreU(acc[i][j], d, ci + j * N);
-    } else {
-      for (size_t j = 0; j < NRV; ++j) {
-        const size_t col = j * N;
-        if (col + N <= nr) {
-          hn::StoreU(acc[i][j], d, ci + col);
-        } else if (col < nr) {
-          hn::BlendedStore(acc[i][j], hn::FirstN(d, nr - col), d, ci + col);
-        }
+  if (HWY_LIKELY(nr == NR)) {
+    HWY_UNROLL(16)
+    for (size_t i = 0; i < MR; ++i) {
+      if (i < mr) {
+        HWY_UNROLL(4)
+        for (size_t j = 0; j < NRV; ++j) hn::StoreU(acc[i][j], d, c + i * ldc + j * N);
+      }
+    }
+    return;
+  }
+  HWY_UNROLL(16)
+  for (size_t i = 0; i < MR; ++i) {
+    if (i >= mr) continue;
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) {
+      const size_t col = j * N;
+      if (col + N <= nr) {
+        hn::StoreU(acc[i][j], d, c + i * ldc + col);
+      } else if (col < nr) {
+        hn::BlendedStore(acc[i][j], hn::FirstN(d, nr - col), d, c + i * ldc + col);
       }
     }
   }

@@ -48,7 +48,7 @@ namespace {
 
 // K block: a kc x nr weight block (kc * 32 floats = 32 KiB at kc = 256) stays in L1/L2 while
 // it is reused by every row block of a tile.
-constexpr size_t kMaxKc = 256;
+constexpr size_t kMaxKc = 512;
 
 size_t choose_kc(size_t k) {
   if (k <= kMaxKc) return k;

@@ -1,0 +1,42 @@
+// One prepared node: the kernel chosen for it in prepare, with its parameters and packed
+// weights, run blindly by Session::run.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "ir/graph.h"
+
+namespace pcv::runtime {
+
+struct RunContext {
+  std::vector<ir::Tensor>* values;  // by value id: arena views or constants
+  void* scratch;                    // scratch_bytes() of this node, 64-byte aligned
+  ThreadPool* pool;
+};
+
+class OpKernel {
+ public:
+  virtual ~OpKernel() = default;
+  virtual void run(const RunContext& ctx) const = 0;
+  std::string name;         // kernel name for profiles: "f32_conv2d_fast (avx3 1x1 gemm)"
+  size_t scratch_bytes = 0;
+  int64_t packed_bytes = 0;
+  int64_t macs = 0;
+};
+
+struct PrepareContext {
+  const ir::Graph* graph;
+  bool fast_kernels;
+  int threads;
+};
+
+// Picks and prepares the kernel for `node`. Errors (unsupported dtype combination, bad
+// quantization parameters) name the node.
+Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& ctx, const ir::Node& node);
+
+}  // namespace pcv::runtime

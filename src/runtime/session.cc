@@ -1,0 +1,228 @@
+#include "runtime/session.h"
+
+#include <fmt/core.h>
+
+#include <chrono>
+#include <climits>
+#include <cstring>
+
+#include "base/aligned.h"
+#include "base/thread_pool.h"
+#include "runtime/memory_plan.h"
+#include "runtime/op_kernel.h"
+
+namespace pcv::runtime {
+
+using namespace pcv::ir;
+
+struct Session::Impl {
+  Graph graph;
+  SessionOptions options;
+  std::unique_ptr<ThreadPool> pool;
+  AlignedBuffer arena;
+  void* scratch = nullptr;
+  std::vector<Tensor> tensors;  // by value id
+  std::vector<int> steps;       // node indices executed by run(), in order
+  std::vector<std::unique_ptr<OpKernel>> kernels;  // by step
+  std::vector<Tensor> inputs, outputs;
+  Profile profile;
+  int64_t packed_bytes = 0;
+  int64_t arena_bytes = 0;
+};
+
+namespace {
+
+Status fold_constants(Graph& g, std::vector<bool>& folded) {
+  PrepareContext pc{&g, /*fast_kernels=*/false, 1};
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const Node& n = g.nodes[ni];
+    bool all_const = true;
+    for (ValueId in : n.inputs) {
+      if (in != kNoValue && !g.value(in).is_constant()) all_const = false;
+    }
+    if (!all_const) continue;
+    auto kern = make_op_kernel(pc, n);
+    if (!kern) return kern.status();
+    Value& out = g.value(n.outputs[0]);
+    std::vector<Tensor> tensors(g.values.size());
+    for (size_t i = 0; i < g.values.size(); ++i) tensors[i] = g.values[i].data;
+    tensors[static_cast<size_t>(n.outputs[0])] = Tensor(out.dtype, out.shape);
+    AlignedBuffer scratch((*kern)->scratch_bytes);
+    RunContext rc{&tensors, scratch.data(), nullptr};
+    (*kern)->run(rc);
+    out.data = tensors[static_cast<size_t>(n.outputs[0])];
+    folded[ni] = true;
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+
+Expected<std::unique_ptr<Session>> Session::create(const Model& model, const SessionOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (options.threads > 64) return invalid_argument(fmt::format("threads={} is above the limit of 64", options.threads));
+  if (options.batch < 0 || options.batch > 4096) return invalid_argument(fmt::format("batch={} must be in 0..4096", options.batch));
+  Graph& g = impl->graph;
+  g = model.graph;
+  PCV_RETURN_IF_ERROR(verify(g));
+  if (options.batch > 0) {
+    for (ValueId in : g.inputs) {
+      if (!g.value(in).shape.empty()) g.value(in).shape[0] = options.batch;
+    }
+    PCV_RETURN_IF_ERROR(infer_shapes(g).with_context(fmt::format("batch {}", options.batch)));
+  }
+  impl->pool = std::make_unique<ThreadPool>(options.threads);
+  const int threads = impl->pool->threads();
+
+  std::vector<bool> folded(g.nodes.size(), false);
+  PCV_RETURN_IF_ERROR(fold_constants(g, folded));
+
+  PrepareContext pc{&g, options.fast_kernels, threads};
+  size_t scratch_bytes = 0;
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    if (folded[ni]) continue;
+    auto kern = make_op_kernel(pc, g.nodes[ni]);
+    if (!kern) return kern.status();
+    scratch_bytes = std::max(scratch_bytes, (*kern)->scratch_bytes);
+    impl->packed_bytes += (*kern)->packed_bytes;
+    impl->steps.push_back(static_cast<int>(ni));
+    impl->kernels.push_back(std::move(kern).value());
+  }
+
+  // Lifetimes of non-constant values, in steps.
+  const size_t nv = g.values.size();
+  std::vector<int> first(nv, INT_MAX), last(nv, -2);
+  for (ValueId in : g.inputs) {
+    first[static_cast<size_t>(in)] = -1;
+    last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], -1);
+  }
+  for (size_t s = 0; s < impl->steps.size(); ++s) {
+    const Node& n = g.nodes[static_cast<size_t>(impl->steps[s])];
+    for (ValueId in : n.inputs) {
+      if (in == kNoValue || g.value(in).is_constant()) continue;
+      last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], static_cast<int>(s));
+    }
+    const auto out = static_cast<size_t>(n.outputs[0]);
+    first[out] = std::min(first[out], static_cast<int>(s));
+    last[out] = std::max(last[out], static_cast<int>(s));
+  }
+  for (ValueId o : g.outputs) {
+    if (!g.value(o).is_constant()) last[static_cast<size_t>(o)] = INT_MAX;
+  }
+  std::vector<BufferRequest> requests;
+  std::vector<size_t> request_value;
+  for (size_t v = 0; v < nv; ++v) {
+    if (g.values[v].is_constant() || first[v] == INT_MAX) continue;
+    BufferRequest r;
+    r.size_bytes = num_elements(g.values[v].shape) * static_cast<int64_t>(dtype_size(g.values[v].dtype));
+    r.first_use = first[v];
+    r.last_use = options.keep_all_values ? INT_MAX : last[v];
+    requests.push_back(r);
+    request_value.push_back(v);
+  }
+  MemoryPlan plan = plan_memory(requests, !options.keep_all_values);
+  const int64_t scratch_aligned = static_cast<int64_t>((scratch_bytes + 63) / 64 * 64);
+  const int64_t total = plan.arena_bytes + scratch_aligned;
+  if (total + impl->packed_bytes > options.max_memory_bytes) {
+    return out_of_memory(fmt::format("the model needs {} bytes of activations and {} of packed weights, above the "
+                                     "limit of {} bytes",
+                                     total, impl->packed_bytes, options.max_memory_bytes));
+  }
+  if (!impl->arena.resize(static_cast<size_t>(std::max<int64_t>(total, 64)))) {
+    return out_of_memory(fmt::format("cannot allocate the {}-byte arena", total));
+  }
+  impl->arena_bytes = total;
+  impl->scratch = impl->arena.data() + plan.arena_bytes;
+  impl->tensors.resize(nv);
+  for (size_t v = 0; v < nv; ++v) {
+    if (g.values[v].is_constant()) impl->tensors[v] = g.values[v].data;
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Value& v = g.values[request_value[i]];
+    impl->tensors[request_value[i]] = Tensor::view(v.dtype, v.shape, impl->arena.data() + plan.offsets[i]);
+  }
+  for (ValueId in : g.inputs) impl->inputs.push_back(impl->tensors[static_cast<size_t>(in)]);
+  for (ValueId o : g.outputs) impl->outputs.push_back(impl->tensors[static_cast<size_t>(o)]);
+
+  for (size_t s = 0; s < impl->steps.size(); ++s) {
+    const Node& n = g.nodes[static_cast<size_t>(impl->steps[s])];
+    NodeProfile np;
+    np.name = n.name;
+    np.op = op_name(n.op);
+    np.kernel = impl->kernels[s]->name;
+    np.output_shape = g.value(n.outputs[0]).shape;
+    np.macs = impl->kernels[s]->macs;
+    impl->profile.nodes.push_back(std::move(np));
+  }
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+int Session::num_inputs() const { return static_cast<int>(impl_->inputs.size()); }
+int Session::num_outputs() const { return static_cast<int>(impl_->outputs.size()); }
+Tensor& Session::input(int i) { return impl_->inputs[static_cast<size_t>(i)]; }
+const Tensor& Session::output(int i) const { return impl_->outputs[static_cast<size_t>(i)]; }
+const Value& Session::input_info(int i) const { return impl_->graph.value(impl_->graph.inputs[static_cast<size_t>(i)]); }
+const Value& Session::output_info(int i) const { return impl_->graph.value(impl_->graph.outputs[static_cast<size_t>(i)]); }
+const Graph& Session::graph() const { return impl_->graph; }
+const Profile& Session::profile() const { return impl_->profile; }
+int64_t Session::arena_bytes() const { return impl_->arena_bytes; }
+int64_t Session::packed_weight_bytes() const { return impl_->packed_bytes; }
+int Session::threads() const { return impl_->pool->threads(); }
+
+void Session::reset_profile() {
+  impl_->profile.runs = 0;
+  for (auto& n : impl_->profile.nodes) n.total_ms = 0;
+}
+
+Status Session::run() {
+  Impl& s = *impl_;
+  RunContext rc{&s.tensors, s.scratch, s.pool.get()};
+  if (!s.options.profile) {
+    for (auto& k : s.kernels) k->run(rc);
+    return Status::ok();
+  }
+  for (size_t i = 0; i < s.kernels.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    s.kernels[i]->run(rc);
+    const auto t1 = std::chrono::steady_clock::now();
+    s.profile.nodes[i].total_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
+  }
+  ++s.profile.runs;
+  return Status::ok();
+}
+
+Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
+  if (inputs.size() != impl_->inputs.size()) {
+    return invalid_argument(fmt::format("the model has {} inputs, {} given", impl_->inputs.size(), inputs.size()));
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Tensor& dst = impl_->inputs[i];
+    if (inputs[i].dtype() != dst.dtype() || inputs[i].shape() != dst.shape()) {
+      return invalid_argument(fmt::format("input {} '{}' must be {}{}, got {}{}", i, input_info(static_cast<int>(i)).name,
+                                          dtype_name(dst.dtype()), shape_to_string(dst.shape()),
+                                          dtype_name(inputs[i].dtype()), shape_to_string(inputs[i].shape())));
+    }
+    if (dst.size_bytes()) std::memcpy(dst.raw(), inputs[i].raw(), dst.size_bytes());
+  }
+  PCV_RETURN_IF_ERROR(run());
+  std::vector<Tensor> out;
+  for (auto& t : impl_->outputs) out.push_back(t.clone());
+  return out;
+}
+
+Tensor Session::value(ValueId id) const {
+  if (id < 0 || static_cast<size_t>(id) >= impl_->tensors.size()) return Tensor();
+  return impl_->tensors[static_cast<size_t>(id)];
+}
+
+Expected<std::vector<Tensor>> run_model(const Model& model, const std::vector<Tensor>& inputs,
+                                        const SessionOptions& options) {
+  PCV_ASSIGN_OR_RETURN(auto session, Session::create(model, options));
+  return session->run(inputs);
+}
+
+}  // namespace pcv::runtime

@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "kernels/reduce/mean.h"
+
+namespace pcv::kernels {
+namespace {
+
+MeanParams nhwc_hw(int n, int h, int w, int c) {
+  MeanParams p;
+  p.rank = 4;
+  p.in_dims[0] = n;
+  p.in_dims[1] = h;
+  p.in_dims[2] = w;
+  p.in_dims[3] = c;
+  p.reduce_axis[1] = p.reduce_axis[2] = true;
+  return p;
+}
+
+TEST(Mean, F32GlobalAveragePool) {
+  const MeanParams p = nhwc_hw(2, 2, 2, 2);
+  const std::vector<float> x = {1, 10, 2, 20, 3, 30, 4, 40,  // batch 0
+                                -1, 0, -1, 0, -1, 0, -1, 1};  // batch 1
+  std::vector<float> y(4);
+  f32_mean__ref(p, x.data(), y.data());
+  EXPECT_EQ(y, (std::vector<float>{2.5f, 25, -1, 0.25f}));
+}
+
+TEST(Mean, F32OtherAxes) {
+  // (2, 3) reduced over axis 0 -> (1, 3); over axis 1 -> (2, 1)
+  MeanParams p;
+  p.rank = 2;
+  p.in_dims[0] = 2;
+  p.in_dims[1] = 3;
+  p.reduce_axis[0] = true;
+  const std::vector<float> x = {1, 2, 3, 5, 6, 7};
+  std::vector<float> y(3);
+  f32_mean__ref(p, x.data(), y.data());
+  EXPECT_EQ(y, (std::vector<float>{3, 4, 5}));
+  p.reduce_axis[0] = false;
+  p.reduce_axis[1] = true;
+  f32_mean__ref(p, x.data(), y.data());
+  EXPECT_EQ(y[0], 2);
+  EXPECT_EQ(y[1], 6);
+  // All axes of a rank-3 tensor, with a middle axis kept in another case.
+  MeanParams q;
+  q.rank = 3;
+  q.in_dims[0] = 2;
+  q.in_dims[1] = 2;
+  q.in_dims[2] = 2;
+  q.reduce_axis[0] = q.reduce_axis[2] = true;  // keep axis 1
+  const std::vector<float> z = {1, 2, 3, 4, 5, 6, 7, 8};
+  std::vector<float> yz(2);
+  f32_mean__ref(q, z.data(), yz.data());
+  EXPECT_EQ(yz, (std::vector<float>{(1 + 2 + 5 + 6) / 4.0f, (3 + 4 + 7 + 8) / 4.0f}));
+}
+
+TEST(Mean, Qs8SameQuantizationRounding) {
+  const MeanParams p = nhwc_hw(1, 2, 2, 3);
+  const QuantMeanParams q = make_qs8_mean_params(0.5f, -1, 0.5f, -1);
+  // channel 0: x - zp = 1,2,3,3 -> 9/4 = 2.25 -> 2 -> +zp = 1
+  // channel 1: x - zp = -1,-1,-2,-2 -> -1.5 -> -2 (half away from zero) -> -3
+  // channel 2: x - zp = 1,1,0,0 -> 0.5 -> 1 -> 0
+  const std::vector<int8_t> x = {0, -2, 0, 1, -2, 0, 2, -3, -1, 2, -3, -1};
+  std::vector<int8_t> y(3);
+  qs8_mean__ref(p, q, x.data(), y.data());
+  EXPECT_EQ(y, (std::vector<int8_t>{1, -3, 0}));
+}
+
+TEST(Mean, Qs8Rescales) {
+  const MeanParams p = nhwc_hw(1, 1, 4, 1);
+  const QuantMeanParams q = make_qs8_mean_params(0.5f, 0, 0.25f, 10);  // M = 2
+  const std::vector<int8_t> x = {1, 2, 3, 5};  // mean 2.75 * 2 = 5.5 -> 6, + 10
+  int8_t y;
+  qs8_mean__ref(p, q, x.data(), &y);
+  EXPECT_EQ(y, 16);
+  const std::vector<int8_t> big = {127, 127, 127, 127};  // 254 + 10 -> clamp
+  qs8_mean__ref(p, q, big.data(), &y);
+  EXPECT_EQ(y, 127);
+}
+
+}  // namespace
+}  // namespace pcv::kernels

@@ -1,0 +1,230 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "runtime/memory_plan.h"
+#include "runtime/session.h"
+#include "zoo/zoo.h"
+
+namespace pcv::runtime {
+namespace {
+
+using namespace pcv::ir;
+
+Tensor random_tensor(DType dtype, Shape shape, uint64_t seed, float lo = -1.f, float hi = 1.f) {
+  Tensor t(dtype, shape);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+double max_rel_diff(const Tensor& a, const Tensor& b) {
+  double worst = 0;
+  for (int64_t i = 0; i < a.num_elements(); ++i) {
+    const double x = a.data<float>()[i], y = b.data<float>()[i];
+    worst = std::max(worst, std::fabs(x - y) / std::max(1e-3, std::max(std::fabs(x), std::fabs(y))));
+  }
+  return worst;
+}
+
+TEST(MemoryPlan, DisjointLifetimesShareAndOverlappingDoNot) {
+  // a:[0,1] b:[1,2] c:[2,3] -> a and c may share; b overlaps both.
+  std::vector<BufferRequest> r = {{1000, 0, 1}, {500, 1, 2}, {1000, 2, 3}};
+  MemoryPlan p = plan_memory(r, true);
+  EXPECT_EQ(p.offsets[0], p.offsets[2]);
+  const int64_t a0 = p.offsets[0], a1 = a0 + 1024, b0 = p.offsets[1], b1 = b0 + 512;
+  EXPECT_TRUE(b1 <= a0 || a1 <= b0);
+  EXPECT_EQ(p.arena_bytes, 1024 + 512);
+  MemoryPlan q = plan_memory(r, false);
+  EXPECT_EQ(q.arena_bytes, 1024 + 512 + 1024);
+}
+
+// A tiny graph computed by hand: y = relu(x * w + b) through fully_connected.
+TEST(Session, HandComputedFullyConnected) {
+  Model m;
+  Graph& g = m.graph;
+  ValueId x = g.add_input("x", DType::kF32, {1, 3});
+  ValueId w = g.add_constant("w", Tensor::from_vector<float>({2, 3}, {1, 2, 3, -1, -2, -3}));
+  ValueId b = g.add_constant("b", Tensor::from_vector<float>({2}, {0.5f, 1.f}));
+  FullyConnectedAttrs a;
+  a.activation = Activation::kRelu;
+  g.mark_output(g.add_node(OpType::kFullyConnected, "fc", {x, w, b}, a));
+  ASSERT_TRUE(infer_shapes(g).is_ok());
+  for (bool fast : {false, true}) {
+    SessionOptions o;
+    o.fast_kernels = fast;
+    auto out = run_model(m, {Tensor::from_vector<float>({1, 3}, {1, 1, 2})}, o);
+    ASSERT_TRUE(out.has_value()) << out.status().message();
+    EXPECT_FLOAT_EQ((*out)[0].data<float>()[0], 1 + 2 + 6 + 0.5f);
+    EXPECT_FLOAT_EQ((*out)[0].data<float>()[1], 0.f);  // -9 + 1 -> relu
+  }
+}
+
+TEST(Session, WrongInputShapeIsAClearError) {
+  zoo::ZooOptions o;
+  o.size = 32;
+  auto m = zoo::create_model(o);
+  auto s = Session::create(*m);
+  ASSERT_TRUE(s.has_value());
+  auto r = (*s)->run({random_tensor(DType::kF32, {1, 31, 32, 3}, 1)});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.status().message().find("must be f32(1, 32, 32, 3)"), std::string::npos) << r.status().message();
+}
+
+class ZooModels : public ::testing::TestWithParam<std::tuple<const char*, int, float>> {};
+
+// Fast kernels against the reference interpreter on whole zoo models, 1 and 2 threads; and
+// the reuse-free plan gives the same result as the shared arena.
+TEST_P(ZooModels, FastEqualsReference) {
+  auto [arch, size, width] = GetParam();
+  zoo::ZooOptions o;
+  o.arch = arch;
+  o.size = size;
+  o.width = width;
+  o.classes = 5;
+  auto m = zoo::create_model(o);
+  ASSERT_TRUE(m.has_value()) << m.status().message();
+  const Tensor x = random_tensor(DType::kF32, {1, size, size, 3}, 7);
+  SessionOptions ref;
+  ref.fast_kernels = false;
+  ref.keep_all_values = true;
+  auto ref_session = Session::create(*m, ref);
+  ASSERT_TRUE(ref_session.has_value()) << ref_session.status().message();
+  auto expect = (*ref_session)->run({x});
+  ASSERT_TRUE(expect.has_value());
+  // Softmax outputs sum to 1.
+  double sum = 0;
+  for (int i = 0; i < 5; ++i) sum += (*expect)[0].data<float>()[i];
+  EXPECT_NEAR(sum, 1.0, 1e-5);
+  for (int threads : {1, 2}) {
+    SessionOptions fast;
+    fast.threads = threads;
+    fast.profile = true;
+    auto s = Session::create(*m, fast);
+    ASSERT_TRUE(s.has_value()) << s.status().message();
+    auto got = (*s)->run({x});
+    ASSERT_TRUE(got.has_value());
+    EXPECT_LT(max_rel_diff((*expect)[0], (*got)[0]), 1e-4) << "threads " << threads;
+    EXPECT_LT((*s)->arena_bytes(), (*ref_session)->arena_bytes());
+    EXPECT_EQ((*s)->profile().runs, 1);
+    // A second run on the same session gives the same answer (no state left behind).
+    auto again = (*s)->run({x});
+    EXPECT_EQ(max_rel_diff((*got)[0], (*again)[0]), 0.0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Runtime, ZooModels,
+                         ::testing::Values(std::make_tuple("simple_cnn", 40, 1.0f),
+                                           std::make_tuple("mobilenet_v2", 64, 0.5f),
+                                           std::make_tuple("mobilenet_v2", 96, 1.0f)));
+
+TEST(Session, BatchOverrideRunsEachImageIndependently) {
+  zoo::ZooOptions o;
+  o.arch = "mobilenet_v2";
+  o.size = 48;
+  o.width = 0.35f;
+  auto m = zoo::create_model(o);
+  const Tensor x0 = random_tensor(DType::kF32, {1, 48, 48, 3}, 1);
+  const Tensor x1 = random_tensor(DType::kF32, {1, 48, 48, 3}, 2);
+  Tensor both(DType::kF32, {2, 48, 48, 3});
+  std::memcpy(both.data<float>(), x0.raw(), x0.size_bytes());
+  std::memcpy(both.data<float>() + x0.num_elements(), x1.raw(), x1.size_bytes());
+  SessionOptions b2;
+  b2.batch = 2;
+  auto out2 = run_model(*m, {both}, b2);
+  ASSERT_TRUE(out2.has_value()) << out2.status().message();
+  auto out_1 = run_model(*m, {x1});
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_NEAR((*out2)[0].data<float>()[2 + i], (*out_1)[0].data<float>()[i], 1e-5);
+  }
+}
+
+// int8: quantize -> conv (per-channel) -> dequantize against a float computation of the same
+// quantized values, within one output step.
+TEST(Session, Int8ConvMatchesFloatWithinOneStep) {
+  Model m;
+  Graph& g = m.graph;
+  ValueId x = g.add_input("x", DType::kF32, {1, 5, 5, 2});
+  ValueId q = g.add_node(OpType::kQuantize, "q", {x}, NoAttrs{}, DType::kI8);
+  g.value(q).quant = QuantParams::per_tensor(1.f / 64, 3);
+  Tensor w(DType::kI8, {3, 3, 3, 2});
+  for (int64_t i = 0; i < w.num_elements(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>((i * 37) % 255 - 127);
+  ValueId wid = g.add_constant("w", w, QuantParams{{0.01f, 0.02f, 0.005f}, {0, 0, 0}, 0});
+  Tensor b(DType::kI32, {3});
+  b.data<int32_t>()[0] = 100;
+  b.data<int32_t>()[1] = -50;
+  b.data<int32_t>()[2] = 7;
+  ValueId bid = g.add_constant("b", b, QuantParams{{0.01f / 64, 0.02f / 64, 0.005f / 64}, {0, 0, 0}, 0});
+  Conv2dAttrs ca;
+  ValueId y = g.add_node(OpType::kConv2d, "conv", {q, wid, bid}, ca, DType::kI8);
+  g.value(y).quant = QuantParams::per_tensor(0.05f, -10);
+  ValueId d = g.add_node(OpType::kDequantize, "dq", {y});
+  g.mark_output(d);
+  ASSERT_TRUE(infer_shapes(g).is_ok());
+  const Tensor in = random_tensor(DType::kF32, {1, 5, 5, 2}, 3, -1.f, 1.f);
+  auto out = run_model(m, {in});
+  ASSERT_TRUE(out.has_value()) << out.status().message();
+  // Float reference on the quantized input values.
+  const float* xf = in.data<float>();
+  for (int oy = 0; oy < 5; ++oy) {
+    for (int ox = 0; ox < 5; ++ox) {
+      for (int oc = 0; oc < 3; ++oc) {
+        const float ws = oc == 0 ? 0.01f : oc == 1 ? 0.02f : 0.005f;
+        double acc = b.data<int32_t>()[oc] * (ws / 64);
+        for (int ky = 0; ky < 3; ++ky) {
+          for (int kx = 0; kx < 3; ++kx) {
+            const int iy = oy + ky - 1, ix = ox + kx - 1;
+            if (iy < 0 || iy >= 5 || ix < 0 || ix >= 5) continue;
+            for (int ic = 0; ic < 2; ++ic) {
+              const float qx = std::clamp(std::round(xf[(iy * 5 + ix) * 2 + ic] * 64) + 3, -128.f, 127.f);
+              acc += (qx - 3) / 64.0 * w.data<int8_t>()[((oc * 3 + ky) * 3 + kx) * 2 + ic] * ws;
+            }
+          }
+        }
+        const double expect = std::clamp(std::round(acc / 0.05) - 10, -128.0, 127.0);
+        const double got = (*out)[0].data<float>()[(oy * 5 + ox) * 3 + oc] / 0.05 - 10;
+        EXPECT_NEAR(got, expect, 1.0 + 1e-3) << oy << "," << ox << "," << oc;
+      }
+    }
+  }
+}
+
+TEST(Session, ConstantSubgraphsAreFoldedAtPrepare) {
+  // fp16 weights behind dequantize (as in fp16 TFLite models) run as f32 constants.
+  Model m;
+  Graph& g = m.graph;
+  ValueId x = g.add_input("x", DType::kF32, {1, 2});
+  Tensor w16(DType::kF16, {1, 2});
+  w16.data<uint16_t>()[0] = 0x3C00;  // 1.0
+  w16.data<uint16_t>()[1] = 0x4000;  // 2.0
+  ValueId wq = g.add_constant("w16", w16);
+  ValueId w = g.add_node(OpType::kDequantize, "w", {wq});
+  g.mark_output(g.add_node(OpType::kFullyConnected, "fc", {x, w, kNoValue}));
+  ASSERT_TRUE(infer_shapes(g).is_ok());
+  SessionOptions o;
+  o.profile = true;
+  auto s = Session::create(m, o);
+  ASSERT_TRUE(s.has_value()) << s.status().message();
+  EXPECT_EQ((*s)->profile().nodes.size(), 1u);  // only the fully_connected runs
+  auto out = (*s)->run({Tensor::from_vector<float>({1, 2}, {3, 4})});
+  EXPECT_FLOAT_EQ((*out)[0].data<float>()[0], 11.f);
+}
+
+TEST(Session, MemoryLimitRefusesBeforeAllocating) {
+  zoo::ZooOptions o;
+  o.size = 64;
+  auto m = zoo::create_model(o);
+  SessionOptions s;
+  s.max_memory_bytes = 1000;
+  auto r = Session::create(*m, s);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.status().code(), StatusCode::kOutOfMemory);
+  s.max_memory_bytes = int64_t{1} << 30;
+  s.threads = 1000;
+  EXPECT_EQ(Session::create(*m, s).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace pcv::runtime
