@@ -142,7 +142,8 @@ std::string attrs_to_string(const Attrs& attrs) {
   std::string s;
   for (auto& f : attrs_to_fields(attrs)) {
     if (!s.empty()) s += ' ';
-    s += f.name + '=';
+    s += f.name;
+    s += '=';
     std::visit(
         [&](auto& v) {
           using T = std::decay_t<decltype(v)>;
@@ -151,7 +152,10 @@ std::string attrs_to_string(const Attrs& attrs) {
           else if constexpr (std::is_same_v<T, std::string>) s += v;
           else {
             s += '[';
-            for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+            for (size_t i = 0; i < v.size(); ++i) {
+              if (i) s += ',';
+              s += std::to_string(v[i]);
+            }
             s += ']';
           }
         },

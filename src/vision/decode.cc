@@ -98,26 +98,43 @@ namespace {
 // ---- JPEG ------------------------------------------------------------------------------
 
 // One decompressor per thread, created on first use (tjInitDecompress allocates).
+// NOTE: after a failed call a TurboJPEG 2.1 handle can keep failing on valid input (a later
+// tjDecompressHeader3 returns the previous error), so a handle that saw an error is replaced.
 struct TjHandle {
   tjhandle h = nullptr;
   TjHandle() : h(tjInitDecompress()) {}
   ~TjHandle() {
     if (h) tjDestroy(h);
   }
+  void reset() {
+    if (h) tjDestroy(h);
+    h = tjInitDecompress();
+  }
+};
+
+// Resets the thread's handle when the enclosing decode ends with an error.
+struct ResetOnError {
+  TjHandle* tj;
+  bool ok = false;
+  ~ResetOnError() {
+    if (!ok) tj->reset();
+  }
 };
 
 Expected<Image> decode_jpeg(std::span<const uint8_t> bytes, std::string_view name,
                             const DecodeOptions& opt) {
   thread_local TjHandle tj;
+  if (tj.h == nullptr) tj.reset();
   if (tj.h == nullptr) return internal_error(fmt::format("{}: tjInitDecompress failed", name));
+  ResetOnError guard{&tj};
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(tj.h, bytes.data(), bytes.size(), &w, &h, &subsamp, &colorspace) !=
       0) {
     return invalid_argument(
         fmt::format("{}: not a valid JPEG header ({})", name, tjGetErrorStr2(tj.h)));
   }
-  PCV_ENSURE(w > 0 && h > 0, StatusCode::kInvalidArgument, "{}: JPEG has zero size ({}x{})",
-             name, w, h);
+  PCV_ENSURE(w > 0 && h > 0, StatusCode::kInvalidArgument,
+             "{}: JPEG has zero size or a truncated header ({}x{})", name, w, h);
   PCV_ENSURE(w <= opt.max_side && h <= opt.max_side, StatusCode::kInvalidArgument,
              "{}: JPEG dimensions {}x{} exceed the limit {}", name, w, h, opt.max_side);
 
@@ -131,10 +148,11 @@ Expected<Image> decode_jpeg(std::span<const uint8_t> bytes, std::string_view nam
   const int min_h = swap ? opt.min_width : opt.min_height;
 
   int sw = w, sh = h;
+  const bool scale_down = min_w > 0 || min_h > 0;
   int nf = 0;
   const tjscalingfactor* sf = tjGetScalingFactors(&nf);
   double best = 1.0;
-  for (int i = 0; sf != nullptr && i < nf; ++i) {
+  for (int i = 0; scale_down && sf != nullptr && i < nf; ++i) {
     if (sf[i].num > sf[i].denom) continue;
     const double s = static_cast<double>(sf[i].num) / sf[i].denom;
     const int cw = TJSCALED(w, sf[i]);
@@ -156,8 +174,9 @@ Expected<Image> decode_jpeg(std::span<const uint8_t> bytes, std::string_view nam
     cmyk_buf.resize(static_cast<size_t>(sw) * sh * 4);
     dst = cmyk_buf.data();
   }
-  if (tjDecompress2(tj.h, bytes.data(), bytes.size(), dst, sw, sw * pixel_bytes, sh, pf, 0) !=
-      0) {
+  const int rc = tjDecompress2(tj.h, bytes.data(), bytes.size(), dst, sw, sw * pixel_bytes, sh,
+                               pf, 0);
+  if (rc != 0) {
     const std::string msg = tjGetErrorStr2(tj.h);
     if (tjGetErrorCode(tj.h) != TJERR_WARNING) {
       return invalid_argument(fmt::format("{}: JPEG decode failed: {}", name, msg));
@@ -171,6 +190,7 @@ Expected<Image> decode_jpeg(std::span<const uint8_t> bytes, std::string_view nam
       log_debug("{}: libjpeg warning: {}", name, msg);
     }
   }
+  guard.ok = rc == 0;  // a handle that warned is replaced too
   if (cmyk) {
     const size_t n = static_cast<size_t>(sw) * sh;
     uint8_t* out = rgb.data();

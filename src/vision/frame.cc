@@ -178,38 +178,75 @@ void plan_axis(double u0, double ulen, int count, int sub, int plane_len, int lu
 }
 
 struct Scratch {
-  std::vector<float> inter[3];
-  AxisPlan ax[3], ay[3];  // per sampled plane: output x and output y axes
+  std::vector<float> inter[3];  // per sampled plane, output orientation [out_y][out_x]
+  std::vector<float> mem[3];    // stage A result in memory orientation, before a transpose
+  AxisPlan ax[3], ay[3];        // per sampled plane: output x and output y axes
   std::vector<uint16_t> acc16;
   std::vector<uint32_t> acc32;
   std::vector<float> tmp;
   std::vector<float> px[3];
 };
 
-// Stage A for one group. `sx`/`sy`: the plans of the output axes that the group's memory x
-// and y axes map to; `x_to_out_x` says memory x is output x (else output y, transposed).
+// Box sums of kx samples (pixel stride PS, channel offsets `off`) for nx blocks of one row,
+// scaled by `inv`, written to dst[c][o0 + jx * step] (step = -1 for a reversed axis).
+// KX > 0 fixes kx at compile time (the common 1..4), KX = 0 reads it from `kx`.
+template <int NCH, int PS, int KX, class T>
+inline void block_row(const T* src, const int* off, int kx_rt, int nx, float inv,
+                      float* const* dst, ptrdiff_t o0, ptrdiff_t step) {
+  const int kx = KX > 0 ? KX : kx_rt;
+  int o[NCH];
+  for (int c = 0; c < NCH; ++c) o[c] = off[c];
+  for (int j = 0; j < nx; ++j) {
+    const T* p = src + static_cast<ptrdiff_t>(j) * kx * PS;
+    uint32_t sum[NCH] = {};
+    for (int t = 0; t < kx; ++t) {
+      for (int c = 0; c < NCH; ++c) sum[c] += p[t * PS + o[c]];
+    }
+    for (int c = 0; c < NCH; ++c) dst[c][o0 + j * step] = static_cast<float>(sum[c]) * inv;
+  }
+}
+
+template <int NCH, int PS, class T>
+inline void block_row_k(const T* src, const int* off, int kx, int nx, float inv,
+                        float* const* dst, ptrdiff_t o0, ptrdiff_t step) {
+  switch (kx) {
+    case 1: return block_row<NCH, PS, 1>(src, off, kx, nx, inv, dst, o0, step);
+    case 2: return block_row<NCH, PS, 2>(src, off, kx, nx, inv, dst, o0, step);
+    case 3: return block_row<NCH, PS, 3>(src, off, kx, nx, inv, dst, o0, step);
+    case 4: return block_row<NCH, PS, 4>(src, off, kx, nx, inv, dst, o0, step);
+    default: return block_row<NCH, PS, 0>(src, off, kx, nx, inv, dst, o0, step);
+  }
+}
+
 template <class T>
-inline void emit_block_row(const T* src, const Group& g, const AxisPlan& px_plan, bool rev_x,
-                           int jsy_out, bool x_to_out_x, int n_cols, float inv, float* const* dst,
-                           int out_row_len) {
-  const int kx = px_plan.k, nx = px_plan.n, ps = g.pixel_stride;
-  for (int jsx = 0; jsx < nx; ++jsx) {
-    const int jx_out = rev_x ? nx - 1 - jsx : jsx;
-    const T* p = src + static_cast<ptrdiff_t>(jsx) * kx * ps;
-    const size_t idx = x_to_out_x ? static_cast<size_t>(jsy_out) * n_cols + jx_out
-                                  : static_cast<size_t>(jx_out) * out_row_len + jsy_out;
-    for (int c = 0; c < g.n_ch; ++c) {
-      uint32_t s = 0;
-      const T* q = p + g.offset[c];
-      for (int t = 0; t < kx; ++t) s += q[t * ps];
-      dst[c][idx] = static_cast<float>(s) * inv;
+void emit_row(const T* src, const Group& g, int kx, int nx, float inv, float* const* dst,
+              ptrdiff_t o0, ptrdiff_t step) {
+  if (g.n_ch == 1 && g.pixel_stride == 1) {
+    block_row_k<1, 1>(src, g.offset, kx, nx, inv, dst, o0, step);
+  } else if (g.n_ch == 2 && g.pixel_stride == 2) {
+    block_row_k<2, 2>(src, g.offset, kx, nx, inv, dst, o0, step);
+  } else if (g.n_ch == 3 && g.pixel_stride == 3) {
+    block_row_k<3, 3>(src, g.offset, kx, nx, inv, dst, o0, step);
+  } else if (g.n_ch == 3 && g.pixel_stride == 4) {
+    block_row_k<3, 4>(src, g.offset, kx, nx, inv, dst, o0, step);
+  } else {  // generic strides (YUV_420_888 planes)
+    const int ps = g.pixel_stride;
+    for (int j = 0; j < nx; ++j) {
+      const T* p = src + static_cast<ptrdiff_t>(j) * kx * ps;
+      for (int c = 0; c < g.n_ch; ++c) {
+        uint32_t sum = 0;
+        for (int t = 0; t < kx; ++t) sum += p[t * ps + g.offset[c]];
+        dst[c][o0 + j * step] = static_cast<float>(sum) * inv;
+      }
     }
   }
 }
 
+// Stage A for one group, into dst[c] laid out [ny][nx] in memory orientation, with rev_x /
+// rev_y applied (so the rows and columns run in upright order).
 template <class Acc>
 void reduce_group(const Group& g, const AxisPlan& plx, bool rev_x, const AxisPlan& ply,
-                  bool rev_y, bool x_to_out_x, float* const* dst, std::vector<Acc>* acc_buf) {
+                  bool rev_y, float* const* dst, std::vector<Acc>* acc_buf) {
   const int kx = plx.k, ky = ply.k, nx = plx.n, ny = ply.n, ps = g.pixel_stride;
   // Memory-order starts of the footprint (plane samples).
   const int start_x = rev_x ? g.width - plx.start_up - nx * kx : plx.start_up;
@@ -218,17 +255,16 @@ void reduce_group(const Group& g, const AxisPlan& plx, bool rev_x, const AxisPla
   for (int c = 0; c < g.n_ch; ++c) max_off = std::max(max_off, g.offset[c]);
   const size_t span = static_cast<size_t>(nx * kx - 1) * ps + max_off + 1;
   const float inv = 1.0f / static_cast<float>(kx * ky);
-  // Intermediate layout: [out_y][out_x]; memory x -> out x (n_cols = nx) or out y.
-  const int n_cols = x_to_out_x ? nx : ny;
   if (ky > 1) acc_buf->resize(span);
   Acc* acc = acc_buf->data();
   for (int jsy = 0; jsy < ny; ++jsy) {
-    const int jy_out = rev_y ? ny - 1 - jsy : jsy;
+    const int jy = rev_y ? ny - 1 - jsy : jsy;
+    const ptrdiff_t o0 = static_cast<ptrdiff_t>(jy) * nx + (rev_x ? nx - 1 : 0);
+    const ptrdiff_t step = rev_x ? -1 : 1;
     const uint8_t* row0 = g.data + static_cast<ptrdiff_t>(start_y + jsy * ky) * g.row_stride +
                           static_cast<ptrdiff_t>(start_x) * ps;
     if (ky == 1) {
-      emit_block_row<uint8_t>(row0, g, plx, rev_x, jy_out, x_to_out_x, n_cols, inv, dst,
-                              n_cols);
+      emit_row<uint8_t>(row0, g, kx, nx, inv, dst, o0, step);
       continue;
     }
     for (size_t i = 0; i < span; ++i) acc[i] = row0[i];
@@ -236,15 +272,28 @@ void reduce_group(const Group& g, const AxisPlan& plx, bool rev_x, const AxisPla
       const uint8_t* r = row0 + static_cast<ptrdiff_t>(t) * g.row_stride;
       for (size_t i = 0; i < span; ++i) acc[i] = static_cast<Acc>(acc[i] + r[i]);
     }
-    emit_block_row<Acc>(acc, g, plx, rev_x, jy_out, x_to_out_x, n_cols, inv, dst, n_cols);
+    emit_row<Acc>(acc, g, kx, nx, inv, dst, o0, step);
   }
 }
 
-template <class T>
-inline T quantize(float v, float lo, float hi) {
-  v = std::clamp(v, lo, hi);
-  return static_cast<T>(v >= 0.f ? static_cast<int>(v + 0.5f) : -static_cast<int>(0.5f - v));
+// dst[x][y] = src[y][x] for a rows x cols source, in cache-sized tiles.
+void transpose(const float* src, int rows, int cols, float* dst) {
+  constexpr int kTile = 16;
+  for (int y0 = 0; y0 < rows; y0 += kTile) {
+    const int y1 = std::min(rows, y0 + kTile);
+    for (int x0 = 0; x0 < cols; x0 += kTile) {
+      const int x1 = std::min(cols, x0 + kTile);
+      for (int x = x0; x < x1; ++x) {
+        for (int y = y0; y < y1; ++y) {
+          dst[static_cast<size_t>(x) * rows + y] = src[static_cast<size_t>(y) * cols + x];
+        }
+      }
+    }
+  }
 }
+
+// Round half away from zero (TFLite's rounding) by truncation; |v| is small (clamped).
+inline int round_half_away(float v) { return static_cast<int>(v + (v >= 0.f ? 0.5f : -0.5f)); }
 
 struct Writer {
   TensorType type;
@@ -255,20 +304,25 @@ struct Writer {
   ColorOrder order;
 };
 
-// Converts n pixels (three sampled planes) and writes them at `dst` (element offset).
-void write_pixels(const Writer& w, const float* p0, const float* p1, const float* p2, int n,
-                  void* base, size_t elem_offset) {
-  float* of = static_cast<float*>(base) + elem_offset;
-  int8_t* o8 = static_cast<int8_t*>(base) + elem_offset;
-  uint8_t* ou = static_cast<uint8_t*>(base) + elem_offset;
+// Converts n pixels (three sampled planes) and writes them at `base` + elem_offset.
+template <SourceColor SRC, ColorOrder ORDER, TensorType TYPE>
+void write_pixels_t(const Writer& w, const float* p0, const float* p1, const float* p2, int n,
+                    void* base, size_t elem_offset) {
+  using Out = std::conditional_t<TYPE == TensorType::kFloat32, float,
+                                 std::conditional_t<TYPE == TensorType::kInt8, int8_t, uint8_t>>;
+  Out* out = static_cast<Out*>(base) + elem_offset;
+  constexpr int C = ORDER == ColorOrder::kGray ? 1 : 3;
+  const float m0 = w.mul[0], m1 = w.mul[1], m2 = w.mul[2];
+  const float a0 = w.add[0], a1 = w.add[1], a2 = w.add[2];
+  const float lo = w.lo, hi = w.hi;
   for (int i = 0; i < n; ++i) {
     float r, g, b;
-    if (w.src == SourceColor::kYUV) {
+    if constexpr (SRC == SourceColor::kYUV) {
       const float y = p0[i], u = p1[i] - 128.f, v = p2[i] - 128.f;
-      r = std::clamp(y + 1.402f * v, 0.f, 255.f);
-      g = std::clamp(y - 0.344136f * u - 0.714136f * v, 0.f, 255.f);
-      b = std::clamp(y + 1.772f * u, 0.f, 255.f);
-    } else if (w.src == SourceColor::kGray) {
+      r = std::min(std::max(y + 1.402f * v, 0.f), 255.f);
+      g = std::min(std::max(y - 0.344136f * u - 0.714136f * v, 0.f), 255.f);
+      b = std::min(std::max(y + 1.772f * u, 0.f), 255.f);
+    } else if constexpr (SRC == SourceColor::kGray) {
       r = g = b = p0[i];
     } else {
       r = p0[i];
@@ -276,9 +330,9 @@ void write_pixels(const Writer& w, const float* p0, const float* p1, const float
       b = p2[i];
     }
     float c[3];
-    if (w.order == ColorOrder::kGray) {
-      c[0] = w.src == SourceColor::kGray ? r : 0.299f * r + 0.587f * g + 0.114f * b;
-    } else if (w.order == ColorOrder::kBGR) {
+    if constexpr (ORDER == ColorOrder::kGray) {
+      c[0] = SRC == SourceColor::kGray ? r : 0.299f * r + 0.587f * g + 0.114f * b;
+    } else if constexpr (ORDER == ColorOrder::kBGR) {
       c[0] = b;
       c[1] = g;
       c[2] = r;
@@ -287,19 +341,46 @@ void write_pixels(const Writer& w, const float* p0, const float* p1, const float
       c[1] = g;
       c[2] = b;
     }
-    const size_t o = static_cast<size_t>(i) * w.out_c;
-    switch (w.type) {
-      case TensorType::kFloat32:
-        for (int k = 0; k < w.out_c; ++k) of[o + k] = c[k] * w.mul[k] + w.add[k];
-        break;
-      case TensorType::kInt8:
-        for (int k = 0; k < w.out_c; ++k) o8[o + k] = quantize<int8_t>(c[k] * w.mul[k] + w.add[k], w.lo, w.hi);
-        break;
-      case TensorType::kUInt8:
-        for (int k = 0; k < w.out_c; ++k) ou[o + k] = quantize<uint8_t>(c[k] * w.mul[k] + w.add[k], w.lo, w.hi);
-        break;
+    float v[3] = {c[0] * m0 + a0, C > 1 ? c[1] * m1 + a1 : 0.f, C > 2 ? c[2] * m2 + a2 : 0.f};
+    for (int k = 0; k < C; ++k) {
+      if constexpr (TYPE == TensorType::kFloat32) {
+        out[static_cast<size_t>(i) * C + k] = v[k];
+      } else {
+        out[static_cast<size_t>(i) * C + k] =
+            static_cast<Out>(round_half_away(std::min(std::max(v[k], lo), hi)));
+      }
     }
   }
+}
+
+using WriteFn = void (*)(const Writer&, const float*, const float*, const float*, int, void*,
+                         size_t);
+
+template <SourceColor SRC, ColorOrder ORDER>
+WriteFn pick_type(TensorType t) {
+  switch (t) {
+    case TensorType::kFloat32: return write_pixels_t<SRC, ORDER, TensorType::kFloat32>;
+    case TensorType::kInt8: return write_pixels_t<SRC, ORDER, TensorType::kInt8>;
+    case TensorType::kUInt8: return write_pixels_t<SRC, ORDER, TensorType::kUInt8>;
+  }
+  return nullptr;
+}
+template <SourceColor SRC>
+WriteFn pick_order(ColorOrder o, TensorType t) {
+  switch (o) {
+    case ColorOrder::kRGB: return pick_type<SRC, ColorOrder::kRGB>(t);
+    case ColorOrder::kBGR: return pick_type<SRC, ColorOrder::kBGR>(t);
+    case ColorOrder::kGray: return pick_type<SRC, ColorOrder::kGray>(t);
+  }
+  return nullptr;
+}
+WriteFn pick_writer(const Writer& w) {
+  switch (w.src) {
+    case SourceColor::kRGB: return pick_order<SourceColor::kRGB>(w.order, w.type);
+    case SourceColor::kGray: return pick_order<SourceColor::kGray>(w.order, w.type);
+    case SourceColor::kYUV: return pick_order<SourceColor::kYUV>(w.order, w.type);
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -360,6 +441,7 @@ Status frame_to_tensor(const Frame& frame, const FrameTransform& t, const Prepro
   }
 
   thread_local Scratch s;
+  const WriteFn write_pixels = pick_writer(w);
   for (int gi = 0; gi < L.n_groups; ++gi) {
     const Group& g = L.groups[gi];
     // Memory axes of this group -> output axes.
@@ -382,16 +464,23 @@ Status frame_to_tensor(const Frame& frame, const FrameTransform& t, const Prepro
         s.ay[pc] = ay;
       }
       s.inter[pc].resize(static_cast<size_t>(ax.n) * ay.n);
-      dst[c] = s.inter[pc].data();
+      if (swap) s.mem[pc].resize(s.inter[pc].size());
+      dst[c] = swap ? s.mem[pc].data() : s.inter[pc].data();
     }
     const AxisPlan& mem_x = swap ? ay : ax;
     const AxisPlan& mem_y = swap ? ax : ay;
     const bool rev_mem_x = swap ? rev_out_y : rev_out_x;
     const bool rev_mem_y = swap ? rev_out_x : rev_out_y;
     if (mem_y.k <= 257) {
-      reduce_group<uint16_t>(g, mem_x, rev_mem_x, mem_y, rev_mem_y, !swap, dst, &s.acc16);
+      reduce_group<uint16_t>(g, mem_x, rev_mem_x, mem_y, rev_mem_y, dst, &s.acc16);
     } else {
-      reduce_group<uint32_t>(g, mem_x, rev_mem_x, mem_y, rev_mem_y, !swap, dst, &s.acc32);
+      reduce_group<uint32_t>(g, mem_x, rev_mem_x, mem_y, rev_mem_y, dst, &s.acc32);
+    }
+    if (swap) {  // memory [mem_y][mem_x] = [out_x][out_y] -> [out_y][out_x]
+      for (int c = 0; c < g.n_ch; ++c) {
+        const int pc = g.plane[c];
+        transpose(s.mem[pc].data(), mem_y.n, mem_x.n, s.inter[pc].data());
+      }
     }
   }
 

@@ -28,8 +28,8 @@ size_t filter_size(const Conv2dParams& p) {
   return static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
 }
 
-// Independent oracle: the 7-loop definition in double, with explicit bounds checks.
-// in_value(n, y, x, c) returns the (already zero-point-shifted) input or 0 when outside.
+// Independent oracle: the 7-loop definition in double, with explicit bounds checks; taps
+// outside the input are skipped, inputs are shifted by in_offset (the int8 zero point).
 template <typename In, typename W>
 std::vector<double> conv_oracle(const Conv2dParams& p, const std::vector<In>& in,
                                 const std::vector<W>& w, double in_offset) {
@@ -47,7 +47,8 @@ std::vector<double> conv_oracle(const Conv2dParams& p, const std::vector<In>& in
                 const int x = ox * p.stride_w + kx * p.dilation_w - p.pad_left;
                 if (y < 0 || y >= p.in_h || x < 0 || x >= p.in_w) continue;
                 const int c = (oc / ocg) * icg + ic;
-                const double xv = static_cast<double>(in[((n * p.in_h + y) * p.in_w + x) * p.in_c + c]) - in_offset;
+                const size_t i = ((n * p.in_h + y) * p.in_w + x) * p.in_c + c;
+                const double xv = static_cast<double>(in[i]) - in_offset;
                 const double wv = w[((oc * p.kernel_h + ky) * p.kernel_w + kx) * icg + ic];
                 acc += xv * wv;
               }

@@ -10,6 +10,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <string>
@@ -98,6 +99,15 @@ void for_each_target(Fn fn) {
     fn(uk);
   }
   hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(GemmF32MinmaxHwy, ListsTargets) {
+  size_t count = 0;
+  for_each_target([&](const F32GemmUkernels& uk) {
+    std::printf("  %-7s %s %s\n", uk.isa, uk.wide.name, uk.narrow.name);
+    ++count;
+  });
+  EXPECT_GE(count, 1u);
 }
 
 TEST(GemmF32MinmaxHwy, TailsEveryTarget) {

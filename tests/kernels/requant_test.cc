@@ -94,6 +94,12 @@ TEST(Requant, QuantActivationRange) {
   r = quant_activation_range(FusedActivation::kReluN1To1, 0.1f, -5);
   EXPECT_EQ(r.min, -15);
   EXPECT_EQ(r.max, 5);
+  r = quant_activation_range(FusedActivation::kRelu6, 0.7f, 1);  // 6 / 0.7 = 8.57 -> 9
+  EXPECT_EQ(r.min, 1);
+  EXPECT_EQ(r.max, 10);
+  r = quant_activation_range(FusedActivation::kReluN1To1, 0.4f, 0);  // 1 / 0.4 = 2.5 -> 3
+  EXPECT_EQ(r.min, -3);
+  EXPECT_EQ(r.max, 3);
   r = quant_activation_range(FusedActivation::kRelu6, 0.01f, 0);  // 6 / 0.01 = 600 -> 127
   EXPECT_EQ(r.max, 127);
   r = quant_activation_range(FusedActivation::kRelu, 0.1f, -200);  // below int8: -128

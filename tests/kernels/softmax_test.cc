@@ -37,6 +37,11 @@ TEST(Softmax, Qs8Hand) {
   std::vector<int8_t> y(4);
   qs8_softmax__ref(p4, q, equal4.data(), y.data());
   EXPECT_EQ(y, (std::vector<int8_t>{-64, -64, -64, -64}));
+  SoftmaxParams p6{1, 6, 1.0f};
+  const std::vector<int8_t> equal6 = {1, 1, 1, 1, 1, 1};  // 256 / 6 = 42.67 -> 43 -> -85
+  std::vector<int8_t> y6(6);
+  qs8_softmax__ref(p6, q, equal6.data(), y6.data());
+  EXPECT_EQ(y6, (std::vector<int8_t>(6, -85)));
   SoftmaxParams p2{1, 2, 1.0f};
   const std::vector<int8_t> equal2 = {-100, -100};  // 128 -> 0
   qs8_softmax__ref(p2, q, equal2.data(), y.data());
@@ -63,15 +68,19 @@ TEST(Softmax, Qs8WithinOneStepOfFloat) {
     SoftmaxParams p{rows, channels, beta};
     std::vector<int8_t> y(x.size());
     qs8_softmax__ref(p, q, x.data(), y.data());
+    int exact = 0;
     for (int r = 0; r < rows; ++r) {
       double m = -1e9, sum = 0;
       for (int j = 0; j < channels; ++j) m = std::fmax(m, x[r * channels + j]);
       for (int j = 0; j < channels; ++j) sum += std::exp(beta * 0.05 * (x[r * channels + j] - m));
       for (int j = 0; j < channels; ++j) {
         const double prob = std::exp(beta * 0.05 * (x[r * channels + j] - m)) / sum;
-        EXPECT_LE(std::abs(y[r * channels + j] - testing::ideal_q8(prob, 1.0 / 256, -128)), 1);
+        const int32_t want = testing::ideal_q8(prob, 1.0 / 256, -128);
+        EXPECT_LE(std::abs(y[r * channels + j] - want), 1);
+        exact += y[r * channels + j] == want;
       }
     }
+    EXPECT_GE(exact, rows * channels * 95 / 100);
   }
 }
 

@@ -225,12 +225,14 @@ TEST(DecodeTest, BadBytesAreErrorsNotCrashes) {
 TEST(DecodeTest, AbsurdDimensionsRejected) {
   // JPEG: patch the SOF0 height to 40000.
   auto jpeg = encode_jpeg(make_test_image(16, 16));
-  for (size_t i = 2; i + 8 < jpeg.size(); ++i) {
-    if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0) {
+  for (size_t i = 2; i + 8 < jpeg.size();) {  // walk the marker segments to SOF0
+    ASSERT_EQ(jpeg[i], 0xFF);
+    if (jpeg[i + 1] == 0xC0) {
       jpeg[i + 5] = 40000 >> 8;
       jpeg[i + 6] = 40000 & 0xFF;
       break;
     }
+    i += 2 + ((jpeg[i + 2] << 8) | jpeg[i + 3]);
   }
   auto r = decode_image(jpeg, "huge.jpg");
   ASSERT_FALSE(r.has_value());

@@ -26,7 +26,10 @@ inline Image make_test_image(int h, int w, bool hard_edge = true) {
       double r = 30 + 200 * fx;
       double g = 20 + 180 * fy;
       double b = 60 + 150 * blob;
-      if (hard_edge && x >= 2 * w / 3) r = 255 - r * 0.5;
+      if (hard_edge && x >= ((2 * w / 3) | 1)) {  // odd column: splits 2x2 chroma blocks
+        r = 20;
+        b = 230;
+      }
       uint8_t* p = img.pixel(y, x);
       p[0] = static_cast<uint8_t>(std::clamp(r, 0.0, 255.0));
       p[1] = static_cast<uint8_t>(std::clamp(g, 0.0, 255.0));
@@ -86,10 +89,16 @@ inline std::vector<uint8_t> with_exif_orientation(const std::vector<uint8_t>& jp
   std::vector<uint8_t> payload = {'E', 'x', 'i', 'f', 0, 0};
   payload.insert(payload.end(), tiff.begin(), tiff.end());
   const size_t len = payload.size() + 2;
-  std::vector<uint8_t> out(jpeg.begin(), jpeg.begin() + 2);
-  out.insert(out.end(), {0xFF, 0xE1, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)});
-  out.insert(out.end(), payload.begin(), payload.end());
-  out.insert(out.end(), jpeg.begin() + 2, jpeg.end());
+  std::vector<uint8_t> out(jpeg.size() + 4 + payload.size());
+  size_t o = 0;
+  out[o++] = jpeg[0];
+  out[o++] = jpeg[1];
+  out[o++] = 0xFF;
+  out[o++] = 0xE1;
+  out[o++] = static_cast<uint8_t>(len >> 8);
+  out[o++] = static_cast<uint8_t>(len);
+  for (uint8_t b : payload) out[o++] = b;
+  for (size_t i = 2; i < jpeg.size(); ++i) out[o++] = jpeg[i];
   return out;
 }
 

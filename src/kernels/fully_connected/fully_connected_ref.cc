@@ -14,7 +14,8 @@ void f32_fully_connected__ref(const FullyConnectedParams& p, const float* input,
       const float* w = weights + static_cast<size_t>(o) * p.in_features;
       float acc = bias != nullptr ? bias[o] : 0.0f;
       for (int i = 0; i < p.in_features; ++i) acc += x[i] * w[i];
-      output[static_cast<size_t>(b) * p.out_features + o] = std::min(std::max(acc, act_min), act_max);
+      output[static_cast<size_t>(b) * p.out_features + o] =
+          std::min(std::max(acc, act_min), act_max);
     }
   }
 }
@@ -32,7 +33,8 @@ void qs8_fully_connected__ref(const FullyConnectedParams& p, const QuantFullyCon
       }
       if (bias != nullptr) acc += bias[o];
       const int32_t out = multiply_by_quantized_multiplier(acc, q.requant[o]) + q.output_zero_point;
-      output[static_cast<size_t>(b) * p.out_features + o] = clamp_to_int8(out, q.act_min, q.act_max);
+      output[static_cast<size_t>(b) * p.out_features + o] =
+          clamp_to_int8(out, q.act_min, q.act_max);
     }
   }
 }

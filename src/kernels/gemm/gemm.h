@@ -14,18 +14,19 @@
 // weights: the microkernel streams a panel contiguously.
 //
 // Microkernels: f32_gemm_minmax_<MR>x<NR>__hwy, written once with Highway and compiled per
-// target (EMU128, SSSE3, SSE4, AVX2, AVX3). The target is chosen at pack time (the best one
-// the CPU has, or the one pinned by PCV_FORCE_ISA) and stored in the packed struct with the
-// microkernel; `F32GemmPackedB::isa` / `ukernel_name` say which one runs.
-// Each output is a sum of K products accumulated in f32 in k order within blocks of `kc`
-// (K-blocking for the L1 cache), so results match a sequential f32 dot product up to
-// reassociation at block boundaries: |error| <~ K * eps * sum|a*b|.
+// target: SSSE3, SSE4, AVX2, AVX3 and the portable fallback (EMU128, or SCALAR where Highway
+// marks EMU128 broken, GCC < 12.3). The target is chosen at pack time (the best one the CPU
+// has, or the one pinned by PCV_FORCE_ISA) and stored in the packed struct with the
+// microkernel; `F32GemmPackedB::isa` and `ukernel.name` say which one runs.
+// Each output is bias + a sum of K products accumulated in f32 in k order (K blocks of `kc`
+// only store and reload the partial sum), i.e. a sequential f32 dot product:
+// |error| <= ~K * eps/2 * (sum |a*b| + |bias|).
 //
 // PCV_FORCE_ISA (environment variable, read once at the first pack of any pocketcv Highway
 // kernel): one of AVX3_DL, AVX3 (alias AVX512), AVX2, SSE4, SSSE3, EMU128 (alias SCALAR).
 // It pins Highway's run-time dispatch for the whole process (hwy::DisableTargets of every
-// other target). A target the CPU lacks falls back to EMU128; an unknown name logs a warning
-// and is ignored.
+// other target). A target the CPU lacks falls back to the portable one; an unknown name logs a
+// warning and is ignored.
 //
 // Threads: f32_gemm_packed() splits C into (rows x columns) tiles over the pool; pool may be
 // nullptr (caller's thread). Results do not depend on the thread count (each output is
@@ -73,7 +74,7 @@ enum class F32GemmUkernelChoice : uint8_t { kAuto, kWide, kNarrow };
 
 struct F32GemmPackedB {
   size_t k = 0, n = 0;
-  size_t kc = 0;                   // K block length
+  size_t kc = 0;                   // K block length (C is reloaded between blocks)
   F32GemmUkernel ukernel;          // also gives nr = ukernel.nr
   const char* isa = nullptr;
   size_t panel_stride_elems = 0;   // nr * (1 + k)

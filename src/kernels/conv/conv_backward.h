@@ -1,0 +1,69 @@
+// Backward of conv2d (the contract of conv.h: NHWC input/output, OHWI filter, explicit
+// padding, groups incl. depthwise, stride, dilation). The fused activation is not part of it:
+// callers apply the activation's backward to the output gradient first.
+//
+// With dY = dL/d(output) (N, out_h, out_w, out_c):
+//   input_grad  (N, in_h, in_w, in_c)           += sum over taps of dY * W  (backward-data)
+//   filter_grad (out_c, kh, kw, in_c/groups)    += sum over N, out_h, out_w of dY * X
+//   bias_grad   (out_c)                         += sum over N, out_h, out_w of dY
+// All three ACCUMULATE (+=): callers zero them (or pass buffers holding other contributions).
+// Any of the three may be nullptr when that gradient is not needed.
+//
+// f32_conv2d_backward__ref: plain loops, the specification and the oracle.
+// f32_conv2d_backward_fast: prepared once per shape (F32Conv2dBackwardPlan), run with caller
+//   scratch. Paths:
+//   kGemm        per group, per chunk of `rows` output pixels:
+//                  backward-data:   dXcol(rows, K) = dY(rows, og) * W_g(og, K), then col2im
+//                                   (1x1 stride 1 unpadded: accumulated straight into dX);
+//                  backward-filter: dW_g(og, K) += dY^T(og, rows) * im2col(X)(rows, K), im2col
+//                                   written directly in the packed-B panel layout;
+//                K = kh*kw*in_c/groups, og = out_c/groups, GEMMs of kernels/gemm.
+//   kDepthwise   groups == in_c: direct NHWC loops, vectorizable over channels.
+// Determinism: the batch is cut into `slices` (a function of the batch only, never of the
+// thread count); slices run in parallel, each adds its images' filter/bias gradients into its
+// own partial buffer in a fixed order, and the partials are summed in slice order. Input
+// gradients of different images never overlap. So results are bitwise identical for any
+// thread count.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "base/status.h"
+#include "kernels/conv/conv.h"
+#include "kernels/gemm/gemm.h"
+
+namespace pcv {
+class ThreadPool;
+}
+
+namespace pcv::kernels {
+
+void f32_conv2d_backward__ref(const Conv2dParams& p, const float* input, const float* filter,
+                              const float* output_grad, float* input_grad, float* filter_grad,
+                              float* bias_grad);
+
+struct F32Conv2dBackwardPlan {
+  enum class Path : uint8_t { kGemm, kDepthwise };
+  Conv2dParams params;
+  Path path = Path::kGemm;
+  int slices = 1;         // batch slices (see Determinism above)
+  size_t rows = 0;        // kGemm: output pixels per chunk
+  size_t k = 0;           // kGemm: kh * kw * in_c / groups
+  bool direct_1x1 = false;  // kGemm: 1x1, stride 1, no padding: no im2col/col2im needed
+  // Scratch floats the run needs (computed by prepare, for the plan's batch).
+  size_t scratch_elems = 0;
+};
+
+// Validates the params (as prepare_f32_conv2d_fast does). Errors: invalid_argument.
+Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& params);
+
+// Runs the backward for `batch` <= plan.params.batch images. scratch: plan.scratch_elems floats
+// (any alignment; contents are overwritten). ACCUMULATES into input_grad, filter_grad and
+// bias_grad (each may be nullptr).
+void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan, int batch, const float* input,
+                              const float* filter, const float* output_grad, float* input_grad,
+                              float* filter_grad, float* bias_grad, float* scratch,
+                              ThreadPool* pool);
+
+}  // namespace pcv::kernels

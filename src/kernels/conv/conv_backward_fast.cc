@@ -1,0 +1,359 @@
+// f32_conv2d_backward_fast (contract in conv_backward.h): im2col/col2im + the accumulating
+// packed GEMM for regular and grouped convs, direct NHWC loops for depthwise.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/thread_pool.h"
+#include "kernels/conv/conv_backward.h"
+#include "kernels/gemm/gemm_backward.h"
+
+namespace pcv::kernels {
+namespace {
+
+constexpr int kMaxSlices = 8;
+constexpr size_t kAlignElems = 16;  // 64 bytes
+
+size_t align_up(size_t x) { return (x + kAlignElems - 1) / kAlignElems * kAlignElems; }
+
+int slices_for(int batch) { return std::max(1, std::min(batch, kMaxSlices)); }
+
+// Scratch layout (floats, each region 64-byte aligned relative to an aligned base):
+//   shared: packed filter for backward-data, per group (k = og rows, n = K columns)
+//   per slice: im2col panels (rows x K, packed), dXcol (rows x K), dY^T (og x rows),
+//              partial filter gradient (filter elems), partial bias gradient (out_c)
+struct Layout {
+  size_t w_panels_per_group = 0;  // floats per group of the packed filter
+  size_t shared = 0;
+  size_t col = 0, dxcol = 0, dyt = 0, dw = 0, db = 0;
+  size_t per_slice = 0;
+  size_t total = 0;  // without the alignment slack
+};
+
+Layout layout_for(const F32Conv2dBackwardPlan& plan) {
+  const Conv2dParams& p = plan.params;
+  Layout l;
+  const size_t filter_elems = static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
+  if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
+    const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
+    const size_t panels = (plan.k + uk.nr - 1) / uk.nr;
+    const size_t og = static_cast<size_t>(p.out_c / p.groups);
+    l.w_panels_per_group = align_up(panels * uk.nr * og);
+    l.shared = l.w_panels_per_group * static_cast<size_t>(p.groups);
+    l.col = align_up(panels * uk.nr * plan.rows);
+    l.dxcol = plan.direct_1x1 ? 0 : align_up(plan.rows * plan.k);
+    l.dyt = align_up(og * plan.rows);
+  } else {
+    // Shared: the filter transposed to (kh * kw, out_c).
+    l.shared = align_up(filter_elems);
+  }
+  l.dw = align_up(filter_elems);
+  l.db = align_up(static_cast<size_t>(p.out_c));
+  l.per_slice = l.col + l.dxcol + l.dyt + l.dw + l.db;
+  l.total = l.shared + l.per_slice * static_cast<size_t>(plan.slices);
+  return l;
+}
+
+float* align_ptr(float* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<float*>((a + 63) / 64 * 64);
+}
+
+// Writes im2col rows [m0, m0 + rows) of image `x` (group g) in packed panel layout:
+// column kcol = (ky * kw + kx) * cg + ci of row r goes to panel kcol / nr, at r * nr + kcol % nr.
+void im2col_panels(const Conv2dParams& p, const float* x, int g, size_t m0, size_t rows,
+                   size_t k, size_t nr, float* panels) {
+  const int cg = p.in_c / p.groups;
+  const size_t panel_stride = nr * rows;
+  const size_t n_panels = (k + nr - 1) / nr;
+  const size_t valid_last = k - (n_panels - 1) * nr;
+  if (valid_last != nr) {
+    float* last = panels + (n_panels - 1) * panel_stride;
+    for (size_t r = 0; r < rows; ++r) std::fill(last + r * nr + valid_last, last + r * nr + nr, 0.0f);
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t m = m0 + r;
+    const int oy = static_cast<int>(m / static_cast<size_t>(p.out_w));
+    const int ox = static_cast<int>(m % static_cast<size_t>(p.out_w));
+    for (int ky = 0; ky < p.kernel_h; ++ky) {
+      const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+      for (int kx = 0; kx < p.kernel_w; ++kx) {
+        const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+        const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+        const float* src = inside ? x + (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c +
+                                        static_cast<size_t>(g) * cg
+                                  : nullptr;
+        size_t kcol = static_cast<size_t>(ky * p.kernel_w + kx) * cg;
+        size_t done = 0;
+        while (done < static_cast<size_t>(cg)) {
+          const size_t panel = kcol / nr, off = kcol % nr;
+          const size_t len = std::min(nr - off, static_cast<size_t>(cg) - done);
+          float* dst = panels + panel * panel_stride + r * nr + off;
+          if (src != nullptr) {
+            std::memcpy(dst, src + done, len * sizeof(float));
+          } else {
+            std::fill(dst, dst + len, 0.0f);
+          }
+          done += len;
+          kcol += len;
+        }
+      }
+    }
+  }
+}
+
+// dX[pixels of the taps] += dXcol rows [m0, m0 + rows) (group g).
+void col2im_add(const Conv2dParams& p, const float* dxcol, size_t m0, size_t rows, size_t k, int g,
+                float* dx) {
+  const int cg = p.in_c / p.groups;
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t m = m0 + r;
+    const int oy = static_cast<int>(m / static_cast<size_t>(p.out_w));
+    const int ox = static_cast<int>(m % static_cast<size_t>(p.out_w));
+    const float* row = dxcol + r * k;
+    for (int ky = 0; ky < p.kernel_h; ++ky) {
+      const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+      if (iy < 0 || iy >= p.in_h) continue;
+      for (int kx = 0; kx < p.kernel_w; ++kx) {
+        const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+        if (ix < 0 || ix >= p.in_w) continue;
+        float* dst = dx + (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c + static_cast<size_t>(g) * cg;
+        const float* src = row + static_cast<size_t>(ky * p.kernel_w + kx) * cg;
+        for (int c = 0; c < cg; ++c) dst[c] += src[c];  // accumulates
+      }
+    }
+  }
+}
+
+// One slice of images [n0, n1) on the GEMM path.
+void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int n1,
+                const float* input, const float* output_grad, float* input_grad, bool want_dw,
+                bool want_db, const float* w_packed, float* slice, ThreadPool* pool) {
+  const Conv2dParams& p = plan.params;
+  const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
+  const size_t nr = uk.nr;
+  const size_t og = static_cast<size_t>(p.out_c / p.groups);
+  const size_t cg = static_cast<size_t>(p.in_c / p.groups);
+  const size_t pixels = static_cast<size_t>(p.out_h) * p.out_w;
+  const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
+  float* col = slice;
+  float* dxcol = col + l.col;
+  float* dyt = dxcol + l.dxcol;
+  float* dw = dyt + l.dyt;
+  float* db = dw + l.dw;
+  for (int n = n0; n < n1; ++n) {
+    const float* x = input + static_cast<size_t>(n) * in_image;
+    const float* dy_img = output_grad + static_cast<size_t>(n) * pixels * p.out_c;
+    float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
+    for (size_t m0 = 0; m0 < pixels; m0 += plan.rows) {
+      const size_t rows = std::min(plan.rows, pixels - m0);
+      const float* dy = dy_img + m0 * p.out_c;  // (rows, out_c)
+      if (want_db) {
+        for (size_t r = 0; r < rows; ++r) {
+          const float* d = dy + r * p.out_c;
+          for (int c = 0; c < p.out_c; ++c) db[c] += d[c];
+        }
+      }
+      for (int g = 0; g < p.groups; ++g) {
+        const float* dy_g = dy + static_cast<size_t>(g) * og;
+        if (want_dw) {
+          // dW_g(og, K) += dY_g^T(og, rows) * im2col(rows, K)
+          im2col_panels(p, x, g, m0, rows, plan.k, nr, col);
+          f32_transpose(rows, og, dy_g, p.out_c, dyt, rows);
+          f32_gemm_acc_panels(og, dyt, rows, col, rows, plan.k, uk, dw + g * og * plan.k, plan.k,
+                              pool);
+        }
+        if (dx != nullptr) {
+          const float* wp = w_packed + static_cast<size_t>(g) * l.w_panels_per_group;
+          if (plan.direct_1x1) {
+            // dX rows (rows, cg) += dY_g(rows, og) * W_g(og, cg)
+            f32_gemm_acc_panels(rows, dy_g, p.out_c, wp, og, plan.k, uk, dx + m0 * p.in_c + g * cg,
+                                p.in_c, pool);
+          } else {
+            std::fill(dxcol, dxcol + rows * plan.k, 0.0f);
+            f32_gemm_acc_panels(rows, dy_g, p.out_c, wp, og, plan.k, uk, dxcol, plan.k, pool);
+            col2im_add(p, dxcol, m0, rows, plan.k, g, dx);
+          }
+        }
+      }
+    }
+  }
+}
+
+// One slice of images [n0, n1) on the depthwise path. wt: filter as (kh * kw, out_c).
+void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
+                     const float* output_grad, const float* wt, float* input_grad, float* dwt,
+                     float* db) {
+  const int oc_n = p.out_c;
+  const int mult = p.out_c / p.in_c;
+  const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
+  const size_t out_image = static_cast<size_t>(p.out_h) * p.out_w * p.out_c;
+  for (int n = n0; n < n1; ++n) {
+    const float* x = input + static_cast<size_t>(n) * in_image;
+    float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
+    for (int oy = 0; oy < p.out_h; ++oy) {
+      for (int ox = 0; ox < p.out_w; ++ox) {
+        const float* dy = output_grad + static_cast<size_t>(n) * out_image +
+                          (static_cast<size_t>(oy) * p.out_w + ox) * oc_n;
+        if (db != nullptr) {
+          for (int c = 0; c < oc_n; ++c) db[c] += dy[c];
+        }
+        for (int ky = 0; ky < p.kernel_h; ++ky) {
+          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+          if (iy < 0 || iy >= p.in_h) continue;
+          for (int kx = 0; kx < p.kernel_w; ++kx) {
+            const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+            if (ix < 0 || ix >= p.in_w) continue;
+            const size_t tap = static_cast<size_t>(ky * p.kernel_w + kx) * oc_n;
+            const size_t xo = (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c;
+            const float* xr = x + xo;
+            const float* w = wt + tap;
+            if (mult == 1) {
+              if (dwt != nullptr) {
+                float* dw = dwt + tap;
+                for (int c = 0; c < oc_n; ++c) dw[c] += dy[c] * xr[c];
+              }
+              if (dx != nullptr) {
+                float* d = dx + xo;
+                for (int c = 0; c < oc_n; ++c) d[c] += dy[c] * w[c];
+              }
+            } else {
+              for (int c = 0; c < oc_n; ++c) {
+                const int ic = c / mult;
+                if (dwt != nullptr) dwt[tap + c] += dy[c] * xr[ic];
+                if (dx != nullptr) dx[xo + ic] += dy[c] * w[c];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& p) {
+  if (p.batch < 1 || p.in_h < 1 || p.in_w < 1 || p.in_c < 1 || p.out_h < 1 || p.out_w < 1 ||
+      p.out_c < 1 || p.kernel_h < 1 || p.kernel_w < 1 || p.stride_h < 1 || p.stride_w < 1 ||
+      p.dilation_h < 1 || p.dilation_w < 1 || p.groups < 1 || p.in_c % p.groups != 0 ||
+      p.out_c % p.groups != 0) {
+    return invalid_argument(fmt::format(
+        "conv2d backward: bad params (batch {}, in {}x{}x{}, out {}x{}x{}, kernel {}x{}, groups {})",
+        p.batch, p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.kernel_h, p.kernel_w,
+        p.groups));
+  }
+  const int eff_kh = (p.kernel_h - 1) * p.dilation_h + 1;
+  const int eff_kw = (p.kernel_w - 1) * p.dilation_w + 1;
+  if (p.pad_top < 0 || p.pad_left < 0 ||
+      (p.out_h - 1) * p.stride_h + eff_kh > p.in_h + 2 * (p.pad_top + eff_kh) ||
+      (p.out_w - 1) * p.stride_w + eff_kw > p.in_w + 2 * (p.pad_left + eff_kw)) {
+    return invalid_argument("conv2d backward: output size inconsistent with the padding");
+  }
+  F32Conv2dBackwardPlan plan;
+  plan.params = p;
+  plan.slices = slices_for(p.batch);
+  if (p.groups == p.in_c && p.groups > 1) {
+    plan.path = F32Conv2dBackwardPlan::Path::kDepthwise;
+  } else {
+    plan.path = F32Conv2dBackwardPlan::Path::kGemm;
+    plan.k = static_cast<size_t>(p.kernel_h) * p.kernel_w * (p.in_c / p.groups);
+    // Rows per chunk: the im2col block (rows x K) about 256 KiB, rows <= 512 (one K block of
+    // the filter-gradient GEMM), a multiple of 8.
+    size_t rows = (64 * 1024) / std::max<size_t>(plan.k, 1);
+    rows = std::clamp<size_t>(rows, 32, 512) / 8 * 8;
+    plan.rows = std::min(rows, static_cast<size_t>(p.out_h) * p.out_w);
+    plan.direct_1x1 = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+                      p.pad_top == 0 && p.pad_left == 0 && p.in_h == p.out_h && p.in_w == p.out_w;
+  }
+  plan.scratch_elems = layout_for(plan).total + kAlignElems;
+  return plan;
+}
+
+void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, const float* input,
+                              const float* filter, const float* output_grad, float* input_grad,
+                              float* filter_grad, float* bias_grad, float* scratch,
+                              ThreadPool* pool) {
+  if (batch < 1) return;
+  F32Conv2dBackwardPlan plan = plan_in;
+  plan.params.batch = batch;
+  plan.slices = std::min(plan_in.slices, slices_for(batch));
+  const Conv2dParams& p = plan.params;
+  const Layout l = layout_for(plan);
+  float* base = align_ptr(scratch);
+  float* shared = base;
+  float* slices = base + l.shared;
+  const int S = plan.slices;
+  const size_t filter_elems = static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
+  const size_t taps = static_cast<size_t>(p.kernel_h) * p.kernel_w;
+  const bool want_dw = filter_grad != nullptr, want_db = bias_grad != nullptr;
+
+  if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
+    if (input_grad != nullptr) {
+      // Pack each group's filter W_g (og, K) as B (k = og, n = K) for dXcol = dY_g * W_g.
+      const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
+      const size_t nr = uk.nr, og = static_cast<size_t>(p.out_c / p.groups);
+      const size_t panels = (plan.k + nr - 1) / nr;
+      for (int g = 0; g < p.groups; ++g) {
+        float* dst = shared + static_cast<size_t>(g) * l.w_panels_per_group;
+        const float* w = filter + static_cast<size_t>(g) * og * plan.k;
+        for (size_t pi = 0; pi < panels; ++pi) {
+          const size_t n0 = pi * nr, cols = std::min(nr, plan.k - n0);
+          float* panel = dst + pi * nr * og;
+          for (size_t kk = 0; kk < og; ++kk) {
+            std::memcpy(panel + kk * nr, w + kk * plan.k + n0, cols * sizeof(float));
+            std::fill(panel + kk * nr + cols, panel + kk * nr + nr, 0.0f);
+          }
+        }
+      }
+    }
+  } else {
+    // Filter (out_c, kh, kw, 1) -> wt (kh * kw, out_c): rows of channels for vector loops.
+    for (int oc = 0; oc < p.out_c; ++oc) {
+      for (size_t t = 0; t < taps; ++t) shared[t * p.out_c + oc] = filter[static_cast<size_t>(oc) * taps + t];
+    }
+  }
+
+  auto run_slice = [&](size_t s, ThreadPool* inner) {
+    const int n0 = static_cast<int>(static_cast<int64_t>(batch) * static_cast<int64_t>(s) / S);
+    const int n1 = static_cast<int>(static_cast<int64_t>(batch) * static_cast<int64_t>(s + 1) / S);
+    float* slice = slices + s * l.per_slice;
+    float* dw = slice + l.col + l.dxcol + l.dyt;
+    float* db = dw + l.dw;
+    if (want_dw) std::fill(dw, dw + filter_elems, 0.0f);
+    if (want_db) std::fill(db, db + p.out_c, 0.0f);
+    if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
+      gemm_slice(plan, l, n0, n1, input, output_grad, input_grad, want_dw, want_db, shared, slice,
+                 inner);
+    } else {
+      depthwise_slice(p, n0, n1, input, output_grad, shared, input_grad, want_dw ? dw : nullptr,
+                      want_db ? db : nullptr);
+    }
+  };
+  if (S == 1 || pool == nullptr || pool->threads() <= 1) {
+    for (int s = 0; s < S; ++s) run_slice(static_cast<size_t>(s), S == 1 ? pool : nullptr);
+  } else {
+    pool->parallel_for(static_cast<size_t>(S), [&](size_t s) { run_slice(s, nullptr); });
+  }
+
+  // Ordered reduction of the slice partials (fixed order: bitwise the same for any pool).
+  for (int s = 0; s < S; ++s) {
+    const float* dw = slices + static_cast<size_t>(s) * l.per_slice + l.col + l.dxcol + l.dyt;
+    const float* db = dw + l.dw;
+    if (want_dw) {
+      if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
+        for (size_t i = 0; i < filter_elems; ++i) filter_grad[i] += dw[i];
+      } else {
+        for (int oc = 0; oc < p.out_c; ++oc) {
+          for (size_t t = 0; t < taps; ++t) filter_grad[static_cast<size_t>(oc) * taps + t] += dw[t * p.out_c + oc];
+        }
+      }
+    }
+    if (want_db) {
+      for (int c = 0; c < p.out_c; ++c) bias_grad[c] += db[c];
+    }
+  }
+}
+
+}  // namespace pcv::kernels

@@ -1,0 +1,670 @@
+// Training layers (contract in layers.h): forward/backward pairs.
+#include "train/layers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "base/thread_pool.h"
+#include "data/rng.h"
+
+namespace pcv::train {
+namespace {
+
+constexpr size_t kChunk = 1 << 15;
+
+// fn(begin, end) over [0, n) in chunks; elementwise work only (no cross-chunk state).
+template <class F>
+void parallel_chunks(ThreadPool* pool, size_t n, F&& fn) {
+  if (pool == nullptr || pool->threads() <= 1 || n <= kChunk) {
+    fn(size_t{0}, n);
+    return;
+  }
+  pool->parallel_for_tiles(n, kChunk, [&](size_t b, size_t e) { fn(b, e); });
+}
+
+// Row slices [begin, end) of slice s of `slices` (fixed partition).
+inline size_t slice_begin(size_t rows, size_t s, size_t slices) { return rows * s / slices; }
+
+// fn(s, begin, end) for s in [0, kReduceSlices), possibly in parallel.
+template <class F>
+void for_slices(ThreadPool* pool, size_t rows, F&& fn) {
+  const size_t S = kReduceSlices;
+  auto one = [&](size_t s) { fn(s, slice_begin(rows, s, S), slice_begin(rows, s + 1, S)); };
+  if (pool == nullptr || pool->threads() <= 1 || rows < 64) {
+    for (size_t s = 0; s < S; ++s) one(s);
+  } else {
+    pool->parallel_for(S, one);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// activations
+
+void relu_forward(size_t n, const float* x, float* y, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  });
+}
+void relu_backward(size_t n, const float* x, const float* dy, float* dx, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) dx[i] += x[i] > 0.f ? dy[i] : 0.f;  // accumulates
+  });
+}
+
+void relu6_forward(size_t n, const float* x, float* y, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) y[i] = std::min(std::max(x[i], 0.f), 6.f);
+  });
+}
+void relu6_backward(size_t n, const float* x, const float* dy, float* dx, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) dx[i] += (x[i] > 0.f && x[i] < 6.f) ? dy[i] : 0.f;
+  });
+}
+
+void leaky_relu_forward(size_t n, float alpha, const float* x, float* y, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) y[i] = x[i] > 0.f ? x[i] : alpha * x[i];
+  });
+}
+void leaky_relu_backward(size_t n, float alpha, const float* x, const float* dy, float* dx,
+                         ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) dx[i] += x[i] > 0.f ? dy[i] : alpha * dy[i];
+  });
+}
+
+void hard_swish_forward(size_t n, const float* x, float* y, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) y[i] = x[i] * std::min(std::max(x[i] + 3.f, 0.f), 6.f) / 6.f;
+  });
+}
+void hard_swish_backward(size_t n, const float* x, const float* dy, float* dx, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      const float d = x[i] < -3.f ? 0.f : (x[i] > 3.f ? 1.f : (2.f * x[i] + 3.f) / 6.f);
+      dx[i] += dy[i] * d;
+    }
+  });
+}
+
+void sigmoid_forward(size_t n, const float* x, float* y, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
+  });
+}
+void sigmoid_backward(size_t n, const float* y, const float* dy, float* dx, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) dx[i] += dy[i] * y[i] * (1.f - y[i]);
+  });
+}
+
+void clamp_backward_inplace(size_t n, const float* y, float lo, float hi, float* dy,
+                            ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) dy[i] = (y[i] > lo && y[i] < hi) ? dy[i] : 0.f;
+  });
+}
+
+void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) dst[i] += src[i];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// batch norm
+
+void batch_norm_forward_train(size_t rows, int c, const float* x, const float* gamma,
+                              const float* beta, float eps, float* y, float* mean, float* invstd,
+                              float* var, ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(c);
+  // Pass 1: per-slice sums (float within a slice of rows, double across slices).
+  std::vector<float> part(kReduceSlices * C, 0.f);
+  for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+    float* acc = part.data() + s * C;
+    for (size_t r = b; r < e; ++r) {
+      const float* xr = x + r * C;
+      for (size_t k = 0; k < C; ++k) acc[k] += xr[k];
+    }
+  });
+  std::vector<double> m(C, 0.0);
+  for (int s = 0; s < kReduceSlices; ++s) {
+    for (size_t k = 0; k < C; ++k) m[k] += part[s * C + k];
+  }
+  for (size_t k = 0; k < C; ++k) {
+    m[k] /= static_cast<double>(rows);
+    mean[k] = static_cast<float>(m[k]);
+  }
+  // Pass 2: centered squares (two passes: no cancellation).
+  std::fill(part.begin(), part.end(), 0.f);
+  for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+    float* acc = part.data() + s * C;
+    for (size_t r = b; r < e; ++r) {
+      const float* xr = x + r * C;
+      for (size_t k = 0; k < C; ++k) {
+        const float d = xr[k] - mean[k];
+        acc[k] += d * d;
+      }
+    }
+  });
+  std::vector<float> scale(C), shift(C);
+  for (size_t k = 0; k < C; ++k) {
+    double v = 0.0;
+    for (int s = 0; s < kReduceSlices; ++s) v += part[s * C + k];
+    v /= static_cast<double>(rows);
+    var[k] = static_cast<float>(v);
+    invstd[k] = static_cast<float>(1.0 / std::sqrt(v + eps));
+    scale[k] = invstd[k] * gamma[k];
+    shift[k] = beta[k] - mean[k] * scale[k];
+  }
+  parallel_chunks(pool, rows, [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) {
+      const float* xr = x + r * C;
+      float* yr = y + r * C;
+      for (size_t k = 0; k < C; ++k) yr[k] = xr[k] * scale[k] + shift[k];
+    }
+  });
+}
+
+void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma,
+                               const float* mean, const float* invstd, const float* dy, float* dx,
+                               float* dgamma, float* dbeta, ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(c);
+  // sum(dy) and sum(dy * xhat) per channel.
+  std::vector<float> part(kReduceSlices * 2 * C, 0.f);
+  for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+    float* sdy = part.data() + s * 2 * C;
+    float* sdyx = sdy + C;
+    for (size_t r = b; r < e; ++r) {
+      const float* xr = x + r * C;
+      const float* g = dy + r * C;
+      for (size_t k = 0; k < C; ++k) {
+        sdy[k] += g[k];
+        sdyx[k] += g[k] * (xr[k] - mean[k]) * invstd[k];
+      }
+    }
+  });
+  std::vector<float> mdy(C), mdyx(C), coef(C);
+  for (size_t k = 0; k < C; ++k) {
+    double a = 0.0, bsum = 0.0;
+    for (int s = 0; s < kReduceSlices; ++s) {
+      a += part[s * 2 * C + k];
+      bsum += part[s * 2 * C + C + k];
+    }
+    if (dbeta != nullptr) dbeta[k] += static_cast<float>(a);  // accumulates
+    if (dgamma != nullptr) dgamma[k] += static_cast<float>(bsum);
+    mdy[k] = static_cast<float>(a / static_cast<double>(rows));
+    mdyx[k] = static_cast<float>(bsum / static_cast<double>(rows));
+    coef[k] = gamma[k] * invstd[k];
+  }
+  if (dx == nullptr) return;
+  parallel_chunks(pool, rows, [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) {
+      const float* xr = x + r * C;
+      const float* g = dy + r * C;
+      float* d = dx + r * C;
+      for (size_t k = 0; k < C; ++k) {
+        const float xhat = (xr[k] - mean[k]) * invstd[k];
+        d[k] += coef[k] * (g[k] - mdy[k] - xhat * mdyx[k]);  // accumulates
+      }
+    }
+  });
+}
+
+void batch_norm_forward_eval(size_t rows, int c, const float* x, const float* gamma,
+                             const float* beta, const float* mean, const float* invstd, float* y,
+                             ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(c);
+  std::vector<float> scale(C), shift(C);
+  for (size_t k = 0; k < C; ++k) {
+    scale[k] = invstd[k] * gamma[k];
+    shift[k] = beta[k] - mean[k] * scale[k];
+  }
+  parallel_chunks(pool, rows, [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) {
+      for (size_t k = 0; k < C; ++k) y[r * C + k] = x[r * C + k] * scale[k] + shift[k];
+    }
+  });
+}
+
+void batch_norm_backward_eval(size_t rows, int c, const float* x, const float* gamma,
+                              const float* mean, const float* invstd, const float* dy, float* dx,
+                              float* dgamma, float* dbeta, ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(c);
+  if (dgamma != nullptr || dbeta != nullptr) {
+    std::vector<float> part(kReduceSlices * 2 * C, 0.f);
+    for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+      float* sdy = part.data() + s * 2 * C;
+      float* sdyx = sdy + C;
+      for (size_t r = b; r < e; ++r) {
+        for (size_t k = 0; k < C; ++k) {
+          const float g = dy[r * C + k];
+          sdy[k] += g;
+          sdyx[k] += g * (x[r * C + k] - mean[k]) * invstd[k];
+        }
+      }
+    });
+    for (size_t k = 0; k < C; ++k) {
+      double a = 0.0, bsum = 0.0;
+      for (int s = 0; s < kReduceSlices; ++s) {
+        a += part[s * 2 * C + k];
+        bsum += part[s * 2 * C + C + k];
+      }
+      if (dbeta != nullptr) dbeta[k] += static_cast<float>(a);
+      if (dgamma != nullptr) dgamma[k] += static_cast<float>(bsum);
+    }
+  }
+  if (dx == nullptr) return;
+  std::vector<float> coef(C);
+  for (size_t k = 0; k < C; ++k) coef[k] = gamma[k] * invstd[k];
+  parallel_chunks(pool, rows, [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) {
+      for (size_t k = 0; k < C; ++k) dx[r * C + k] += dy[r * C + k] * coef[k];
+    }
+  });
+}
+
+void batch_norm_update_running(int c, size_t rows, float momentum, const float* batch_mean,
+                               const float* batch_var, float* running_mean, float* running_var) {
+  const float unbias = rows > 1 ? static_cast<float>(rows) / static_cast<float>(rows - 1) : 1.f;
+  for (int k = 0; k < c; ++k) {
+    running_mean[k] = momentum * running_mean[k] + (1.f - momentum) * batch_mean[k];
+    running_var[k] = momentum * running_var[k] + (1.f - momentum) * batch_var[k] * unbias;
+  }
+}
+
+void column_sums_accumulate(size_t rows, int c, const float* x, float* out, ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(c);
+  std::vector<float> part(kReduceSlices * C, 0.f);
+  for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+    float* acc = part.data() + s * C;
+    for (size_t r = b; r < e; ++r) {
+      for (size_t k = 0; k < C; ++k) acc[k] += x[r * C + k];
+    }
+  });
+  for (size_t k = 0; k < C; ++k) {
+    double a = 0.0;
+    for (int s = 0; s < kReduceSlices; ++s) a += part[s * C + k];
+    out[k] += static_cast<float>(a);  // accumulates
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// pooling
+
+void max_pool_forward(const kernels::Pool2dParams& p, const float* x, float* y, int32_t* argmax,
+                      ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(p.channels);
+  const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * C;
+  const size_t out_image = static_cast<size_t>(p.out_h) * p.out_w * C;
+  auto image = [&](size_t n) {
+    const float* xi = x + n * in_image;
+    for (int oy = 0; oy < p.out_h; ++oy) {
+      for (int ox = 0; ox < p.out_w; ++ox) {
+        // y, argmax: (N, out_h, out_w, C)
+        float* yo = y + n * out_image + (static_cast<size_t>(oy) * p.out_w + ox) * C;
+        int32_t* ao = argmax + n * out_image + (static_cast<size_t>(oy) * p.out_w + ox) * C;
+        for (size_t k = 0; k < C; ++k) {
+          yo[k] = -std::numeric_limits<float>::infinity();
+          ao[k] = -1;
+        }
+        for (int ky = 0; ky < p.kernel_h; ++ky) {
+          const int iy = oy * p.stride_h - p.pad_top + ky;
+          if (iy < 0 || iy >= p.in_h) continue;
+          for (int kx = 0; kx < p.kernel_w; ++kx) {
+            const int ix = ox * p.stride_w - p.pad_left + kx;
+            if (ix < 0 || ix >= p.in_w) continue;
+            const size_t off = (static_cast<size_t>(iy) * p.in_w + ix) * C;
+            const float* xr = xi + off;
+            for (size_t k = 0; k < C; ++k) {
+              if (xr[k] > yo[k]) {  // first maximum wins ties
+                yo[k] = xr[k];
+                ao[k] = static_cast<int32_t>(off + k);
+              }
+            }
+          }
+        }
+        for (size_t k = 0; k < C; ++k) {
+          if (ao[k] < 0) yo[k] = 0.f;
+        }
+      }
+    }
+  };
+  if (pool == nullptr || pool->threads() <= 1) {
+    for (int n = 0; n < p.batch; ++n) image(static_cast<size_t>(n));
+  } else {
+    pool->parallel_for(static_cast<size_t>(p.batch), image);
+  }
+}
+
+void max_pool_backward(const kernels::Pool2dParams& p, const int32_t* argmax, const float* dy,
+                       float* dx, ThreadPool* pool) {
+  const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.channels;
+  const size_t out_image = static_cast<size_t>(p.out_h) * p.out_w * p.channels;
+  auto image = [&](size_t n) {
+    const int32_t* a = argmax + n * out_image;
+    const float* g = dy + n * out_image;
+    float* d = dx + n * in_image;
+    for (size_t i = 0; i < out_image; ++i) {
+      if (a[i] >= 0) d[a[i]] += g[i];  // accumulates (overlapping windows add up)
+    }
+  };
+  if (pool == nullptr || pool->threads() <= 1) {
+    for (int n = 0; n < p.batch; ++n) image(static_cast<size_t>(n));
+  } else {
+    pool->parallel_for(static_cast<size_t>(p.batch), image);
+  }
+}
+
+namespace {
+template <class F>
+void avg_pool_windows(const kernels::Pool2dParams& p, ThreadPool* pool, F&& fn) {
+  auto image = [&](size_t n) {
+    for (int oy = 0; oy < p.out_h; ++oy) {
+      const int y0 = std::max(oy * p.stride_h - p.pad_top, 0);
+      const int y1 = std::min(oy * p.stride_h - p.pad_top + p.kernel_h, p.in_h);
+      for (int ox = 0; ox < p.out_w; ++ox) {
+        const int x0 = std::max(ox * p.stride_w - p.pad_left, 0);
+        const int x1 = std::min(ox * p.stride_w - p.pad_left + p.kernel_w, p.in_w);
+        fn(n, oy, ox, y0, y1, x0, x1);
+      }
+    }
+  };
+  if (pool == nullptr || pool->threads() <= 1) {
+    for (int n = 0; n < p.batch; ++n) image(static_cast<size_t>(n));
+  } else {
+    pool->parallel_for(static_cast<size_t>(p.batch), image);
+  }
+}
+}  // namespace
+
+void average_pool_forward(const kernels::Pool2dParams& p, const float* x, float* y,
+                          ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(p.channels);
+  avg_pool_windows(p, pool, [&](size_t n, int oy, int ox, int y0, int y1, int x0, int x1) {
+    float* yo = y + ((n * p.out_h + oy) * p.out_w + ox) * C;
+    std::fill(yo, yo + C, 0.f);
+    const int count = std::max(y1 - y0, 0) * std::max(x1 - x0, 0);
+    for (int iy = y0; iy < y1; ++iy) {
+      for (int ix = x0; ix < x1; ++ix) {
+        const float* xr = x + ((n * p.in_h + iy) * p.in_w + ix) * C;
+        for (size_t k = 0; k < C; ++k) yo[k] += xr[k];
+      }
+    }
+    const float inv = count > 0 ? 1.f / static_cast<float>(count) : 0.f;
+    for (size_t k = 0; k < C; ++k) yo[k] *= inv;
+  });
+}
+
+void average_pool_backward(const kernels::Pool2dParams& p, const float* dy, float* dx,
+                           ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(p.channels);
+  avg_pool_windows(p, pool, [&](size_t n, int oy, int ox, int y0, int y1, int x0, int x1) {
+    const float* g = dy + ((n * p.out_h + oy) * p.out_w + ox) * C;
+    const int count = std::max(y1 - y0, 0) * std::max(x1 - x0, 0);
+    if (count == 0) return;
+    const float inv = 1.f / static_cast<float>(count);
+    for (int iy = y0; iy < y1; ++iy) {
+      for (int ix = x0; ix < x1; ++ix) {
+        float* d = dx + ((n * p.in_h + iy) * p.in_w + ix) * C;
+        for (size_t k = 0; k < C; ++k) d[k] += g[k] * inv;  // accumulates
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// shape-generic ops
+
+namespace {
+// Calls fn(in_index, out_index) over every element of dims (rank <= 5), with out strides
+// given per axis (0 for a reduced/broadcast axis).
+template <class F>
+void for_each_index(int rank, const int64_t* dims, const int64_t* out_strides, F&& fn) {
+  int64_t d[5] = {1, 1, 1, 1, 1}, st[5] = {0, 0, 0, 0, 0};
+  for (int i = 0; i < rank; ++i) {
+    d[5 - rank + i] = dims[i];
+    st[5 - rank + i] = out_strides[i];
+  }
+  size_t in = 0;
+  for (int64_t a = 0; a < d[0]; ++a)
+    for (int64_t b = 0; b < d[1]; ++b)
+      for (int64_t c = 0; c < d[2]; ++c)
+        for (int64_t e = 0; e < d[3]; ++e) {
+          const int64_t base = a * st[0] + b * st[1] + c * st[2] + e * st[3];
+          for (int64_t f = 0; f < d[4]; ++f) fn(in++, static_cast<size_t>(base + f * st[4]));
+        }
+}
+
+// Row-major strides of the kept axes (reduced axes get stride 0).
+void reduced_strides(int rank, const int64_t* dims, const bool* reduce, int64_t* strides) {
+  int64_t s = 1;
+  for (int i = rank - 1; i >= 0; --i) {
+    strides[i] = reduce[i] ? 0 : s;
+    if (!reduce[i]) s *= dims[i];
+  }
+}
+}  // namespace
+
+void mean_forward(int rank, const int64_t* dims, const bool* reduce, const float* x, float* y) {
+  int64_t st[5];
+  reduced_strides(rank, dims, reduce, st);
+  int64_t out_n = 1, count = 1;
+  for (int i = 0; i < rank; ++i) (reduce[i] ? count : out_n) *= dims[i];
+  std::vector<double> acc(static_cast<size_t>(out_n), 0.0);
+  for_each_index(rank, dims, st, [&](size_t i, size_t o) { acc[o] += x[i]; });
+  for (int64_t o = 0; o < out_n; ++o) y[o] = static_cast<float>(acc[o] / static_cast<double>(count));
+}
+
+void mean_backward(int rank, const int64_t* dims, const bool* reduce, const float* dy, float* dx) {
+  int64_t st[5];
+  reduced_strides(rank, dims, reduce, st);
+  int64_t count = 1;
+  for (int i = 0; i < rank; ++i) if (reduce[i]) count *= dims[i];
+  const float inv = 1.f / static_cast<float>(count);
+  for_each_index(rank, dims, st, [&](size_t i, size_t o) { dx[i] += dy[o] * inv; });
+}
+
+namespace {
+// Strides of the padded output, and the offset of the input's origin in it.
+size_t pad_strides(int rank, const int64_t* dims, const int64_t* before, const int64_t* after,
+                   int64_t* st) {
+  int64_t s = 1;
+  size_t origin = 0;
+  for (int i = rank - 1; i >= 0; --i) {
+    st[i] = s;
+    origin += static_cast<size_t>(before[i] * s);
+    s *= dims[i] + before[i] + after[i];
+  }
+  return origin;
+}
+}  // namespace
+
+void pad_forward(int rank, const int64_t* dims, const int64_t* before, const int64_t* after,
+                 float value, const float* x, float* y) {
+  int64_t st[5];
+  const size_t origin = pad_strides(rank, dims, before, after, st);
+  size_t total = 1;
+  for (int i = 0; i < rank; ++i) total *= static_cast<size_t>(dims[i] + before[i] + after[i]);
+  std::fill(y, y + total, value);
+  for_each_index(rank, dims, st, [&](size_t i, size_t o) { y[origin + o] = x[i]; });
+}
+
+void pad_backward(int rank, const int64_t* dims, const int64_t* before, const int64_t* after,
+                  const float* dy, float* dx) {
+  int64_t st[5];
+  const size_t origin = pad_strides(rank, dims, before, after, st);
+  for_each_index(rank, dims, st, [&](size_t i, size_t o) { dx[i] += dy[origin + o]; });
+}
+
+void concat_forward(size_t outer, size_t inner, const std::vector<int64_t>& sizes,
+                    const std::vector<const float*>& xs, float* y) {
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  for (size_t o = 0; o < outer; ++o) {
+    size_t off = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const size_t len = static_cast<size_t>(sizes[i]) * inner;
+      std::memcpy(y + o * static_cast<size_t>(total) * inner + off, xs[i] + o * len, len * sizeof(float));
+      off += len;
+    }
+  }
+}
+
+void concat_backward(size_t outer, size_t inner, const std::vector<int64_t>& sizes,
+                     const float* dy, const std::vector<float*>& dxs) {
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  for (size_t o = 0; o < outer; ++o) {
+    size_t off = 0;
+    for (size_t i = 0; i < dxs.size(); ++i) {
+      const size_t len = static_cast<size_t>(sizes[i]) * inner;
+      if (dxs[i] != nullptr) {
+        const float* src = dy + o * static_cast<size_t>(total) * inner + off;
+        float* dst = dxs[i] + o * len;
+        for (size_t k = 0; k < len; ++k) dst[k] += src[k];
+      }
+      off += len;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// broadcasting add / mul
+
+namespace {
+bool same_shape(const kernels::BroadcastShape& s) {
+  for (int i = 0; i < s.rank; ++i) {
+    if (s.a_dims[i] != s.out_dims[i] || s.b_dims[i] != s.out_dims[i]) return false;
+  }
+  return true;
+}
+// Strides of an operand inside the output index space (0 along broadcast axes).
+void operand_strides(const kernels::BroadcastShape& s, const int* dims, int64_t* st) {
+  int64_t acc = 1;
+  for (int i = s.rank - 1; i >= 0; --i) {
+    st[i] = (dims[i] == 1 && s.out_dims[i] != 1) ? 0 : acc;
+    acc *= dims[i];
+  }
+}
+size_t out_elems(const kernels::BroadcastShape& s) {
+  size_t n = 1;
+  for (int i = 0; i < s.rank; ++i) n *= static_cast<size_t>(s.out_dims[i]);
+  return n;
+}
+void out_dims64(const kernels::BroadcastShape& s, int64_t* d) {
+  for (int i = 0; i < s.rank; ++i) d[i] = s.out_dims[i];
+}
+}  // namespace
+
+void add_forward(const kernels::BroadcastShape& s, const float* a, const float* b, float* y,
+                 ThreadPool* pool) {
+  if (same_shape(s)) {
+    parallel_chunks(pool, out_elems(s), [&](size_t lo, size_t hi) {
+      for (size_t i = lo; i < hi; ++i) y[i] = a[i] + b[i];
+    });
+    return;
+  }
+  int64_t d[5], sa[5], sb[5];
+  out_dims64(s, d);
+  operand_strides(s, s.a_dims, sa);
+  operand_strides(s, s.b_dims, sb);
+  for_each_index(s.rank, d, sa, [&](size_t o, size_t ia) { y[o] = a[ia]; });
+  for_each_index(s.rank, d, sb, [&](size_t o, size_t ib) { y[o] += b[ib]; });
+}
+
+void add_backward(const kernels::BroadcastShape& s, const float* dy, float* da, float* db,
+                  ThreadPool* pool) {
+  if (same_shape(s)) {
+    if (da != nullptr) add_inplace(out_elems(s), dy, da, pool);
+    if (db != nullptr) add_inplace(out_elems(s), dy, db, pool);
+    return;
+  }
+  int64_t d[5], sa[5], sb[5];
+  out_dims64(s, d);
+  operand_strides(s, s.a_dims, sa);
+  operand_strides(s, s.b_dims, sb);
+  if (da != nullptr) for_each_index(s.rank, d, sa, [&](size_t o, size_t ia) { da[ia] += dy[o]; });
+  if (db != nullptr) for_each_index(s.rank, d, sb, [&](size_t o, size_t ib) { db[ib] += dy[o]; });
+}
+
+void mul_forward(const kernels::BroadcastShape& s, const float* a, const float* b, float* y,
+                 ThreadPool* pool) {
+  if (same_shape(s)) {
+    parallel_chunks(pool, out_elems(s), [&](size_t lo, size_t hi) {
+      for (size_t i = lo; i < hi; ++i) y[i] = a[i] * b[i];
+    });
+    return;
+  }
+  int64_t d[5], sa[5], sb[5];
+  out_dims64(s, d);
+  operand_strides(s, s.a_dims, sa);
+  operand_strides(s, s.b_dims, sb);
+  for_each_index(s.rank, d, sa, [&](size_t o, size_t ia) { y[o] = a[ia]; });
+  for_each_index(s.rank, d, sb, [&](size_t o, size_t ib) { y[o] *= b[ib]; });
+}
+
+void mul_backward(const kernels::BroadcastShape& s, const float* a, const float* b,
+                  const float* dy, float* da, float* db, ThreadPool* pool) {
+  int64_t d[5], sa[5], sb[5];
+  out_dims64(s, d);
+  operand_strides(s, s.a_dims, sa);
+  operand_strides(s, s.b_dims, sb);
+  // Index of both operands per output element.
+  std::vector<size_t> ib(out_elems(s));
+  for_each_index(s.rank, d, sb, [&](size_t o, size_t i) { ib[o] = i; });
+  for_each_index(s.rank, d, sa, [&](size_t o, size_t ia) {
+    if (da != nullptr) da[ia] += dy[o] * b[ib[o]];
+    if (db != nullptr) db[ib[o]] += dy[o] * a[ia];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax, dropout
+
+void softmax_forward(size_t rows, int c, float beta, const float* x, float* y) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * c;
+    float* yr = y + r * c;
+    const float mx = *std::max_element(xr, xr + c);
+    double sum = 0.0;
+    for (int k = 0; k < c; ++k) {
+      yr[k] = std::exp(beta * (xr[k] - mx));
+      sum += yr[k];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int k = 0; k < c; ++k) yr[k] *= inv;
+  }
+}
+
+void softmax_backward(size_t rows, int c, float beta, const float* y, const float* dy, float* dx) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* yr = y + r * c;
+    const float* g = dy + r * c;
+    double dot = 0.0;
+    for (int k = 0; k < c; ++k) dot += static_cast<double>(g[k]) * yr[k];
+    for (int k = 0; k < c; ++k) dx[r * c + k] += beta * yr[k] * (g[k] - static_cast<float>(dot));
+  }
+}
+
+void dropout_forward_train(size_t n, float rate, uint64_t seed, uint64_t stream, const float* x,
+                           float* y, float* mask) {
+  data::Rng rng(seed, stream, 0x64726f70ull);  // "drop"
+  const float keep = 1.f - rate;
+  const float scale = keep > 0.f ? 1.f / keep : 0.f;
+  for (size_t i = 0; i < n; ++i) {
+    mask[i] = rng.uniform() < keep ? scale : 0.f;
+    y[i] = x[i] * mask[i];
+  }
+}
+
+void dropout_backward(size_t n, const float* mask, const float* dy, float* dx) {
+  for (size_t i = 0; i < n; ++i) dx[i] += dy[i] * mask[i];
+}
+
+}  // namespace pcv::train

@@ -1,0 +1,102 @@
+#include "formats/coreml/coreml_test_util.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <random>
+
+#include "support/paths.h"
+#include "zoo/zoo.h"
+
+namespace pcv::coreml::testing {
+
+ir::Model simple_cnn_32() {
+  zoo::ZooOptions o;
+  o.arch = "simple_cnn";
+  o.size = 32;
+  o.labels = {"cat", "dog"};
+  auto m = zoo::create_model(o);
+  EXPECT_TRUE(m.has_value()) << m.status().to_string();
+  return std::move(m).value();
+}
+
+ir::Model mobilenet_v2_64() {
+  zoo::ZooOptions o;
+  o.arch = "mobilenet_v2";
+  o.size = 64;
+  o.width = 0.35f;
+  o.labels = {"cat", "dog"};
+  auto m = zoo::create_model(o);
+  EXPECT_TRUE(m.has_value()) << m.status().to_string();
+  return std::move(m).value();
+}
+
+std::string decode_raw(const std::vector<uint8_t>& bytes) {
+  const std::string dir = pcv::testing::make_temp_dir("coreml_decode");
+  const std::string in = dir + "/model.bin", out = dir + "/decoded.txt";
+  {
+    std::ofstream f(in, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  const std::string cmd = std::string(PCV_PROTOC_PATH) + " --decode_raw < '" + in + "' > '" + out + "' 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::ifstream f(out);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(rc, 0) << "protoc --decode_raw failed: " << text.substr(0, 500);
+  return rc == 0 ? text : "";
+}
+
+std::vector<int> top_level_fields(const std::string& decoded) {
+  std::vector<int> fields;
+  int depth = 0;
+  size_t pos = 0;
+  while (pos < decoded.size()) {
+    size_t end = decoded.find('\n', pos);
+    if (end == std::string::npos) end = decoded.size();
+    std::string line = decoded.substr(pos, end - pos);
+    pos = end + 1;
+    const size_t first = line.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    line = line.substr(first);
+    if (line[0] == '}') {
+      --depth;
+      continue;
+    }
+    if (depth == 0) {
+      const size_t stop = line.find_first_of(": {");
+      fields.push_back(std::atoi(line.substr(0, stop).c_str()));
+    }
+    if (line.back() == '{') ++depth;
+  }
+  return fields;
+}
+
+ir::Tensor random_input(const ir::Model& m, uint64_t seed) {
+  const ir::Value& x = m.graph.value(m.graph.inputs[0]);
+  ir::Tensor t(ir::DType::kF32, x.shape);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+const ir::Value* find_constant(const ir::Graph& g, const std::string& name) {
+  const ir::ValueId id = g.find_value(name);
+  if (id == ir::kNoValue || !g.value(id).is_constant()) return nullptr;
+  return &g.value(id);
+}
+
+double max_rel_diff(const ir::Tensor& a, const ir::Tensor& b) {
+  if (a.num_elements() != b.num_elements()) return std::numeric_limits<double>::infinity();
+  double m = 0;
+  for (int64_t i = 0; i < a.num_elements(); ++i) {
+    const double x = a.data<float>()[i], y = b.data<float>()[i];
+    m = std::max(m, std::abs(x - y) / std::max(1.0, std::abs(y)));
+  }
+  return m;
+}
+
+}  // namespace pcv::coreml::testing

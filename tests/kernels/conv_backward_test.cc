@@ -1,0 +1,128 @@
+// conv2d backward: hand-checked values, then the fast kernel against the reference over shapes
+// with strides, dilation, padding, groups, depthwise (multiplier 1 and 2), channel tails, and
+// thread counts (results must be bitwise equal for 1 and 2 threads).
+#include "kernels/conv/conv_backward.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/conv/conv.h"
+#include "kernels/kernel_test_util.h"
+
+namespace pcv::kernels {
+namespace {
+
+using testing::random_f32;
+
+TEST(ConvBackward, RefHandValues1x1) {
+  // 1 image, 1x2 pixels, 1 in channel, 1 out channel, 1x1 filter w=3.
+  Conv2dParams p;
+  p.in_h = 1; p.in_w = 2; p.in_c = 1; p.out_h = 1; p.out_w = 2; p.out_c = 1;
+  const float x[] = {2.f, -1.f}, w[] = {3.f}, dy[] = {0.5f, 4.f};
+  float dx[2] = {1.f, 1.f}, dw[1] = {0.f}, db[1] = {10.f};
+  f32_conv2d_backward__ref(p, x, w, dy, dx, dw, db);
+  EXPECT_FLOAT_EQ(dx[0], 1.f + 1.5f);  // accumulated onto the 1 already there
+  EXPECT_FLOAT_EQ(dx[1], 1.f + 12.f);
+  EXPECT_FLOAT_EQ(dw[0], 0.5f * 2.f + 4.f * -1.f);
+  EXPECT_FLOAT_EQ(db[0], 10.f + 4.5f);
+}
+
+TEST(ConvBackward, RefHandValues3x3Padded) {
+  // 3x3 input of ones, 3x3 filter, SAME padding, stride 1: dW[ky,kx] counts the output
+  // pixels whose tap (ky,kx) lands inside (with dY = 1): corners 4, edges 6, center 9.
+  Conv2dParams p;
+  p.in_h = p.in_w = 3; p.in_c = 1; p.out_h = p.out_w = 3; p.out_c = 1;
+  p.kernel_h = p.kernel_w = 3; p.pad_top = p.pad_left = 1;
+  std::vector<float> x(9, 1.f), w(9, 1.f), dy(9, 1.f), dx(9, 0.f), dw(9, 0.f);
+  f32_conv2d_backward__ref(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), nullptr);
+  const float expect[9] = {4, 6, 4, 6, 9, 6, 4, 6, 4};
+  for (int i = 0; i < 9; ++i) {
+    EXPECT_FLOAT_EQ(dw[i], expect[i]) << i;
+    EXPECT_FLOAT_EQ(dx[i], expect[i]) << i;  // symmetric here
+  }
+}
+
+struct Case {
+  int batch, in_h, in_w, in_c, out_c, k, stride, dilation, pad, groups;
+};
+
+Conv2dParams make_params(const Case& c) {
+  Conv2dParams p;
+  p.batch = c.batch;
+  p.in_h = c.in_h; p.in_w = c.in_w; p.in_c = c.in_c; p.out_c = c.out_c;
+  p.kernel_h = p.kernel_w = c.k;
+  p.stride_h = p.stride_w = c.stride;
+  p.dilation_h = p.dilation_w = c.dilation;
+  p.pad_top = p.pad_left = c.pad;
+  const int eff = (c.k - 1) * c.dilation + 1;
+  p.out_h = (c.in_h + 2 * c.pad - eff) / c.stride + 1;
+  p.out_w = (c.in_w + 2 * c.pad - eff) / c.stride + 1;
+  p.groups = c.groups;
+  return p;
+}
+
+class ConvBackwardFast : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ConvBackwardFast, MatchesReference) {
+  const Conv2dParams p = make_params(GetParam());
+  const size_t in_elems = static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c;
+  const size_t out_elems = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+  const size_t w_elems = static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
+  const auto x = random_f32(in_elems, 1), w = random_f32(w_elems, 2), dy = random_f32(out_elems, 3);
+  // Start from non-zero gradients: both kernels accumulate.
+  const auto dx0 = random_f32(in_elems, 4), dw0 = random_f32(w_elems, 5), db0 = random_f32(p.out_c, 6);
+  std::vector<float> dx_ref = dx0, dw_ref = dw0, db_ref = db0;
+  f32_conv2d_backward__ref(p, x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data(), db_ref.data());
+
+  auto plan = prepare_f32_conv2d_backward_fast(p);
+  ASSERT_TRUE(plan.has_value()) << plan.status().to_string();
+  std::vector<float> scratch(plan->scratch_elems);
+  const size_t taps = static_cast<size_t>(p.kernel_h) * p.kernel_w * (p.in_c / p.groups);
+  std::vector<float> first_dx, first_dw, first_db;
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    std::vector<float> dx = dx0, dw = dw0, db = db0;
+    f32_conv2d_backward_fast(*plan, p.batch, x.data(), w.data(), dy.data(), dx.data(), dw.data(),
+                             db.data(), scratch.data(), &pool);
+    // Error bound: a sum of up to `terms` products of values in [-1, 1].
+    const double terms_w = static_cast<double>(p.batch) * p.out_h * p.out_w;
+    for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(dx[i], dx_ref[i], 1e-5 * (1 + taps)) << "dx " << i;
+    for (size_t i = 0; i < w_elems; ++i) ASSERT_NEAR(dw[i], dw_ref[i], 1e-6 * (10 + terms_w)) << "dw " << i;
+    for (int i = 0; i < p.out_c; ++i) ASSERT_NEAR(db[i], db_ref[i], 1e-6 * (10 + terms_w)) << "db " << i;
+    if (threads == 1) {
+      first_dx = dx; first_dw = dw; first_db = db;
+    } else {
+      EXPECT_EQ(dx, first_dx) << "thread count changed dX";
+      EXPECT_EQ(dw, first_dw) << "thread count changed dW";
+      EXPECT_EQ(db, first_db) << "thread count changed db";
+    }
+  }
+  // Only the input gradient (frozen filter): dW/db untouched.
+  std::vector<float> dx = dx0;
+  f32_conv2d_backward_fast(*plan, p.batch, x.data(), w.data(), dy.data(), dx.data(), nullptr,
+                           nullptr, scratch.data(), nullptr);
+  for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(dx[i], dx_ref[i], 1e-5 * (1 + taps));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, ConvBackwardFast,
+    ::testing::Values(Case{1, 5, 5, 1, 1, 1, 1, 1, 0, 1},      // 1x1 direct
+                      Case{3, 7, 6, 17, 9, 1, 1, 1, 0, 1},     // 1x1 direct, tails
+                      Case{2, 8, 8, 16, 33, 1, 2, 1, 0, 1},    // 1x1 stride 2 (im2col)
+                      Case{2, 9, 9, 3, 16, 3, 1, 1, 0, 1},     // 3x3 valid
+                      Case{2, 9, 7, 8, 15, 3, 2, 1, 1, 1},     // 3x3 stride 2 pad 1
+                      Case{9, 6, 6, 5, 7, 3, 1, 2, 2, 1},      // dilation 2, 9 images (8 slices)
+                      Case{2, 8, 8, 8, 12, 3, 1, 1, 1, 4},     // grouped
+                      Case{2, 7, 7, 4, 6, 1, 1, 1, 0, 2},      // grouped 1x1
+                      Case{3, 9, 9, 17, 17, 3, 1, 1, 1, 17},   // depthwise
+                      Case{2, 10, 10, 32, 32, 3, 2, 1, 1, 32}, // depthwise stride 2
+                      Case{2, 6, 6, 5, 10, 3, 1, 1, 1, 5},     // depthwise multiplier 2
+                      Case{2, 11, 11, 8, 8, 5, 2, 1, 2, 8},    // depthwise 5x5
+                      Case{1, 40, 40, 32, 64, 3, 1, 1, 1, 1},  // several row chunks
+                      Case{4, 20, 20, 64, 40, 3, 1, 1, 1, 1}));
+
+}  // namespace
+}  // namespace pcv::kernels
