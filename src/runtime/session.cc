@@ -8,6 +8,7 @@
 
 #include "base/aligned.h"
 #include "base/thread_pool.h"
+#include "ir/passes/passes.h"
 #include "runtime/memory_plan.h"
 #include "runtime/op_kernel.h"
 
@@ -74,6 +75,12 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
       if (!g.value(in).shape.empty()) g.value(in).shape[0] = options.batch;
     }
     PCV_RETURN_IF_ERROR(infer_shapes(g).with_context(fmt::format("batch {}", options.batch)));
+  }
+  if (options.optimize_graph && !options.keep_all_values) {
+    PCV_RETURN_IF_ERROR(remove_identity(g).status());
+    PCV_RETURN_IF_ERROR(fold_batch_norm(g).status());
+    PCV_RETURN_IF_ERROR(fuse_activations(g).status());
+    PCV_RETURN_IF_ERROR(prune_unused(g).status());
   }
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   const int threads = impl->pool->threads();

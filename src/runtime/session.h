@@ -24,6 +24,10 @@ struct SessionOptions {
   int threads = 1;                 // 1..64; <= 0 means one per core
   bool fast_kernels = true;        // false: reference kernels only (the oracle)
   bool profile = false;            // time every node (see Session::profile)
+  // Rewrite the graph before planning: remove identities (dropout), fold batch norm into the
+  // conv / dense before it, fuse relu/relu6 into their producers (ir/passes). Off when
+  // keep_all_values is set, so every original value stays observable.
+  bool optimize_graph = true;
   // Keep every intermediate value alive after run() (no buffer reuse), for per-layer
   // comparisons; costs memory.
   bool keep_all_values = false;

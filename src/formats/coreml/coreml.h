@@ -62,12 +62,16 @@ struct MlModelOptions {
   bool classifier = true;
   // Name of the image / multiarray input feature; "" keeps the IR's input name.
   std::string input_name;
+  // Fold batch norms into the convolutions / inner products before them (ir::fold_batch_norm);
+  // the others stay batchnorm layers.
+  bool fold_batch_norm = true;
 };
 
 struct MlPackageOptions {
   bool fp16 = true;  // fp16 weights and compute (cast ops at the ends); false: fp32 throughout
   bool classifier = true;
   std::string input_name;
+  bool fold_batch_norm = true;  // as MlModelOptions::fold_batch_norm
 };
 
 // Rules for Model.specificationVersion (the lowest the used features need):

@@ -195,12 +195,12 @@ void describe_mil(const mil::Program& p, const std::string& weights_path, std::s
             const auto& sv = items[i].immediatevalue().tensor().strings().values();
             labels += (labels.empty() ? "" : ", ") + (sv.empty() ? std::string("?") : sv[0]);
           }
-          *out += fmt::format("    labels ({}): {}{}
-", items.size(), labels, items.size() > 20 ? ", ..." : "");
+          *out += fmt::format("    labels ({}): {}{}\n", items.size(), labels, items.size() > 20 ? ", ..." : "");
         }
       }
       std::string args;
-      for (const auto& [k, a] : op.inputs()) {
+      const std::map<std::string, mil::Argument> sorted(op.inputs().begin(), op.inputs().end());
+      for (const auto& [k, a] : sorted) {
         for (const auto& b : a.arguments()) args += fmt::format("{}{}={}", args.empty() ? "" : ", ", k, b.has_value() ? "<value>" : b.name());
       }
       ops += fmt::format("    {:14} {:40} ({})\n", op.type(), op.outputs_size() ? op.outputs(0).name() : "", args);

@@ -26,6 +26,7 @@
 #include <map>
 
 #include "base/file.h"
+#include "ir/passes/passes.h"
 #include "formats/coreml/common.h"
 #include "formats/coreml/coreml.h"
 #include "formats/coreml/weights.h"
@@ -508,6 +509,10 @@ Expected<std::vector<uint8_t>> write_mlmodel(const ir::Model& model, const MlMod
   }
   PCV_RETURN_IF_ERROR(ir::verify(model.graph).with_context("Core ML writer"));
   PCV_ASSIGN_OR_RETURN(ir::Model m, detail::to_float_model(model));
+  if (options.fold_batch_norm) {
+    PCV_ASSIGN_OR_RETURN(int folded, ir::fold_batch_norm(m.graph));
+    (void)folded;
+  }
   spec::Model out;
   NnWriter w(m, options);
   PCV_RETURN_IF_ERROR(w.run(&out));

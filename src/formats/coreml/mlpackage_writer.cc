@@ -15,6 +15,7 @@
 // pad -> pad (constant), softmax -> softmax; dropout/quantize/dequantize have no op.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include <set>
 
 #include "base/file.h"
+#include "ir/passes/passes.h"
 #include "base/fp16.h"
 #include "formats/coreml/blob_storage.h"
 #include "formats/coreml/common.h"
@@ -165,6 +167,11 @@ class MilWriter {
         for (int64_t dim : mil_shape(g_.value(g_.outputs[i]).shape)) arr->add_shape(dim);
       }
     }
+    // Ops were appended as they were built, a consumer before the `const` ops of its
+    // parameters; consts have no inputs, so moving them to the front (stable) puts every
+    // definition before its use.
+    std::stable_partition(block_->mutable_operations()->pointer_begin(), block_->mutable_operations()->pointer_end(),
+                          [](const mil::Operation* o) { return o->type() == "const"; });
     out->set_specificationversion(kSpecVersionMlProgram);
     return Status::ok();
   }
@@ -564,6 +571,10 @@ uint64_t fnv1a(std::span<const uint8_t> bytes) {
 Status save_mlpackage(const ir::Model& model, const std::string& dir, const MlPackageOptions& options) {
   PCV_RETURN_IF_ERROR(ir::verify(model.graph).with_context("ML Program writer"));
   PCV_ASSIGN_OR_RETURN(ir::Model m, detail::to_float_model(model));
+  if (options.fold_batch_norm) {
+    PCV_ASSIGN_OR_RETURN(int folded, ir::fold_batch_norm(m.graph));
+    (void)folded;
+  }
   spec::Model proto;
   MilWriter w(m, options);
   PCV_RETURN_IF_ERROR(w.run(&proto));

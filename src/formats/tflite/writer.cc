@@ -192,7 +192,7 @@ Expected<int32_t> Writer::explicit_pad_input(const Node& n, ValueId x, const Pad
 // zeros when the node has none (TFLite's kernels and op versions expect one).
 Expected<int32_t> Writer::bias_for(const Node& n, int64_t out_c, int32_t input_t, const Value& w) {
   const bool has = n.inputs.size() >= 3 && n.inputs[2] != kNoValue;
-  const bool quantized = w.dtype == DType::kI8;
+  const bool quantized = is_quantized_dtype(w.dtype);
   if (!quantized) {
     if (has) return tensor(n.inputs[2]);
     return add_const(n.name + "/bias", fb::TensorType::FLOAT32, {static_cast<int32_t>(out_c)},
@@ -575,6 +575,62 @@ std::vector<uint8_t> Writer::serialize() {
 }
 
 
+// TFLite's int8 kernels need symmetric weights (zero point 0); an IR read from a uint8 model
+// has asymmetric ones. Such a graph is written in TFLite's uint8 form: every int8 value becomes
+// uint8 (q + 128, zero point + 128: exact), and the u8 <-> i8 quantize nodes at its edges,
+// now identities, disappear. Per-channel weights have no uint8 form (unsupported).
+Status to_uint8_form(Graph& g) {
+  bool asymmetric = false;
+  for (const Node& n : g.nodes) {
+    if ((n.op != OpType::kConv2d && n.op != OpType::kFullyConnected) || n.inputs.size() < 2) continue;
+    const Value& w = g.value(n.inputs[1]);
+    if (w.dtype != DType::kI8) continue;
+    for (int32_t z : w.quant.zero_point) asymmetric = asymmetric || z != 0;
+  }
+  if (!asymmetric) return Status::ok();
+  for (const Node& n : g.nodes) {
+    if ((n.op == OpType::kConv2d || n.op == OpType::kFullyConnected) && n.inputs.size() >= 2 &&
+        g.value(n.inputs[1]).quant.per_channel()) {
+      return unsupported(fmt::format("node '{}': per-channel weights mixed with asymmetric (uint8-style) weights",
+                                     n.name));
+    }
+  }
+  for (Value& v : g.values) {
+    if (v.dtype != DType::kI8) continue;
+    if (v.quant.empty()) return unsupported(fmt::format("value '{}': int8 without quantization", v.name));
+    v.dtype = DType::kU8;
+    for (int32_t& z : v.quant.zero_point) z += 128;
+    if (v.is_constant()) {
+      Tensor u(DType::kU8, v.shape);
+      const int8_t* src = v.data.data<int8_t>();
+      for (int64_t i = 0; i < u.num_elements(); ++i) u.data<uint8_t>()[i] = static_cast<uint8_t>(src[i] + 128);
+      v.data = std::move(u);
+    }
+  }
+  for (size_t i = 0; i < g.nodes.size();) {
+    const Node& n = g.nodes[i];
+    const Value& in = g.value(n.inputs[0]);
+    const Value& out = g.value(n.outputs[0]);
+    if (n.op != OpType::kQuantize || in.dtype != out.dtype || in.quant != out.quant) {
+      ++i;
+      continue;
+    }
+    const ValueId t = n.inputs[0], y = n.outputs[0];
+    const int p = g.producer(t);
+    if (!is_graph_output(g, y)) {
+      g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(i));
+      replace_uses(g, y, t);
+    } else if (p >= 0 && !is_graph_output(g, t)) {
+      g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(i));
+      replace_uses(g, t, y);
+      g.nodes[static_cast<size_t>(p)].outputs[0] = y;
+    } else {
+      ++i;
+    }
+  }
+  return Status::ok();
+}
+
 bool is_depthwise(const Graph& g, const Node& n) {
   if (n.op != OpType::kConv2d || n.inputs.size() < 2) return false;
   const auto& a = n.attr<Conv2dAttrs>();
@@ -639,6 +695,7 @@ Expected<std::vector<uint8_t>> write_tflite(const Model& source, const TfliteWri
   PCV_RETURN_IF_ERROR(remove_identity(g).status());
   PCV_RETURN_IF_ERROR(fuse_activations(g).status());
   if (options.float16_weights) convert_weights_to_f16(g);
+  PCV_RETURN_IF_ERROR(to_uint8_form(g));
   PCV_RETURN_IF_ERROR(prune_unused(g).status());
   PCV_RETURN_IF_ERROR(infer_shapes(g));
   PCV_RETURN_IF_ERROR(verify(g).with_context("write_tflite (after passes)"));

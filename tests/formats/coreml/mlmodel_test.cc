@@ -30,7 +30,14 @@ spec::Model parse(const std::vector<uint8_t>& bytes) {
   return m;
 }
 
-std::vector<uint8_t> write_or_die(const ir::Model& m, const MlModelOptions& o = {}) {
+// Batch norms stay layers unless a test asks for folding (weights compare by name).
+MlModelOptions unfolded() {
+  MlModelOptions o;
+  o.fold_batch_norm = false;
+  return o;
+}
+
+std::vector<uint8_t> write_or_die(const ir::Model& m, const MlModelOptions& o = unfolded()) {
   auto bytes = write_mlmodel(m, o);
   EXPECT_TRUE(bytes.has_value()) << bytes.status().to_string();
   return bytes.has_value() ? *bytes : std::vector<uint8_t>{};
@@ -207,15 +214,15 @@ TEST_P(MlModelRoundTrip, Float32) {
   expect_same_constants(src, *back, 0.0, 4);
   EXPECT_EQ(op_sequence(src.graph), op_sequence(back->graph));
   expect_same_outputs(src, *back, 1e-5);
-  // Writing the read model again gives the same bytes.
-  auto again = write_mlmodel(*back);
+  // Writing the read model again works and keeps the interface.
+  auto again = write_mlmodel(*back, unfolded());
   ASSERT_TRUE(again.has_value()) << again.status().to_string();
   EXPECT_EQ(parse(*again).description().input(0).name(), parse(bytes).description().input(0).name());
 }
 
 TEST_P(MlModelRoundTrip, Float16) {
   const ir::Model src = source();
-  MlModelOptions o;
+  MlModelOptions o = unfolded();
   o.weights = WeightFormat::kFloat16;
   const auto bytes = write_or_die(src, o);
   const spec::Model m = parse(bytes);
@@ -236,7 +243,7 @@ TEST_P(MlModelRoundTrip, Float16) {
 TEST_P(MlModelRoundTrip, QuantizedWeights) {
   const ir::Model src = source();
   for (WeightFormat f : {WeightFormat::kLinear8, WeightFormat::kLookupTable}) {
-    MlModelOptions o;
+    MlModelOptions o = unfolded();
     o.weights = f;
     o.lookup_table_bits = 6;
     const auto bytes = write_or_die(src, o);
@@ -288,6 +295,19 @@ TEST_P(MlModelRoundTrip, QuantizedWeights) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, MlModelRoundTrip, ::testing::Values("simple_cnn", "mobilenet_v2"));
+
+TEST(MlModel, FoldedBatchNormKeepsOutputs) {
+  const ir::Model src = mobilenet_v2_64();
+  const auto bytes = write_or_die(src, MlModelOptions{});  // folding on (the default)
+  int bn = 0, conv = 0;
+  for (const auto& l : layers_of(parse(bytes))) bn += l.has_batchnorm(), conv += l.has_convolution();
+  EXPECT_EQ(bn, 0);
+  EXPECT_GT(conv, 10);
+  auto back = read_mlmodel(bytes, "folded.mlmodel");
+  ASSERT_TRUE(back.has_value()) << back.status().to_string();
+  expect_same_interface(src, *back);
+  expect_same_outputs(src, *back, 1e-5);
+}
 
 TEST(MlModel, PerChannelStdUsesAScaleLayerAndReadsBack) {
   ir::Model src = simple_cnn_32();

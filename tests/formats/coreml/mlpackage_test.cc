@@ -43,7 +43,13 @@ uint64_t u64(const std::vector<uint8_t>& b, size_t at) {
   return v;
 }
 
-std::string save(const ir::Model& m, const MlPackageOptions& o = {}, const std::string& tag = "m") {
+MlPackageOptions unfolded() {
+  MlPackageOptions o;
+  o.fold_batch_norm = false;
+  return o;
+}
+
+std::string save(const ir::Model& m, const MlPackageOptions& o = unfolded(), const std::string& tag = "m") {
   const std::string dir = pcv::testing::make_temp_dir("coreml_pkg") + "/" + tag + ".mlpackage";
   const Status s = save_mlpackage(m, dir, o);
   EXPECT_TRUE(s.is_ok()) << s.to_string();
@@ -134,7 +140,9 @@ TEST(MlPackage, MlProgramStructure) {
     ++convs;
     for (const char* p : {"x", "weight", "strides", "pad_type", "pad", "dilations", "groups"}) {
       ASSERT_TRUE(op.inputs().count(p)) << p;
-      if (std::string(p) != "x") EXPECT_TRUE(consts.count(op.inputs().at(p).arguments(0).name())) << p;
+      if (std::string(p) != "x") {
+        EXPECT_TRUE(consts.count(op.inputs().at(p).arguments(0).name())) << p;
+      }
     }
     const auto* w = consts.at(op.inputs().at("weight").arguments(0).name());
     const auto& val = w->attributes().at("val");
@@ -222,7 +230,7 @@ class MlPackageRoundTrip : public ::testing::TestWithParam<const char*> {
 
 TEST_P(MlPackageRoundTrip, Float32) {
   const ir::Model src = source();
-  MlPackageOptions o;
+  MlPackageOptions o = unfolded();
   o.fp16 = false;
   const std::string dir = save(src, o);
   auto back = read_mlpackage(dir);
@@ -236,6 +244,23 @@ TEST_P(MlPackageRoundTrip, Float16) {
   auto back = read_mlpackage(dir);
   ASSERT_TRUE(back.has_value()) << back.status().to_string();
   expect_close_models(src, *back, 1.0 / 1024, 1e-2);
+}
+
+TEST_P(MlPackageRoundTrip, FoldedBatchNormFloat32) {
+  const ir::Model src = source();
+  MlPackageOptions o;
+  o.fp16 = false;
+  const std::string dir = save(src, o, "folded");
+  auto back = read_mlpackage(dir);
+  ASSERT_TRUE(back.has_value()) << back.status().to_string();
+  for (const auto& n : back->graph.nodes) EXPECT_NE(n.op, ir::OpType::kBatchNorm);
+#ifdef PCV_HAVE_RUNTIME
+  const ir::Tensor x = random_input(src, 5);
+  auto a = runtime::run_model(src, {x});
+  auto b = runtime::run_model(*back, {x});
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_LE(max_rel_diff((*b)[0], (*a)[0]), 1e-5);
+#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(Zoo, MlPackageRoundTrip, ::testing::Values("simple_cnn", "mobilenet_v2"));
@@ -255,7 +280,7 @@ TEST(MlPackage, WithoutLabelsHasArrayOutputs) {
 }
 
 TEST(MlPackage, CorruptPackagesFailCleanly) {
-  const std::string dir = save(simple_cnn_32(), {}, "corrupt");
+  const std::string dir = save(simple_cnn_32(), unfolded(), "corrupt");
   const std::string wpath = dir + "/Data/com.apple.CoreML/weights/weight.bin";
   const auto w = slurp(wpath);
   // Truncated weights: a blob runs past the end.
@@ -291,7 +316,7 @@ TEST(MlPackage, CorruptPackagesFailCleanly) {
 }
 
 TEST(MlPackage, UnsupportedOpIsNamed) {
-  const std::string dir = save(simple_cnn_32(), {}, "unsup");
+  const std::string dir = save(simple_cnn_32(), unfolded(), "unsup");
   const std::string mpath = dir + "/Data/com.apple.CoreML/model.mlmodel";
   const auto bytes = slurp(mpath);
   spec::Model m;

@@ -1,0 +1,850 @@
+// Program: forward with saved activations, backward through the gradient table (program.h).
+#include "train/program.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "base/aligned.h"
+#include "base/thread_pool.h"
+#include "kernels/conv/conv.h"
+#include "kernels/conv/conv_backward.h"
+#include "kernels/conv/conv_fast.h"
+#include "kernels/fully_connected/fully_connected.h"
+#include "kernels/fully_connected/fully_connected_backward.h"
+#include "kernels/gemm/gemm.h"
+#include "train/layers.h"
+
+namespace pcv::train {
+
+using ir::Activation;
+using ir::OpType;
+using ir::ValueId;
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+void activation_range(Activation a, float* lo, float* hi) {
+  *lo = -kInf;
+  *hi = kInf;
+  if (a == Activation::kRelu) *lo = 0.f;
+  if (a == Activation::kRelu6) {
+    *lo = 0.f;
+    *hi = 6.f;
+  }
+}
+
+void clamp_inplace(size_t n, float lo, float hi, float* y) {
+  if (lo == -kInf && hi == kInf) return;
+  for (size_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
+}
+
+float* as_f32(AlignedBuffer& b) { return reinterpret_cast<float*>(b.data()); }
+
+}  // namespace
+
+struct Slot {
+  bool batched = false;
+  bool constant = false;
+  size_t per_sample = 0;  // elements per sample (batched) or all elements (constants)
+  AlignedBuffer data;
+  float* grad = nullptr;  // current gradient (pool buffer or parameter gradient)
+  int grad_buffer = -1;   // pool index, -1 when not from the pool
+  bool needs_grad = false;
+  int param = -1;         // index in parameters
+};
+
+struct NodeState {
+  bool skip = false;  // the final softmax under loss_head
+  float act_lo = -kInf, act_hi = kInf;
+  // conv2d
+  kernels::Conv2dParams conv;
+  kernels::F32Conv2dPacked conv_packed;
+  uint64_t packed_version = ~uint64_t{0};
+  int packed_batch = 0;
+  kernels::F32Conv2dBackwardPlan conv_bwd;
+  // fully_connected
+  kernels::FullyConnectedParams fc;
+  kernels::F32GemmPackedB fc_packed;
+  kernels::F32FullyConnectedBackwardScratch fc_bwd;
+  // pools
+  kernels::Pool2dParams pool;
+  AlignedBuffer argmax;  // int32, (batch, out_h, out_w, C)
+  // batch norm
+  std::vector<float> bn_mean, bn_invstd, bn_var;
+  bool bn_train = false;
+  // dropout
+  AlignedBuffer mask;
+  bool dropout_train = false;
+};
+
+struct Program::Impl {
+  ProgramOptions opt;
+  ThreadPool* pool = nullptr;
+  ir::Graph graph;
+  std::vector<Slot> slots;
+  std::vector<NodeState> states;
+  std::vector<Parameter> params;
+  std::vector<AlignedBuffer> param_grads;
+  std::vector<ValueId> outputs;
+  ValueId input = ir::kNoValue;
+  int n = 0;  // active batch of the last forward
+  uint64_t version = 0;
+  uint64_t seed = 1;
+  Mode last_mode = Mode::kEval;
+  AlignedBuffer scratch;
+  // gradient buffer pool
+  std::vector<AlignedBuffer> gbufs;
+  std::vector<size_t> gbuf_elems;
+  std::vector<bool> gbuf_used;
+
+  float* data(ValueId v) { return as_f32(slots[v].data); }
+  const ir::Shape& shape(ValueId v) const { return graph.value(v).shape; }
+  size_t elems(ValueId v) const {
+    const Slot& s = slots[v];
+    return s.batched ? s.per_sample * static_cast<size_t>(n) : s.per_sample;
+  }
+  // Shape with the active batch.
+  std::vector<int64_t> dims(ValueId v) const {
+    std::vector<int64_t> d = shape(v);
+    if (slots[v].batched) d[0] = n;
+    return d;
+  }
+
+  float* scratch_floats(size_t elems) {
+    if (scratch.size() < elems * sizeof(float)) scratch.resize(elems * sizeof(float));
+    return as_f32(scratch);
+  }
+
+  float* acquire_grad(ValueId v) {
+    Slot& s = slots[v];
+    if (s.grad != nullptr) return s.grad;
+    const size_t cap = s.batched ? s.per_sample * static_cast<size_t>(opt.batch) : s.per_sample;
+    int best = -1;
+    for (size_t i = 0; i < gbufs.size(); ++i) {
+      if (!gbuf_used[i] && gbuf_elems[i] >= cap &&
+          (best < 0 || gbuf_elems[i] < gbuf_elems[static_cast<size_t>(best)])) {
+        best = static_cast<int>(i);
+      }
+    }
+    if (best < 0) {
+      gbufs.emplace_back(cap * sizeof(float));
+      gbuf_elems.push_back(cap);
+      gbuf_used.push_back(false);
+      best = static_cast<int>(gbufs.size() - 1);
+    }
+    gbuf_used[static_cast<size_t>(best)] = true;
+    s.grad_buffer = best;
+    s.grad = as_f32(gbufs[static_cast<size_t>(best)]);
+    std::memset(s.grad, 0, elems(v) * sizeof(float));
+    return s.grad;
+  }
+  void release_grad(ValueId v) {
+    Slot& s = slots[v];
+    if (s.grad_buffer >= 0) {
+      gbuf_used[static_cast<size_t>(s.grad_buffer)] = false;
+      s.grad_buffer = -1;
+      s.grad = nullptr;
+    }
+  }
+  // Gradient buffer of an input of a node, or nullptr when it needs none.
+  float* grad_for(ValueId v) {
+    if (v == ir::kNoValue || !slots[v].needs_grad) return nullptr;
+    if (slots[v].param >= 0) return slots[v].grad;
+    return acquire_grad(v);
+  }
+
+  Status build();
+  void propagate_needs_grad();
+  void forward_node(size_t i, Mode mode, uint64_t step);
+  void backward_node(size_t i);
+};
+
+Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Program::~Program() = default;
+
+Status Program::Impl::build() {
+  // Inputs: exactly one (the image batch).
+  PCV_ENSURE(graph.inputs.size() == 1, StatusCode::kUnsupported,
+             "training needs a graph with one input, this one has {}", graph.inputs.size());
+  input = graph.inputs[0];
+  ir::Value& in = graph.value(input);
+  PCV_ENSURE(!in.shape.empty(), StatusCode::kUnsupported, "input '{}' has no shape", in.name);
+  const int64_t old_batch = in.shape[0];
+  in.shape[0] = opt.batch;
+  for (ir::Node& node : graph.nodes) {
+    if (node.op == OpType::kReshape) {
+      auto& a = node.attr<ir::ReshapeAttrs>();
+      if (!a.shape.empty() && a.shape[0] == old_batch) a.shape[0] = -1;
+    }
+  }
+  PCV_RETURN_IF_ERROR(ir::infer_shapes(graph).with_context("training graph"));
+
+  slots.resize(graph.values.size());
+  for (size_t v = 0; v < graph.values.size(); ++v) {
+    const ir::Value& val = graph.values[v];
+    Slot& s = slots[v];
+    if (val.is_constant()) {
+      PCV_ENSURE(val.data.dtype() == ir::DType::kF32, StatusCode::kUnsupported,
+                 "constant '{}' is {}: training needs float32 (dequantize the model first)",
+                 val.name, ir::dtype_name(val.data.dtype()));
+      s.constant = true;
+      s.per_sample = static_cast<size_t>(val.data.num_elements());
+      s.data.resize(s.per_sample * sizeof(float));
+      std::memcpy(s.data.data(), val.data.raw(), s.per_sample * sizeof(float));
+      if (val.trainable) {
+        s.param = static_cast<int>(params.size());
+        Parameter p;
+        p.value = static_cast<ValueId>(v);
+        p.name = val.name;
+        p.size = s.per_sample;
+        p.decay = val.data.shape().size() >= 2;
+        params.push_back(p);
+      }
+    }
+  }
+  slots[input].batched = true;
+  for (const ir::Node& node : graph.nodes) {
+    bool batched = false;
+    for (ValueId v : node.inputs) {
+      if (v != ir::kNoValue) batched = batched || slots[v].batched;
+    }
+    for (ValueId v : node.outputs) slots[v].batched = batched;
+  }
+  for (size_t v = 0; v < graph.values.size(); ++v) {
+    const ir::Value& val = graph.values[v];
+    Slot& s = slots[v];
+    if (s.constant) continue;
+    PCV_ENSURE(val.dtype == ir::DType::kF32, StatusCode::kUnsupported,
+               "value '{}' is {}: training needs float32 (dequantize the model first)", val.name,
+               ir::dtype_name(val.dtype));
+    if (!s.batched) continue;
+    PCV_ENSURE(!val.shape.empty() && val.shape[0] == opt.batch, StatusCode::kUnsupported,
+               "value '{}' {} does not keep the batch as its first dimension", val.name,
+               ir::shape_to_string(val.shape));
+    s.per_sample = static_cast<size_t>(ir::num_elements(val.shape) / opt.batch);
+    PCV_ENSURE(s.data.resize(s.per_sample * static_cast<size_t>(opt.batch) * sizeof(float)),
+               StatusCode::kOutOfMemory, "activation '{}': out of memory", val.name);
+  }
+  param_grads.resize(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    param_grads[i].resize(params[i].size * sizeof(float));
+    params[i].data = data(params[i].value);
+    params[i].grad = as_f32(param_grads[i]);
+    slots[params[i].value].grad = params[i].grad;
+  }
+
+  // Outputs, and the loss head.
+  outputs = graph.outputs;
+  states.resize(graph.nodes.size());
+  if (opt.loss_head && outputs.size() == 1) {
+    const int prod = graph.producer(outputs[0]);
+    if (prod >= 0 && graph.nodes[static_cast<size_t>(prod)].op == OpType::kSoftmax) {
+      states[static_cast<size_t>(prod)].skip = true;
+      outputs[0] = graph.nodes[static_cast<size_t>(prod)].inputs[0];
+    }
+  }
+
+  // Per-node preparation: kernel params and checks.
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::Node& node = graph.nodes[i];
+    NodeState& st = states[i];
+    const std::string& name = node.name;
+    for (ValueId v : node.inputs) {
+      if (v != ir::kNoValue && !slots[v].batched && !slots[v].constant) {
+        return unsupported(fmt::format("node '{}': input '{}' is neither batched nor constant",
+                                       name, graph.value(v).name));
+      }
+    }
+    switch (node.op) {
+      case OpType::kConv2d: {
+        const auto& a = node.attr<ir::Conv2dAttrs>();
+        const ir::Shape& x = shape(node.inputs[0]);
+        const ir::Shape& w = shape(node.inputs[1]);
+        const ir::Shape& y = shape(node.outputs[0]);
+        PCV_ENSURE(slots[node.inputs[1]].constant, StatusCode::kUnsupported,
+                   "conv2d '{}': the filter must be a constant", name);
+        PCV_ASSIGN_OR_RETURN(ir::Padding2d pad,
+                             ir::resolve_padding(a.padding, static_cast<int>(x[1]), static_cast<int>(x[2]),
+                                                 static_cast<int>(w[1]), static_cast<int>(w[2]), a.stride_h,
+                                                 a.stride_w, a.dilation_h, a.dilation_w, a.pad_top,
+                                                 a.pad_bottom, a.pad_left, a.pad_right));
+        kernels::Conv2dParams& p = st.conv;
+        p.batch = opt.batch;
+        p.in_h = static_cast<int>(x[1]); p.in_w = static_cast<int>(x[2]); p.in_c = static_cast<int>(x[3]);
+        p.out_h = static_cast<int>(y[1]); p.out_w = static_cast<int>(y[2]); p.out_c = static_cast<int>(y[3]);
+        p.kernel_h = static_cast<int>(w[1]); p.kernel_w = static_cast<int>(w[2]);
+        p.stride_h = a.stride_h; p.stride_w = a.stride_w;
+        p.dilation_h = a.dilation_h; p.dilation_w = a.dilation_w;
+        p.pad_top = pad.pad_top; p.pad_left = pad.pad_left;
+        p.groups = a.groups;
+        activation_range(a.activation, &st.act_lo, &st.act_hi);
+        PCV_ASSIGN_OR_RETURN(st.conv_bwd, kernels::prepare_f32_conv2d_backward_fast(p));
+        break;
+      }
+      case OpType::kFullyConnected: {
+        const auto& a = node.attr<ir::FullyConnectedAttrs>();
+        const ir::Shape& w = shape(node.inputs[1]);
+        PCV_ENSURE(slots[node.inputs[1]].constant, StatusCode::kUnsupported,
+                   "fully_connected '{}': the weights must be a constant", name);
+        PCV_ENSURE(slots[node.inputs[0]].per_sample == static_cast<size_t>(w[1]),
+                   StatusCode::kUnsupported, "fully_connected '{}': input is not (N, {})", name, w[1]);
+        st.fc.batch = opt.batch;
+        st.fc.in_features = static_cast<int>(w[1]);
+        st.fc.out_features = static_cast<int>(w[0]);
+        activation_range(a.activation, &st.act_lo, &st.act_hi);
+        break;
+      }
+      case OpType::kMaxPool:
+      case OpType::kAveragePool: {
+        const auto& a = node.attr<ir::Pool2dAttrs>();
+        const ir::Shape& x = shape(node.inputs[0]);
+        const ir::Shape& y = shape(node.outputs[0]);
+        PCV_ASSIGN_OR_RETURN(ir::Padding2d pad,
+                             ir::resolve_padding(a.padding, static_cast<int>(x[1]), static_cast<int>(x[2]),
+                                                 a.kernel_h, a.kernel_w, a.stride_h, a.stride_w, 1, 1,
+                                                 a.pad_top, a.pad_bottom, a.pad_left, a.pad_right));
+        kernels::Pool2dParams& p = st.pool;
+        p.batch = opt.batch;
+        p.in_h = static_cast<int>(x[1]); p.in_w = static_cast<int>(x[2]); p.channels = static_cast<int>(x[3]);
+        p.out_h = static_cast<int>(y[1]); p.out_w = static_cast<int>(y[2]);
+        p.kernel_h = a.kernel_h; p.kernel_w = a.kernel_w;
+        p.stride_h = a.stride_h; p.stride_w = a.stride_w;
+        p.pad_top = pad.pad_top; p.pad_left = pad.pad_left;
+        activation_range(a.activation, &st.act_lo, &st.act_hi);
+        if (node.op == OpType::kMaxPool) st.argmax.resize(ir::num_elements(y) * sizeof(int32_t));
+        break;
+      }
+      case OpType::kBatchNorm: {
+        const int64_t c = shape(node.inputs[0]).back();
+        for (int k = 1; k < 5; ++k) {
+          PCV_ENSURE(slots[node.inputs[static_cast<size_t>(k)]].constant &&
+                         slots[node.inputs[static_cast<size_t>(k)]].per_sample == static_cast<size_t>(c),
+                     StatusCode::kUnsupported, "batch_norm '{}': parameters must be constants of {} channels",
+                     name, c);
+        }
+        st.bn_mean.resize(static_cast<size_t>(c));
+        st.bn_invstd.resize(static_cast<size_t>(c));
+        st.bn_var.resize(static_cast<size_t>(c));
+        break;
+      }
+      case OpType::kAdd:
+      case OpType::kMul:
+        activation_range(node.attr<ir::EltwiseAttrs>().activation, &st.act_lo, &st.act_hi);
+        PCV_ENSURE(shape(node.inputs[0]).size() <= 5 && shape(node.inputs[1]).size() <= 5,
+                   StatusCode::kUnsupported, "'{}': rank above 5", name);
+        break;
+      case OpType::kConcat: {
+        const auto& a = node.attr<ir::ConcatAttrs>();
+        const int rank = static_cast<int>(shape(node.outputs[0]).size());
+        const int axis = a.axis < 0 ? a.axis + rank : a.axis;
+        PCV_ENSURE(axis > 0 && axis < rank, StatusCode::kUnsupported,
+                   "concat '{}': axis {} (the batch axis cannot be concatenated)", name, a.axis);
+        activation_range(a.activation, &st.act_lo, &st.act_hi);
+        break;
+      }
+      case OpType::kMean:
+      case OpType::kPad:
+        PCV_ENSURE(shape(node.inputs[0]).size() <= 5, StatusCode::kUnsupported, "'{}': rank above 5", name);
+        if (node.op == OpType::kPad) {
+          const auto& a = node.attr<ir::PadAttrs>();
+          PCV_ENSURE(a.pads.size() >= 2 && a.pads[0] == 0 && a.pads[1] == 0, StatusCode::kUnsupported,
+                     "pad '{}': padding the batch axis", name);
+        } else {
+          for (int64_t ax : node.attr<ir::MeanAttrs>().axes) {
+            PCV_ENSURE(ax != 0 && ax != -static_cast<int64_t>(shape(node.inputs[0]).size()),
+                       StatusCode::kUnsupported, "mean '{}': reducing the batch axis", name);
+          }
+        }
+        break;
+      case OpType::kDropout:
+        st.mask.resize(slots[node.inputs[0]].per_sample * static_cast<size_t>(opt.batch) * sizeof(float));
+        break;
+      case OpType::kRelu: case OpType::kRelu6: case OpType::kLeakyRelu: case OpType::kHardSwish:
+      case OpType::kSigmoid: case OpType::kReshape: case OpType::kFlatten: case OpType::kSoftmax:
+        break;
+      case OpType::kQuantize:
+      case OpType::kDequantize:
+        return unsupported(fmt::format("node '{}' ({}): dequantize the model before training",
+                                       name, ir::op_name(node.op)));
+    }
+  }
+  propagate_needs_grad();
+  return Status::ok();
+}
+
+void Program::Impl::propagate_needs_grad() {
+  for (Slot& s : slots) s.needs_grad = false;
+  for (const Parameter& p : params) slots[p.value].needs_grad = !p.frozen;
+  slots[input].needs_grad = opt.input_grad;
+  for (const ir::Node& node : graph.nodes) {
+    bool any = false;
+    for (ValueId v : node.inputs) {
+      if (v != ir::kNoValue) any = any || slots[v].needs_grad;
+    }
+    for (ValueId v : node.outputs) slots[v].needs_grad = any;
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+// forward
+
+void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
+  const ir::Node& node = graph.nodes[i];
+  NodeState& st = states[i];
+  if (st.skip) return;
+  const ValueId out = node.outputs[0];
+  float* y = data(out);
+  const float* x = data(node.inputs[0]);
+  const size_t n_out = elems(out);
+  switch (node.op) {
+    case OpType::kConv2d: {  // (N, H, W, C) -> (N, OH, OW, OC)
+      const float* w = data(node.inputs[1]);
+      const float* b = node.inputs.size() > 2 && node.inputs[2] != ir::kNoValue ? data(node.inputs[2]) : nullptr;
+      kernels::Conv2dParams p = st.conv;
+      p.batch = n;
+      if (!opt.fast_kernels) {
+        kernels::f32_conv2d__ref(p, x, w, b, st.act_lo, st.act_hi, y);
+        break;
+      }
+      if (st.packed_version != version || st.packed_batch != n) {
+        auto packed = kernels::prepare_f32_conv2d_fast(p, w, b);
+        st.conv_packed = std::move(packed.value());  // params validated at create
+        st.packed_version = version;
+        st.packed_batch = n;
+      }
+      const int threads = pool != nullptr ? pool->threads() : 1;
+      float* scratch_ptr = scratch_floats(st.conv_packed.scratch_bytes(threads) / sizeof(float) + 16);
+      kernels::f32_conv2d_fast(st.conv_packed, x, st.act_lo, st.act_hi, y, scratch_ptr, pool);
+      break;
+    }
+    case OpType::kFullyConnected: {  // (N, K) -> (N, O)
+      const float* w = data(node.inputs[1]);
+      const float* b = node.inputs.size() > 2 && node.inputs[2] != ir::kNoValue ? data(node.inputs[2]) : nullptr;
+      kernels::FullyConnectedParams p = st.fc;
+      p.batch = n;
+      if (!opt.fast_kernels) {
+        kernels::f32_fully_connected__ref(p, x, w, b, st.act_lo, st.act_hi, y);
+        break;
+      }
+      if (st.packed_version != version) {
+        st.fc_packed = std::move(kernels::pack_f32_fully_connected(
+            static_cast<size_t>(p.in_features), static_cast<size_t>(p.out_features), w, b).value());
+        st.packed_version = version;
+      }
+      kernels::f32_fully_connected_fast(static_cast<size_t>(n), x, st.fc_packed, st.act_lo, st.act_hi, y, pool);
+      break;
+    }
+    case OpType::kBatchNorm: {  // (rows, C)
+      const size_t c = st.bn_mean.size();
+      const size_t rows = n_out / c;
+      const float* gamma = data(node.inputs[1]);
+      const float* beta = data(node.inputs[2]);
+      float* rmean = data(node.inputs[3]);
+      float* rvar = data(node.inputs[4]);
+      const auto& a = node.attr<ir::BatchNormAttrs>();
+      st.bn_train = mode == Mode::kTrain;
+      if (st.bn_train) {
+        batch_norm_forward_train(rows, static_cast<int>(c), x, gamma, beta, a.epsilon, y, st.bn_mean.data(),
+                                 st.bn_invstd.data(), st.bn_var.data(), pool);
+        batch_norm_update_running(static_cast<int>(c), rows, a.momentum, st.bn_mean.data(), st.bn_var.data(),
+                                  rmean, rvar);
+        // The running statistics changed: a later eval forward must see them, which it does
+        // (eval reads them directly); nothing is cached from them.
+      } else {
+        std::copy(rmean, rmean + c, st.bn_mean.begin());
+        for (size_t k = 0; k < c; ++k) st.bn_invstd[k] = 1.f / std::sqrt(rvar[k] + a.epsilon);
+        batch_norm_forward_eval(rows, static_cast<int>(c), x, gamma, beta, st.bn_mean.data(),
+                                st.bn_invstd.data(), y, pool);
+      }
+      break;
+    }
+    case OpType::kRelu: relu_forward(n_out, x, y, pool); break;
+    case OpType::kRelu6: relu6_forward(n_out, x, y, pool); break;
+    case OpType::kLeakyRelu: leaky_relu_forward(n_out, node.attr<ir::LeakyReluAttrs>().alpha, x, y, pool); break;
+    case OpType::kHardSwish: hard_swish_forward(n_out, x, y, pool); break;
+    case OpType::kSigmoid: sigmoid_forward(n_out, x, y, pool); break;
+    case OpType::kAdd:
+    case OpType::kMul: {
+      const auto da = dims(node.inputs[0]), db = dims(node.inputs[1]);
+      int ia[5], ib[5];
+      for (size_t k = 0; k < da.size(); ++k) ia[k] = static_cast<int>(da[k]);
+      for (size_t k = 0; k < db.size(); ++k) ib[k] = static_cast<int>(db[k]);
+      kernels::BroadcastShape s;
+      kernels::make_broadcast_shape(ia, static_cast<int>(da.size()), ib, static_cast<int>(db.size()), &s);
+      if (node.op == OpType::kAdd) {
+        add_forward(s, x, data(node.inputs[1]), y, pool);
+      } else {
+        mul_forward(s, x, data(node.inputs[1]), y, pool);
+      }
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      break;
+    }
+    case OpType::kConcat: {
+      const auto& a = node.attr<ir::ConcatAttrs>();
+      const auto d = dims(out);
+      const int rank = static_cast<int>(d.size());
+      const int axis = a.axis < 0 ? a.axis + rank : a.axis;
+      size_t outer = 1, inner = 1;
+      for (int k = 0; k < axis; ++k) outer *= static_cast<size_t>(d[static_cast<size_t>(k)]);
+      for (int k = axis + 1; k < rank; ++k) inner *= static_cast<size_t>(d[static_cast<size_t>(k)]);
+      std::vector<int64_t> sizes;
+      std::vector<const float*> xs;
+      for (ValueId v : node.inputs) {
+        sizes.push_back(shape(v)[static_cast<size_t>(axis)]);
+        xs.push_back(data(v));
+      }
+      concat_forward(outer, inner, sizes, xs, y);
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      break;
+    }
+    case OpType::kMaxPool: {
+      kernels::Pool2dParams p = st.pool;
+      p.batch = n;
+      max_pool_forward(p, x, y, reinterpret_cast<int32_t*>(st.argmax.data()), pool);
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      break;
+    }
+    case OpType::kAveragePool: {
+      kernels::Pool2dParams p = st.pool;
+      p.batch = n;
+      average_pool_forward(p, x, y, pool);
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      break;
+    }
+    case OpType::kMean: {
+      const auto d = dims(node.inputs[0]);
+      bool reduce[5] = {};
+      for (int64_t ax : node.attr<ir::MeanAttrs>().axes) {
+        reduce[ax < 0 ? ax + static_cast<int64_t>(d.size()) : ax] = true;
+      }
+      mean_forward(static_cast<int>(d.size()), d.data(), reduce, x, y);
+      break;
+    }
+    case OpType::kReshape:
+    case OpType::kFlatten:
+      std::memcpy(y, x, n_out * sizeof(float));
+      break;
+    case OpType::kPad: {
+      const auto& a = node.attr<ir::PadAttrs>();
+      const auto d = dims(node.inputs[0]);
+      int64_t before[5], after[5];
+      for (size_t k = 0; k < d.size(); ++k) {
+        before[k] = a.pads[2 * k];
+        after[k] = a.pads[2 * k + 1];
+      }
+      pad_forward(static_cast<int>(d.size()), d.data(), before, after, a.value, x, y);
+      break;
+    }
+    case OpType::kSoftmax: {
+      const int c = static_cast<int>(shape(out).back());
+      softmax_forward(n_out / static_cast<size_t>(c), c, node.attr<ir::SoftmaxAttrs>().beta, x, y);
+      break;
+    }
+    case OpType::kDropout: {
+      st.dropout_train = mode == Mode::kTrain;
+      if (st.dropout_train) {
+        dropout_forward_train(n_out, node.attr<ir::DropoutAttrs>().rate, seed, step * 1024 + i, x, y,
+                              as_f32(st.mask));
+      } else {
+        std::memcpy(y, x, n_out * sizeof(float));
+      }
+      break;
+    }
+    case OpType::kQuantize:
+    case OpType::kDequantize:
+      break;  // refused at create
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+// backward: the gradient table. dy is dL/d(output); each case adds into its inputs' gradients.
+
+void Program::Impl::backward_node(size_t i) {
+  const ir::Node& node = graph.nodes[i];
+  NodeState& st = states[i];
+  const ValueId out = node.outputs[0];
+  float* dy = slots[out].grad;
+  if (dy == nullptr || st.skip) return;  // nothing flows back through this node
+  const float* y = data(out);
+  const ValueId xin = node.inputs[0];
+  const float* x = data(xin);
+  const size_t n_out = elems(out);
+  // Fused output clamp first (conv, fc, add, mul, concat, pools).
+  if (st.act_lo != -kInf || st.act_hi != kInf) clamp_backward_inplace(n_out, y, st.act_lo, st.act_hi, dy, pool);
+  switch (node.op) {
+    case OpType::kConv2d: {
+      float* dx = grad_for(xin);
+      float* dw = grad_for(node.inputs[1]);
+      float* db = node.inputs.size() > 2 ? grad_for(node.inputs[2]) : nullptr;
+      kernels::Conv2dParams p = st.conv;
+      p.batch = n;
+      if (!opt.fast_kernels) {
+        kernels::f32_conv2d_backward__ref(p, x, data(node.inputs[1]), dy, dx, dw, db);
+      } else {
+        float* scratch_ptr = scratch_floats(st.conv_bwd.scratch_elems);
+        kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, dx, dw, db,
+                                          scratch_ptr, pool);
+      }
+      break;
+    }
+    case OpType::kFullyConnected: {
+      float* dx = grad_for(xin);
+      float* dw = grad_for(node.inputs[1]);
+      float* db = node.inputs.size() > 2 ? grad_for(node.inputs[2]) : nullptr;
+      kernels::FullyConnectedParams p = st.fc;
+      p.batch = n;
+      if (!opt.fast_kernels) {
+        kernels::f32_fully_connected_backward__ref(p, x, data(node.inputs[1]), dy, dx, dw, db);
+      } else {
+        kernels::f32_fully_connected_backward_fast(p, x, data(node.inputs[1]), dy, dx, dw, db, &st.fc_bwd, pool);
+      }
+      break;
+    }
+    case OpType::kBatchNorm: {
+      const size_t c = st.bn_mean.size();
+      const size_t rows = n_out / c;
+      float* dx = grad_for(xin);
+      float* dgamma = grad_for(node.inputs[1]);
+      float* dbeta = grad_for(node.inputs[2]);
+      const float* gamma = data(node.inputs[1]);
+      if (st.bn_train) {
+        batch_norm_backward_train(rows, static_cast<int>(c), x, gamma, st.bn_mean.data(), st.bn_invstd.data(),
+                                  dy, dx, dgamma, dbeta, pool);
+      } else {
+        batch_norm_backward_eval(rows, static_cast<int>(c), x, gamma, st.bn_mean.data(), st.bn_invstd.data(),
+                                 dy, dx, dgamma, dbeta, pool);
+      }
+      break;
+    }
+    case OpType::kRelu: if (float* dx = grad_for(xin)) relu_backward(n_out, x, dy, dx, pool); break;
+    case OpType::kRelu6: if (float* dx = grad_for(xin)) relu6_backward(n_out, x, dy, dx, pool); break;
+    case OpType::kLeakyRelu:
+      if (float* dx = grad_for(xin)) leaky_relu_backward(n_out, node.attr<ir::LeakyReluAttrs>().alpha, x, dy, dx, pool);
+      break;
+    case OpType::kHardSwish: if (float* dx = grad_for(xin)) hard_swish_backward(n_out, x, dy, dx, pool); break;
+    case OpType::kSigmoid: if (float* dx = grad_for(xin)) sigmoid_backward(n_out, y, dy, dx, pool); break;
+    case OpType::kAdd:
+    case OpType::kMul: {
+      const auto da = dims(node.inputs[0]), dbd = dims(node.inputs[1]);
+      int ia[5], ib[5];
+      for (size_t k = 0; k < da.size(); ++k) ia[k] = static_cast<int>(da[k]);
+      for (size_t k = 0; k < dbd.size(); ++k) ib[k] = static_cast<int>(dbd[k]);
+      kernels::BroadcastShape s;
+      kernels::make_broadcast_shape(ia, static_cast<int>(da.size()), ib, static_cast<int>(dbd.size()), &s);
+      float* ga = grad_for(node.inputs[0]);
+      float* gb = node.inputs[1] == node.inputs[0] ? nullptr : grad_for(node.inputs[1]);
+      if (node.op == OpType::kAdd) {
+        add_backward(s, dy, ga, gb, pool);
+        if (node.inputs[1] == node.inputs[0] && ga != nullptr) add_backward(s, dy, ga, nullptr, pool);
+      } else {
+        mul_backward(s, x, data(node.inputs[1]), dy, ga, gb, pool);
+        if (node.inputs[1] == node.inputs[0] && ga != nullptr) mul_backward(s, x, x, dy, nullptr, ga, pool);
+      }
+      break;
+    }
+    case OpType::kConcat: {
+      const auto& a = node.attr<ir::ConcatAttrs>();
+      const auto d = dims(out);
+      const int rank = static_cast<int>(d.size());
+      const int axis = a.axis < 0 ? a.axis + rank : a.axis;
+      size_t outer = 1, inner = 1;
+      for (int k = 0; k < axis; ++k) outer *= static_cast<size_t>(d[static_cast<size_t>(k)]);
+      for (int k = axis + 1; k < rank; ++k) inner *= static_cast<size_t>(d[static_cast<size_t>(k)]);
+      std::vector<int64_t> sizes;
+      std::vector<float*> dxs;
+      for (ValueId v : node.inputs) {
+        sizes.push_back(shape(v)[static_cast<size_t>(axis)]);
+        dxs.push_back(grad_for(v));
+      }
+      concat_backward(outer, inner, sizes, dy, dxs);
+      break;
+    }
+    case OpType::kMaxPool: {
+      if (float* dx = grad_for(xin)) {
+        kernels::Pool2dParams p = st.pool;
+        p.batch = n;
+        max_pool_backward(p, reinterpret_cast<const int32_t*>(st.argmax.data()), dy, dx, pool);
+      }
+      break;
+    }
+    case OpType::kAveragePool: {
+      if (float* dx = grad_for(xin)) {
+        kernels::Pool2dParams p = st.pool;
+        p.batch = n;
+        average_pool_backward(p, dy, dx, pool);
+      }
+      break;
+    }
+    case OpType::kMean: {
+      if (float* dx = grad_for(xin)) {
+        const auto d = dims(xin);
+        bool reduce[5] = {};
+        for (int64_t ax : node.attr<ir::MeanAttrs>().axes) {
+          reduce[ax < 0 ? ax + static_cast<int64_t>(d.size()) : ax] = true;
+        }
+        mean_backward(static_cast<int>(d.size()), d.data(), reduce, dy, dx);
+      }
+      break;
+    }
+    case OpType::kReshape:
+    case OpType::kFlatten:
+      if (float* dx = grad_for(xin)) add_inplace(n_out, dy, dx, pool);
+      break;
+    case OpType::kPad: {
+      if (float* dx = grad_for(xin)) {
+        const auto& a = node.attr<ir::PadAttrs>();
+        const auto d = dims(xin);
+        int64_t before[5], after[5];
+        for (size_t k = 0; k < d.size(); ++k) {
+          before[k] = a.pads[2 * k];
+          after[k] = a.pads[2 * k + 1];
+        }
+        pad_backward(static_cast<int>(d.size()), d.data(), before, after, dy, dx);
+      }
+      break;
+    }
+    case OpType::kSoftmax: {
+      if (float* dx = grad_for(xin)) {
+        const int c = static_cast<int>(shape(out).back());
+        softmax_backward(n_out / static_cast<size_t>(c), c, node.attr<ir::SoftmaxAttrs>().beta, y, dy, dx);
+      }
+      break;
+    }
+    case OpType::kDropout: {
+      if (float* dx = grad_for(xin)) {
+        if (st.dropout_train) {
+          dropout_backward(n_out, as_f32(st.mask), dy, dx);
+        } else {
+          add_inplace(n_out, dy, dx, pool);
+        }
+      }
+      break;
+    }
+    case OpType::kQuantize:
+    case OpType::kDequantize:
+      break;
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+// public API
+
+Expected<std::unique_ptr<Program>> Program::create(const ir::Model& model, const ProgramOptions& options,
+                                                   ThreadPool* pool) {
+  if (options.batch < 1 || options.batch > 4096) {
+    return invalid_argument(fmt::format("training batch {} must be in 1..4096", options.batch));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->opt = options;
+  impl->pool = pool;
+  impl->graph = model.graph;
+  PCV_RETURN_IF_ERROR(impl->build());
+  return std::unique_ptr<Program>(new Program(std::move(impl)));
+}
+
+int Program::batch() const { return impl_->opt.batch; }
+float* Program::input() { return impl_->data(impl_->input); }
+const ir::Shape& Program::input_shape() const { return impl_->shape(impl_->input); }
+size_t Program::input_elems_per_sample() const { return impl_->slots[impl_->input].per_sample; }
+
+void Program::forward(Mode mode, int n, uint64_t step) {
+  Impl& m = *impl_;
+  m.n = std::max(1, std::min(n, m.opt.batch));
+  m.last_mode = mode;
+  // Training steps change the weights between forwards: repack every time. Eval forwards
+  // reuse packed weights until weights_changed() / import_weights().
+  if (mode == Mode::kTrain) ++m.version;
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i) m.forward_node(i, mode, step);
+}
+
+int Program::num_outputs() const { return static_cast<int>(impl_->outputs.size()); }
+const float* Program::output(int i) const {
+  return impl_->data(impl_->outputs[static_cast<size_t>(i)]);
+}
+size_t Program::output_elems_per_sample(int i) const {
+  return impl_->slots[impl_->outputs[static_cast<size_t>(i)]].per_sample;
+}
+ir::ValueId Program::output_value(int i) const { return impl_->outputs[static_cast<size_t>(i)]; }
+
+float* Program::output_grad(int i) {
+  Impl& m = *impl_;
+  // A buffer even when nothing trainable is upstream (then backward() ignores it).
+  return m.acquire_grad(m.outputs[static_cast<size_t>(i)]);
+}
+
+void Program::backward() {
+  Impl& m = *impl_;
+  for (size_t p = 0; p < m.params.size(); ++p) {
+    if (!m.params[p].frozen) std::memset(m.params[p].grad, 0, m.params[p].size * sizeof(float));
+  }
+  if (m.opt.input_grad) {
+    m.release_grad(m.input);
+    m.acquire_grad(m.input);
+  }
+  for (size_t i = m.graph.nodes.size(); i-- > 0;) {
+    const ir::Node& node = m.graph.nodes[i];
+    if (m.slots[node.outputs[0]].needs_grad) m.backward_node(i);
+    for (ValueId v : node.outputs) m.release_grad(v);
+  }
+  // Gradients of values nobody consumed (e.g. an output not on the loss path).
+  for (ValueId v : m.outputs) m.release_grad(v);
+}
+
+const float* Program::input_grad() const {
+  return impl_->opt.input_grad ? impl_->slots[impl_->input].grad : nullptr;
+}
+
+std::vector<Parameter>& Program::parameters() { return impl_->params; }
+
+void Program::set_frozen(const std::function<bool(const std::string&)>& frozen) {
+  for (Parameter& p : impl_->params) p.frozen = frozen(p.name);
+  impl_->propagate_needs_grad();
+}
+
+void Program::weights_changed() { ++impl_->version; }
+uint64_t Program::seed() const { return impl_->seed; }
+void Program::set_seed(uint64_t seed) { impl_->seed = seed; }
+
+Status Program::export_weights(ir::Model* model) const {
+  const Impl& m = *impl_;
+  ir::Graph& g = model->graph;
+  PCV_ENSURE(g.values.size() == m.graph.values.size(), StatusCode::kInvalidArgument,
+             "export_weights: the model has {} values, the program {}", g.values.size(), m.graph.values.size());
+  for (size_t v = 0; v < m.slots.size(); ++v) {
+    if (!m.slots[v].constant) continue;
+    ir::Value& val = g.values[v];
+    PCV_ENSURE(val.is_constant() && static_cast<size_t>(val.data.num_elements()) == m.slots[v].per_sample,
+               StatusCode::kInvalidArgument, "export_weights: value '{}' differs", val.name);
+    ir::Tensor t(ir::DType::kF32, val.data.shape());
+    std::memcpy(t.raw(), m.slots[v].data.data(), m.slots[v].per_sample * sizeof(float));
+    val.data = std::move(t);
+    val.dtype = ir::DType::kF32;
+  }
+  return Status::ok();
+}
+
+Status Program::import_weights(const ir::Model& model) {
+  Impl& m = *impl_;
+  const ir::Graph& g = model.graph;
+  PCV_ENSURE(g.values.size() == m.graph.values.size(), StatusCode::kInvalidArgument,
+             "import_weights: the model has {} values, the program {}", g.values.size(), m.graph.values.size());
+  for (size_t v = 0; v < m.slots.size(); ++v) {
+    if (!m.slots[v].constant) continue;
+    const ir::Value& val = g.values[v];
+    PCV_ENSURE(val.is_constant() && val.data.dtype() == ir::DType::kF32 &&
+                   static_cast<size_t>(val.data.num_elements()) == m.slots[v].per_sample,
+               StatusCode::kInvalidArgument, "import_weights: value '{}' differs", val.name);
+    std::memcpy(m.slots[v].data.data(), val.data.raw(), m.slots[v].per_sample * sizeof(float));
+  }
+  ++m.version;
+  return Status::ok();
+}
+
+const ir::Graph& Program::graph() const { return impl_->graph; }
+
+}  // namespace pcv::train
