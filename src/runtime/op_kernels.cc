@@ -145,8 +145,10 @@ Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& 
     if (w.quant.scale.size() != 1 && (w.quant.scale.size() != static_cast<size_t>(p.out_c) || w.quant.axis != 0)) {
       return c.error("filter quantization must be per-tensor or per output channel (axis 0)");
     }
+    // Symmetric weights (TFLite int8), or one per-tensor zero point (uint8 models as int8).
+    const int32_t filter_zp = w.quant.zero_point.empty() ? 0 : w.quant.zero_point[0];
     for (int32_t zp : w.quant.zero_point) {
-      if (zp != 0) return c.error("int8 filter must be symmetric (zero point 0)");
+      if (zp != 0 && w.quant.per_channel()) return c.error("per-channel int8 filters must be symmetric (zero point 0)");
     }
     if (has_bias && c.in(2).dtype != DType::kI32) return c.error("int8 conv needs an i32 bias");
     auto requant = std::make_shared<std::vector<k::QuantizedMultiplier>>(static_cast<size_t>(p.out_c));
@@ -158,6 +160,7 @@ Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& 
     const auto range = k::quant_activation_range(fused(a.activation), per_tensor_scale(y), per_tensor_zp(y));
     k::QuantConv2dParams q;
     q.input_zero_point = per_tensor_zp(x);
+    q.filter_zero_point = filter_zp;
     q.output_zero_point = per_tensor_zp(y);
     q.act_min = range.min;
     q.act_max = range.max;
@@ -226,8 +229,9 @@ Expected<std::unique_ptr<OpKernel>> fully_connected(const PrepareContext& pc, co
     if (w.quant.scale.size() != 1 && w.quant.scale.size() != static_cast<size_t>(p.out_features)) {
       return c.error("weight quantization must be per-tensor or per output channel");
     }
+    const int32_t weights_zp = w.quant.zero_point.empty() ? 0 : w.quant.zero_point[0];
     for (int32_t zp : w.quant.zero_point) {
-      if (zp != 0) return c.error("int8 weights must be symmetric (zero point 0)");
+      if (zp != 0 && w.quant.per_channel()) return c.error("per-channel int8 weights must be symmetric (zero point 0)");
     }
     if (has_bias && c.in(2).dtype != DType::kI32) return c.error("int8 fully_connected needs an i32 bias");
     auto requant = std::make_shared<std::vector<k::QuantizedMultiplier>>(static_cast<size_t>(p.out_features));
@@ -240,6 +244,7 @@ Expected<std::unique_ptr<OpKernel>> fully_connected(const PrepareContext& pc, co
     const auto range = k::quant_activation_range(fused(a.activation), per_tensor_scale(y), per_tensor_zp(y));
     k::QuantFullyConnectedParams q;
     q.input_zero_point = per_tensor_zp(x);
+    q.weights_zero_point = weights_zp;
     q.output_zero_point = per_tensor_zp(y);
     q.act_min = range.min;
     q.act_max = range.max;

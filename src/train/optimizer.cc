@@ -89,8 +89,10 @@ void Optimizer::step(std::vector<Parameter>& params, float lr) {
 namespace {
 constexpr uint32_t kStateMagic = 0x54504f50;  // "POPT"
 void put(std::vector<uint8_t>& out, const void* p, size_t n) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  out.insert(out.end(), b, b + n);
+  if (n == 0) return;
+  const size_t at = out.size();
+  out.resize(at + n);
+  std::memcpy(out.data() + at, p, n);
 }
 template <class T> void put(std::vector<uint8_t>& out, T v) { put(out, &v, sizeof(v)); }
 struct Reader {

@@ -29,7 +29,7 @@ Status parse_model(std::span<const uint8_t> bytes, const std::string& name, spec
 // Serializes deterministically (map order fixed).
 Expected<std::vector<uint8_t>> serialize_model(const spec::Model& m);
 
-// A MIL identifier ([A-Za-z_][A-Za-z0-9_@]*) made from an IR name; unique via `taken`.
+// A MIL identifier ([A-Za-z_][A-Za-z0-9_]*) made from an IR name (other characters become '_').
 std::string mil_identifier(const std::string& name);
 
 // True when the input spec has one label per class.

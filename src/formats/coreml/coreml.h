@@ -33,6 +33,8 @@
 // Readers treat files as untrusted: protobuf parsing is bounded (size and recursion), every
 // weight count is checked against the layer's shape, blob offsets/sizes against the file, and
 // the resulting graph goes through ir::verify. Unsupported layers/ops are reported by name.
+//
+// All functions are reentrant (no shared state).
 #pragma once
 
 #include <cstdint>
@@ -45,8 +47,9 @@
 
 namespace pcv::coreml {
 
-// How convolution / inner-product weights are stored in a .mlmodel. Biases, batch-norm and
-// scaler parameters stay float (fp16 when weights are not fp32).
+// How convolution / inner-product weights are stored in a .mlmodel. The other parameters
+// (biases, batch norm, per-channel scale/bias layers) are fp16 under kFloat16 and fp32 otherwise
+// (Core ML wants fp32/fp16 alike within a layer; quantized weights may sit beside a fp32 bias).
 enum class WeightFormat : uint8_t {
   kFloat32 = 0,  // WeightParams.floatValue                       (specification version 1)
   kFloat16,      // WeightParams.float16Value                     (specification version 2)

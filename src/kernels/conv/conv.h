@@ -39,6 +39,10 @@ struct Conv2dParams {
 
 struct QuantConv2dParams {
   int32_t input_zero_point = 0;
+  // Per-tensor filter zero point: 0 for TFLite int8 (symmetric weights); nonzero for uint8
+  // models read as int8 (q - 128), where taps are (x - input_zp) * (w - filter_zp) exactly
+  // as TFLite's uint8 kernels compute them. |w - filter_zp| <= 255, same accumulator bound.
+  int32_t filter_zero_point = 0;
   int32_t output_zero_point = 0;
   const QuantizedMultiplier* requant = nullptr;  // out_c entries
   int32_t act_min = -128;

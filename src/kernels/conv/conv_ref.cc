@@ -64,7 +64,7 @@ void qs8_conv2d__ref(const Conv2dParams& p, const QuantConv2dParams& q, const in
                                     in_c_per_group;
               for (int ic = 0; ic < in_c_per_group; ++ic) {
                 acc += (static_cast<int32_t>(in_px[ic]) - q.input_zero_point) *
-                       static_cast<int32_t>(w[ic]);
+                       (static_cast<int32_t>(w[ic]) - q.filter_zero_point);
               }
             }
           }

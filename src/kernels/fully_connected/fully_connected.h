@@ -30,6 +30,8 @@ struct FullyConnectedParams {
 
 struct QuantFullyConnectedParams {
   int32_t input_zero_point = 0;
+  int32_t weights_zero_point = 0;  // per-tensor; nonzero only for uint8 models read as int8
+
   int32_t output_zero_point = 0;
   const QuantizedMultiplier* requant = nullptr;  // out_features entries
   int32_t act_min = -128;

@@ -29,7 +29,8 @@ void qs8_fully_connected__ref(const FullyConnectedParams& p, const QuantFullyCon
       const int8_t* w = weights + static_cast<size_t>(o) * p.in_features;
       int32_t acc = 0;
       for (int i = 0; i < p.in_features; ++i) {
-        acc += (static_cast<int32_t>(x[i]) - q.input_zero_point) * static_cast<int32_t>(w[i]);
+        acc += (static_cast<int32_t>(x[i]) - q.input_zero_point) *
+               (static_cast<int32_t>(w[i]) - q.weights_zero_point);
       }
       if (bias != nullptr) acc += bias[o];
       const int32_t out = multiply_by_quantized_multiplier(acc, q.requant[o]) + q.output_zero_point;

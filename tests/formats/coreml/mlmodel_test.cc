@@ -300,7 +300,8 @@ TEST(MlModel, FoldedBatchNormKeepsOutputs) {
   const ir::Model src = mobilenet_v2_64();
   const auto bytes = write_or_die(src, MlModelOptions{});  // folding on (the default)
   int bn = 0, conv = 0;
-  for (const auto& l : layers_of(parse(bytes))) bn += l.has_batchnorm(), conv += l.has_convolution();
+  const spec::Model parsed = parse(bytes);
+  for (const auto& l : layers_of(parsed)) bn += l.has_batchnorm(), conv += l.has_convolution();
   EXPECT_EQ(bn, 0);
   EXPECT_GT(conv, 10);
   auto back = read_mlmodel(bytes, "folded.mlmodel");

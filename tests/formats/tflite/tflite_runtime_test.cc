@@ -9,6 +9,7 @@
 
 #include "base/file.h"
 #include "formats/tflite/tflite.h"
+#include "formats/tflite/tflite_schema_generated.h"
 #include "formats/tflite/tflite_test_util.h"
 #include "ir/passes/passes.h"
 #include "support/oracle.h"
@@ -145,6 +146,22 @@ const CoralModel kCoral[] = {
 
 class Coral : public ::testing::TestWithParam<CoralModel> {};
 
+class CoralRewritten : public ::testing::TestWithParam<CoralModel> {
+ protected:
+  void SetUp() override {
+    if (auto why = pcv::testing::oracle_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  }
+};
+
+std::string coral_test_name(const ::testing::TestParamInfo<CoralModel>& info) {
+  std::string s = info.param.file;
+  s = s.substr(0, s.find(".tflite"));
+  for (char& ch : s) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return s;
+}
+
 std::map<OpType, int> census(const ir::Graph& g) {
   std::map<OpType, int> c;
   for (const auto& n : g.nodes) c[n.op]++;
@@ -236,15 +253,7 @@ TEST_P(Coral, RunsWithLiteRtTop1) {
 }
 #endif
 
-INSTANTIATE_TEST_SUITE_P(Pretrained, Coral, ::testing::ValuesIn(kCoral),
-                         [](const ::testing::TestParamInfo<CoralModel>& info) {
-                           std::string s = info.param.file;
-                           s = s.substr(0, s.find(".tflite"));
-                           for (char& ch : s) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Pretrained, Coral, ::testing::ValuesIn(kCoral), coral_test_name);
 
 // ---------------------------------------------------------------- official runtimes
 
@@ -371,10 +380,10 @@ TEST_P(Oracle, UnfoldedBatchNormAndOtherOps) {
   expect_oracle_matches(m, {}, GetParam());
 }
 
-TEST_P(Oracle, CoralModelRewritten) {
+TEST_P(CoralRewritten, SameOutputsInOfficialRuntime) {
   // A real uint8 model read into the int8 IR and written back must compute what the original
   // computes, in the official runtime (independent of our runtime's int8 support).
-  PCV_REQUIRE_SHARED_DATA(path, "pretrained/mobilenet-tflite-coral/mobilenet_v1_0.25_128_quant.tflite");
+  PCV_REQUIRE_SHARED_DATA(path, std::string("pretrained/mobilenet-tflite-coral/") + GetParam().file);
   auto m = load_tflite(path);
   ASSERT_TRUE(m) << m.status().to_string();
   auto bytes = write_tflite(*m);
@@ -382,11 +391,22 @@ TEST_P(Oracle, CoralModelRewritten) {
   const std::string dir = pcv::testing::make_temp_dir("tflite_coral");
   const std::string out_path = dir + "/rewritten.tflite";
   ASSERT_TRUE(write_file_atomic(out_path, *bytes).is_ok());
-  const ir::Tensor x = image_like_u8(m->graph.value(m->graph.inputs[0]), 5);
+  {
+    // Written back as a uint8 model (TFLite's int8 kernels need symmetric weights).
+    const fb::Model* fm = fb::GetModel(bytes->data());
+    for (const auto* c : *fm->operator_codes()) {
+      EXPECT_EQ(c->version(), 1) << fb::EnumNameBuiltinOperator(c->builtin_code());
+    }
+    for (const auto* t : *fm->subgraphs()->Get(0)->tensors()) {
+      EXPECT_NE(t->type(), fb::TensorType::INT8) << t->name()->str();
+    }
+  }
+  const ir::Value& in = m->graph.value(m->graph.inputs[0]);
+  const ir::Tensor x = GetParam().size > 0 ? image_like_u8(in, 5) : random_input(in, 5);
   std::vector<pcv::testing::OracleTensor> a, b;
   std::string error;
-  ASSERT_TRUE(pcv::testing::run_tflite_oracle(path, GetParam(), {tensor_bytes(x)}, &a, &error)) << error;
-  ASSERT_TRUE(pcv::testing::run_tflite_oracle(out_path, GetParam(), {tensor_bytes(x)}, &b, &error)) << error;
+  ASSERT_TRUE(pcv::testing::run_tflite_oracle(path, "litert", {tensor_bytes(x)}, &a, &error)) << error;
+  ASSERT_TRUE(pcv::testing::run_tflite_oracle(out_path, "litert", {tensor_bytes(x)}, &b, &error)) << error;
   ASSERT_EQ(a.size(), 1u);
   ASSERT_EQ(b.size(), 1u);
   ASSERT_EQ(a[0].bytes.size(), b[0].bytes.size());
@@ -395,12 +415,17 @@ TEST_P(Oracle, CoralModelRewritten) {
   const int64_t n = static_cast<int64_t>(a[0].bytes.size());
   EXPECT_EQ(argmax(a[0].bytes.data(), n), argmax(b[0].bytes.data(), n));
   EXPECT_LE(worst, 1);
-  std::printf("%s: original vs rewritten: top-1 %d / %d, max diff %d steps\n", GetParam().c_str(),
+  std::printf("%s: LiteRT original vs rewritten: top-1 %d / %d, max diff %d steps\n", GetParam().file,
               argmax(a[0].bytes.data(), n), argmax(b[0].bytes.data(), n), worst);
   remove_tree(dir);
 }
 
+TEST_P(Oracle, TinyInt8) {
+  expect_oracle_matches(tiny_int8_model(), {}, GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(Runtimes, Oracle, ::testing::Values("litert", "tfjs"));
+INSTANTIATE_TEST_SUITE_P(Pretrained, CoralRewritten, ::testing::ValuesIn(kCoral), coral_test_name);
 #endif  // PCV_HAVE_RUNTIME
 
 }  // namespace

@@ -201,38 +201,6 @@ TEST(TfliteRoundTrip, Float16Weights) {
   EXPECT_EQ(again.size(), half.size());
 }
 
-// A tiny int8 IR model: quantize -> conv (per-channel) -> fc -> softmax -> dequantize.
-ir::Model tiny_int8_model() {
-  ir::Model m;
-  ir::Graph& g = m.graph;
-  auto x = g.add_input("input", DType::kF32, {1, 4, 4, 2});
-  auto q = g.add_node(OpType::kQuantize, "quant", {x}, ir::NoAttrs{}, DType::kI8);
-  g.value(q).quant = ir::QuantParams::per_tensor(0.02f, 3);
-  std::vector<int8_t> w(3 * 3 * 3 * 2);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
-  auto wv = g.add_constant("conv/w", ir::Tensor::from_vector<int8_t>({3, 3, 3, 2}, w), {{0.01f, 0.02f, 0.03f}, {0, 0, 0}, 0});
-  auto bv = g.add_constant("conv/b", ir::Tensor::from_vector<int32_t>({3}, {10, -20, 30}));
-  ir::Conv2dAttrs ca;
-  ca.activation = ir::Activation::kRelu;
-  auto c = g.add_node(OpType::kConv2d, "conv", {q, wv, bv}, ca, DType::kI8);
-  g.value(c).quant = ir::QuantParams::per_tensor(0.05f, -128);
-  auto f = g.add_node(OpType::kFlatten, "flatten", {c}, ir::NoAttrs{}, DType::kI8);
-  g.value(f).quant = g.value(c).quant;
-  std::vector<int8_t> fw(4 * 48);
-  for (size_t i = 0; i < fw.size(); ++i) fw[i] = static_cast<int8_t>(static_cast<int>(i * 53 % 255) - 127);
-  auto fwv = g.add_constant("fc/w", ir::Tensor::from_vector<int8_t>({4, 48}, fw), {{0.004f, 0.005f, 0.006f, 0.007f}, {0, 0, 0, 0}, 0});
-  auto fc = g.add_node(OpType::kFullyConnected, "fc", {f, fwv}, ir::FullyConnectedAttrs{}, DType::kI8);
-  g.value(fc).quant = ir::QuantParams::per_tensor(0.1f, 5);
-  auto sm = g.add_node(OpType::kSoftmax, "softmax", {fc}, ir::SoftmaxAttrs{}, DType::kI8);
-  g.value(sm).quant = ir::QuantParams::per_tensor(1.f / 256.f, -128);
-  auto out = g.add_node(OpType::kDequantize, "probabilities", {sm}, ir::NoAttrs{}, DType::kF32);
-  g.mark_output(out);
-  EXPECT_TRUE(ir::infer_shapes(g).is_ok());
-  m.input_spec.height = m.input_spec.width = 4;
-  m.input_spec.channels = 2;
-  return m;
-}
-
 TEST(TfliteWrite, Int8VersionsAndBiasScale) {
   ir::Model model = tiny_int8_model();
   auto bytes = write_ok(model);

@@ -44,4 +44,8 @@ std::vector<uint8_t> to_bytes(const std::vector<T>& v) {
 // its dtype (u8/i8: uniform over the type's range).
 ir::Tensor random_input(const ir::Value& input, uint64_t seed, float lo = -1.f, float hi = 1.f);
 
+// A tiny int8 IR model: f32 -> quantize -> conv (per-channel, relu) -> flatten -> fc ->
+// softmax (1/256, -128) -> dequantize -> f32.
+ir::Model tiny_int8_model();
+
 }  // namespace pcv::tflite::testing
