@@ -18,11 +18,11 @@
 namespace pcv::formats {
 namespace {
 
-Status not_built(Format f) {
+[[maybe_unused]] Status not_built(Format f) {
   return unsupported(fmt::format("this pocketcv was built without {} support", format_name(f)));
 }
 
-bool has_prefix(const std::vector<uint8_t>& b, size_t offset, const char* magic) {
+[[maybe_unused]] bool has_prefix(const std::vector<uint8_t>& b, size_t offset, const char* magic) {
   const size_t n = std::char_traits<char>::length(magic);
   return b.size() >= offset + n && std::equal(magic, magic + n, b.begin() + static_cast<long>(offset));
 }

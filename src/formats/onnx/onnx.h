@@ -1,7 +1,7 @@
 // ONNX: read models exported from PyTorch (and other ONNX producers) into the IR, and write
 // IR models as ONNX for ONNX Runtime.
 //
-// Reading (opsets 7-21 of the default domain, ai.onnx):
+// Reading (opsets 6-21 of the default domain, ai.onnx; 6 for the ops whose semantics are unchanged):
 //   - Layout. ONNX image graphs are NCHW; the IR is NHWC. The reader does not insert
 //     transposes: it tracks, per ONNX value, whether it is an NCHW tensor stored as NHWC
 //     ("nchw-as-nhwc") and converts each op for it (conv weights OIHW -> OHWI, concat / softmax

@@ -1,4 +1,4 @@
-// ONNX (NCHW, opsets 7-21) -> IR (NHWC). See onnx.h for the contract.
+// ONNX (NCHW, opsets 6-21) -> IR (NHWC). See onnx.h for the contract.
 //
 // One pass over the nodes in file order (ONNX requires topological order). Every ONNX tensor
 // name maps to a Val: either a folded constant (ONNX dims and values), or an IR value with a
@@ -34,7 +34,7 @@ using ir::OpType;
 using ir::Shape;
 using ir::ValueId;
 
-constexpr int64_t kMinOpset = 7;
+constexpr int64_t kMinOpset = 6;  // 6: legacy torch exports, for ops whose semantics did not change
 constexpr int64_t kMaxOpset = 21;
 
 enum class Layout : uint8_t {
@@ -467,7 +467,6 @@ class Reader {
   // ---- constant folding -----------------------------------------------------------------
   Status fold_shape(const pb::NodeProto& n) {
     PCV_ASSIGN_OR_RETURN(Val* x, required(n, 0));
-    if (x->flat_hwc && false) return Status::ok();
     const Shape s = onnx_shape(*x);
     const int64_t r = static_cast<int64_t>(s.size());
     int64_t start = attr_int_or(n, "start", 0), end = attr_int_or(n, "end", r);
@@ -853,7 +852,7 @@ class Reader {
     if (p.type == pb::TensorProto::INT32) return fail("int32 quantization of an activation");
     if (x->is_const) return fail("QuantizeLinear of a constant outside DequantizeLinear");
     ir::Graph& g = model_.graph;
-    const ValueId src = x->deq ? x->id : x->id;  // requantize from the int8 value directly
+    const ValueId src = x->id;  // a DequantizeLinear'd input requantizes from its int8 value
     if (x->flat_hwc && x->fh * x->fw > 1) return fail("quantizing a flattened NCHW activation");
     if (!x->deq && g.value(src).dtype != DType::kF32) return fail("QuantizeLinear of a quantized value");
     PCV_ASSIGN_OR_RETURN(ValueId y, emit(OpType::kQuantize, n.output(0), {src}, ir::NoAttrs{}, x->layout, DType::kI8, act_quant(p)));
@@ -1393,56 +1392,40 @@ class Reader {
       if (to == xs) { alias(n.output(0), *x); return Status::ok(); }
       return fail("reshaping a flattened NCHW activation");
     }
-    auto emit_reshape = [&](const Shape& ir_to, Layout layout) -> Expected<ValueId> {
+    // Emits the IR reshape; returns the ONNX name the result is registered under (the
+    // QuantizeLinear's output when the reshape stays int8).
+    auto emit_reshape = [&](const Shape& ir_to, Layout layout) -> Expected<std::string> {
+      ir::ReshapeAttrs ra;
+      ra.shape = ir_to;
       if (is_deq(x)) {
         if (auto q = quantized_output(n.output(0), false); q && q->quant == g.value(x->id).quant) {
-          ir::ReshapeAttrs ra;
-          ra.shape = ir_to;
           PCV_ASSIGN_OR_RETURN(ValueId y, emit(OpType::kReshape, q->name, {x->id}, ra, layout, DType::kI8, q->quant));
           PCV_RETURN_IF_ERROR(finish_quantized(*q, y, layout));
-          return y;
+          return q->name;
         }
       }
       PCV_ASSIGN_OR_RETURN(ValueId xi, float_of(*x));
-      ir::ReshapeAttrs ra;
-      ra.shape = ir_to;
-      return emit(OpType::kReshape, n.output(0), {xi}, ra, layout);
+      PCV_RETURN_IF_ERROR(emit(OpType::kReshape, n.output(0), {xi}, ra, layout).status());
+      return n.output(0);
     };
     if (x->layout == Layout::kNchw) {
       if (to.size() == 2 && to[0] == xs[0]) {
-        // (N, C, H, W) -> (N, C*H*W): the IR flattens in HWC order.
-        PCV_ASSIGN_OR_RETURN(ValueId y, emit_reshape(to, Layout::kPlain));
-        (void)y;
-        const std::string& out_name = vals_.count(n.output(0)) ? n.output(0) : n.output(0);
-        auto it = vals_.find(out_name);
-        if (spatial && it != vals_.end()) {
-          it->second.flat_hwc = true;
-          it->second.fc = xs[1];
-          it->second.fh = xs[2];
-          it->second.fw = xs[3];
+        // (N, C, H, W) -> (N, C*H*W): the IR flattens in HWC order; consumers must know.
+        PCV_ASSIGN_OR_RETURN(std::string out, emit_reshape(to, Layout::kPlain));
+        if (spatial) {
+          Val& v = vals_[out];
+          v.flat_hwc = true;
+          v.fc = xs[1];
+          v.fh = xs[2];
+          v.fw = xs[3];
         }
-        // A quantized result lives under the QuantizeLinear's output name.
-        if (spatial && it == vals_.end()) return fail("quantized flatten of a spatial activation");
-        if (spatial) propagate_flat(n.output(0));
         return Status::ok();
       }
-      if (!spatial && to.size() == 4 && to[0] == xs[0] && to[1] == xs[1] && to[2] == 1 && to[3] == 1) {
-        alias(n.output(0), *x);
-        return Status::ok();
-      }
-      if (!spatial) {
+      if (!spatial && to.size() == 4 && to[2] * to[3] == 1) {
         // (N, C, 1, 1) holds its elements in the same order in both layouts.
-        PCV_ASSIGN_OR_RETURN(ValueId y, emit_reshape(to, to.size() == 4 ? Layout::kNchw : Layout::kPlain));
-        (void)y;
-        if (to.size() == 4) {
-          if (to[2] * to[3] != 1) return fail("reshape to an NCHW tensor with spatial size needs a transpose");
-          ir::Value& v = g.value(vals_.count(n.output(0)) ? vals_[n.output(0)].id : g.nodes.back().outputs[0]);
-          v.shape = nchw_shape_to_nhwc(to);
-          g.nodes.back().attr<ir::ReshapeAttrs>().shape = v.shape;
-          PCV_RETURN_IF_ERROR(infer());
-        }
-        return Status::ok();
+        return emit_reshape(nchw_shape_to_nhwc(to), Layout::kNchw).status();
       }
+      if (!spatial && to.size() != 4) return emit_reshape(to, Layout::kPlain).status();
       return fail(fmt::format("reshaping NCHW {} to {} needs a transpose", ir::shape_to_string(xs), ir::shape_to_string(to)));
     }
     // Plain input.
@@ -1452,7 +1435,6 @@ class Reader {
     }
     return emit_reshape(to, Layout::kPlain).status();
   }
-  void propagate_flat(const std::string&) {}
 
   Status transpose(const pb::NodeProto& n) {
     PCV_ASSIGN_OR_RETURN(Val* x, required(n, 0));

@@ -1,0 +1,58 @@
+// Writes seed corpora for the fuzz targets: small zoo models in every format, float and fp16.
+//   fuzz_make_seeds OUT_DIR   -> OUT_DIR/{pcv,tflite,mlmodel,mlpackage,onnx}/*
+#include <filesystem>
+#include <fstream>
+
+#include "base/file.h"
+#include "formats/model_io.h"
+#include "ir/pcv_format.h"
+#include "zoo/zoo.h"
+#if PCV_TFLITE_AVAILABLE
+#include "formats/tflite/tflite.h"
+#endif
+#if PCV_COREML_AVAILABLE
+#include "formats/coreml/coreml.h"
+#endif
+
+namespace fs = std::filesystem;
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: fuzz_make_seeds OUT_DIR\n");
+    return 2;
+  }
+  const fs::path out = argv[1];
+  for (const char* d : {"pcv", "tflite", "mlmodel", "mlpackage", "onnx", "image"}) fs::create_directories(out / d);
+  int n = 0;
+  for (const char* arch : {"simple_cnn", "mobilenet_v2"}) {
+    pcv::zoo::ZooOptions o;
+    o.arch = arch;
+    o.size = std::string(arch) == "simple_cnn" ? 16 : 32;
+    o.width = 0.35f;
+    o.labels = {"cat", "dog"};
+    auto m = pcv::zoo::create_model(o);
+    if (!m) return 1;
+    const std::string base = std::string(arch);
+    (void)pcv::ir::save_pcv(*m, (out / "pcv" / (base + ".pcv")).string());
+    (void)pcv::formats::save_model(*m, (out / "tflite" / (base + ".tflite")).string());
+    (void)pcv::formats::save_model(*m, (out / "mlmodel" / (base + ".mlmodel")).string());
+    (void)pcv::formats::save_model(*m, (out / "onnx" / (base + ".onnx")).string());
+    const fs::path pkg = out / (base + ".mlpackage");
+    if (pcv::formats::save_model(*m, pkg.string()).is_ok()) {
+      auto proto = pcv::read_file((pkg / "Data/com.apple.CoreML/model.mlmodel").string());
+      auto weights = pcv::read_file((pkg / "Data/com.apple.CoreML/weights/weight.bin").string());
+      if (proto && weights) {
+        std::vector<uint8_t> seed(4);
+        const auto len = static_cast<uint32_t>(proto->size());
+        std::memcpy(seed.data(), &len, 4);
+        seed.insert(seed.end(), proto->begin(), proto->end());
+        seed.insert(seed.end(), weights->begin(), weights->end());
+        (void)pcv::write_file_atomic((out / "mlpackage" / (base + ".seed")).string(), seed);
+      }
+      fs::remove_all(pkg);
+    }
+    ++n;
+  }
+  std::printf("wrote seeds for %d models under %s\n", n, out.c_str());
+  return 0;
+}
