@@ -36,7 +36,9 @@
  *
  * ABI. Option and result structs that may grow start with `struct_size`: set it to
  * sizeof(the struct) (the PCV_*_INIT macros do); the library reads and writes only the fields
- * that fit, so code built against an older header keeps working. Enum values never change.
+ * that fit, so code built against an older header keeps working. Enum values never change;
+ * every enum is int-sized (the *_MAX_ENUM entries: not values to pass), and values outside
+ * the listed ones are rejected with PCV_ERROR_INVALID_ARGUMENT.
  */
 #ifndef POCKETCV_POCKETCV_H_
 #define POCKETCV_POCKETCV_H_
@@ -75,7 +77,8 @@ typedef enum pcv_status {
   PCV_ERROR_INVALID_MODEL = 3,    /* a model file is malformed */
   PCV_ERROR_IO = 4,               /* reading a file failed (missing, unreadable) */
   PCV_ERROR_OUT_OF_MEMORY = 5,    /* an allocation or the session's memory limit failed */
-  PCV_ERROR_INTERNAL = 6          /* a bug in pocketcv */
+  PCV_ERROR_INTERNAL = 6,         /* a bug in pocketcv */
+  PCV_STATUS_MAX_ENUM = 0x7FFFFFFF
 } pcv_status;
 
 /* "ok", "invalid_argument", ...; "unknown" for other values. Static storage. */
@@ -108,7 +111,8 @@ PCV_API void pcv_model_free(pcv_model* model);
 typedef enum pcv_color_order {
   PCV_COLOR_RGB = 0,
   PCV_COLOR_BGR = 1,
-  PCV_COLOR_GRAY = 2
+  PCV_COLOR_GRAY = 2,
+  PCV_COLOR_MAX_ENUM = 0x7FFFFFFF
 } pcv_color_order;
 
 typedef enum pcv_dtype {
@@ -117,7 +121,8 @@ typedef enum pcv_dtype {
   PCV_DTYPE_I8 = 2,
   PCV_DTYPE_U8 = 3,
   PCV_DTYPE_I32 = 4,
-  PCV_DTYPE_I64 = 5
+  PCV_DTYPE_I64 = 5,
+  PCV_DTYPE_MAX_ENUM = 0x7FFFFFFF
 } pcv_dtype;
 
 /* What the model expects as input 0 and what its output 0 means. A picture becomes the input
@@ -183,7 +188,8 @@ typedef enum pcv_frame_format {
   PCV_FRAME_BGRA = 4,        /* planes[0], 4 bytes per pixel (iOS 32BGRA) */
   PCV_FRAME_RGBA = 5,        /* planes[0], 4 bytes per pixel */
   PCV_FRAME_RGB = 6,         /* planes[0], 3 bytes per pixel */
-  PCV_FRAME_GRAY = 7         /* planes[0], 1 byte per pixel */
+  PCV_FRAME_GRAY = 7,        /* planes[0], 1 byte per pixel */
+  PCV_FRAME_MAX_ENUM = 0x7FFFFFFF
 } pcv_frame_format;
 
 typedef struct pcv_plane {
@@ -204,7 +210,8 @@ typedef struct pcv_frame {
 typedef enum pcv_crop_mode {
   PCV_CROP_CENTER = 0,   /* largest centered rect with the input's aspect (x crop_fraction) */
   PCV_CROP_STRETCH = 1,  /* the whole picture (x crop_fraction), aspect not kept */
-  PCV_CROP_LETTERBOX = 2 /* whole picture fit inside, aspect kept, black border */
+  PCV_CROP_LETTERBOX = 2, /* whole picture fit inside, aspect kept, black border */
+  PCV_CROP_MAX_ENUM = 0x7FFFFFFF
 } pcv_crop_mode;
 
 /* Frame -> input 0 in one pass: rotate `rotation_degrees` clockwise (0, 90, 180, 270: the

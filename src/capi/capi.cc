@@ -168,6 +168,7 @@ pcv::vision::FrameFormat to_frame_format(pcv_frame_format f, bool* ok) {
     case PCV_FRAME_RGBA: return pcv::vision::FrameFormat::kRGBA;
     case PCV_FRAME_RGB: return pcv::vision::FrameFormat::kRGB;
     case PCV_FRAME_GRAY: return pcv::vision::FrameFormat::kGray;
+    default: break;
   }
   *ok = false;
   return pcv::vision::FrameFormat::kRGB;
@@ -245,6 +246,7 @@ const char* pcv_status_name(pcv_status status) {
     case PCV_ERROR_IO: return "io_error";
     case PCV_ERROR_OUT_OF_MEMORY: return "out_of_memory";
     case PCV_ERROR_INTERNAL: return "internal";
+    default: break;
   }
   return "unknown";
 }

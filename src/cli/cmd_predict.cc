@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "formats/model_io.h"
+#include "predict/names.h"
 #include "predict/predictor.h"
 
 namespace pcv::cli {
@@ -47,11 +48,11 @@ void print_trace(const predict::PredictionTrace& t) {
   if (t.layers.empty()) return;
   double layer_total = 0;
   for (const auto& l : t.layers) layer_total += l.ms;
-  out("\n  {:>3}  {:<32} {:<16} {:<18} {:>9} {:>6}  {}\n", "#", "layer", "op", "output", "ms", "%", "kernel");
+  out("\n  {:>3}  {:<40} {:<16} {:<18} {:>9} {:>6}  {}\n", "#", "layer", "op", "output", "ms", "%", "kernel");
   for (size_t i = 0; i < t.layers.size(); ++i) {
     const auto& l = t.layers[i];
-    std::string name = l.name.size() > 32 ? l.name.substr(0, 31) + "~" : l.name;
-    out("  {:>3}  {:<32} {:<16} {:<18} {:>9.3f} {:>5.1f}%  {}\n", i, name, l.op,
+    const std::string name = predict::short_layer_name(l.name, 40);
+    out("  {:>3}  {:<40} {:<16} {:<18} {:>9.3f} {:>5.1f}%  {}\n", i, name, l.op,
         ir::shape_to_string(l.output_shape), l.ms, 100.0 * l.ms / std::max(1e-9, layer_total), l.kernel);
   }
 }

@@ -43,7 +43,9 @@ void Histogram::add(std::span<const float> values) {
 }
 
 void Histogram::add_abs(std::span<const float> values) {
-  for (float v : values) ++counts[bin_of(std::fabs(v), lo, hi, counts.size())];
+  for (float v : values) {
+    if (v != 0.f) ++counts[bin_of(std::fabs(v), lo, hi, counts.size())];
+  }
 }
 
 uint64_t Histogram::total() const {
@@ -104,8 +106,8 @@ float entropy_threshold(const Histogram& abs_hist, int levels) {
     // P: the first i bins, everything beyond folded into the last one (clipping).
     p.assign(hist.begin(), hist.begin() + static_cast<std::ptrdiff_t>(i));
     p[i - 1] += static_cast<double>(outliers);
-    // Q: the first i bins merged into nq levels, each level's mass spread evenly over its
-    // non-empty bins (an empty source bin stays empty in Q too).
+    // Q: the first i bins (without the folded outliers) merged into nq levels, each level's
+    // mass spread evenly over the bins where P is non-empty.
     q.assign(i, 0.0);
     for (size_t j = 0; j < nq; ++j) {
       const size_t start = j * i / nq, stop = (j + 1) * i / nq;
@@ -113,11 +115,11 @@ float entropy_threshold(const Histogram& abs_hist, int levels) {
       size_t nonzero = 0;
       for (size_t b = start; b < stop; ++b) {
         sum += static_cast<double>(hist[b]);
-        nonzero += hist[b] != 0;
+        nonzero += p[b] != 0;
       }
       if (nonzero == 0) continue;
       for (size_t b = start; b < stop; ++b) {
-        if (hist[b] != 0) q[b] = sum / static_cast<double>(nonzero);
+        if (p[b] != 0) q[b] = sum / static_cast<double>(nonzero);
       }
     }
     double psum = 0, qsum = 0;

@@ -52,7 +52,9 @@ struct Histogram {
   Histogram() = default;
   Histogram(float lo_, float hi_, int bins) : lo(lo_), hi(hi_), counts(static_cast<size_t>(bins), 0) {}
   void add(std::span<const float> values);
-  void add_abs(std::span<const float> values);  // |x|
+  // |x| of the non-zero values: zero is exact in every range, and a ReLU's spike of zeros
+  // would otherwise dominate the KL search.
+  void add_abs(std::span<const float> values);
   uint64_t total() const;
   float bin_width() const { return counts.empty() ? 0.f : (hi - lo) / static_cast<float>(counts.size()); }
 };

@@ -187,6 +187,13 @@ Expected<std::vector<LayerError>> layer_errors(const ir::Model& reference, const
     if (ir::num_elements(rg.value(it->second).shape) != ir::num_elements(val.shape)) continue;
     acc[v].ref = it->second;
   }
+  // A quantize / dequantize output compares against what its input stands for.
+  for (const ir::Node& node : og.nodes) {
+    if (node.op != ir::OpType::kQuantize && node.op != ir::OpType::kDequantize) continue;
+    const auto in = static_cast<size_t>(node.inputs[0]);
+    const auto out = static_cast<size_t>(node.outputs[0]);
+    if (acc[out].ref == ir::kNoValue && acc[in].ref != ir::kNoValue) acc[out].ref = acc[in].ref;
+  }
   const size_t n = std::min(max_samples, samples.inputs.size());
   for (size_t s = 0; s < n; ++s) {
     fill_input(samples.inputs[s], rs->input(0), rs->input_info(0));
@@ -223,7 +230,7 @@ Expected<std::vector<LayerError>> layer_errors(const ir::Model& reference, const
     if (acc[v].ref != ir::kNoValue) snr[v] = snr_of(acc[v]);
   }
   std::vector<LayerError> out;
-  double worst_drop = -1e9;
+  double worst_noise = 0.0;
   for (const ir::Node& node : og.nodes) {
     double in_snr = kEqualDb;
     for (ir::ValueId in : node.inputs) {
@@ -242,8 +249,9 @@ Expected<std::vector<LayerError>> layer_errors(const ir::Model& reference, const
       const double den = std::sqrt(acc[k].nx) * std::sqrt(acc[k].ny);
       e.cosine = den > 0 ? acc[k].dot / den : (acc[k].nx == acc[k].ny ? 1.0 : 0.0);
       e.snr_drop_db = std::max(0.0, in_snr - e.snr_db);
-      if (e.snr_drop_db > worst_drop && e.snr_db < kEqualDb) {
-        worst_drop = e.snr_drop_db;
+      e.noise_added = std::pow(10.0, -e.snr_db / 10.0) - std::pow(10.0, -in_snr / 10.0);
+      if (e.noise_added > worst_noise && e.snr_db < kEqualDb) {
+        worst_noise = e.noise_added;
         if (worst) *worst = e.name;
       }
       out.push_back(std::move(e));
@@ -284,10 +292,11 @@ std::string report_table(const Report& r) {
   }
   if (!r.layers.empty()) {
     s += fmt::format("\nper-layer error, float vs {} (values matched by name):\n", r.variants.size() > 1 ? r.variants.back().name : "optimized");
-    s += fmt::format("  {:<40} {:<16} {:>9} {:>9} {:>10}\n", "value", "op", "SNR dB", "drop dB", "cosine");
+    s += fmt::format("  {:<40} {:<16} {:>9} {:>9} {:>11} {:>10}\n", "value", "op", "SNR dB", "drop dB", "noise +%",
+                     "cosine");
     for (const LayerError& e : r.layers) {
-      s += fmt::format("  {:<40} {:<16} {:>9.2f} {:>9.2f} {:>10.6f}{}\n", e.name, e.op, e.snr_db, e.snr_drop_db, e.cosine,
-                       e.name == r.worst_layer ? "  <- hurts most" : "");
+      s += fmt::format("  {:<40} {:<16} {:>9.2f} {:>9.2f} {:>11.4f} {:>10.6f}{}\n", e.name, e.op, e.snr_db,
+                       e.snr_drop_db, e.noise_added * 100.0, e.cosine, e.name == r.worst_layer ? "  <- hurts most" : "");
     }
     if (!r.worst_layer.empty()) s += fmt::format("  the layer that hurts most: {}\n", r.worst_layer);
   }
@@ -330,7 +339,7 @@ std::string report_json(const Report& r) {
   j["variants"] = std::move(vs);
   json ls = json::array();
   for (const LayerError& e : r.layers) {
-    ls.push_back({{"name", e.name}, {"op", e.op}, {"snr_db", e.snr_db}, {"snr_drop_db", e.snr_drop_db}, {"cosine", e.cosine}});
+    ls.push_back({{"name", e.name}, {"op", e.op}, {"snr_db", e.snr_db}, {"snr_drop_db", e.snr_drop_db}, {"noise_added", e.noise_added}, {"cosine", e.cosine}});
   }
   j["layers"] = std::move(ls);
   j["worst_layer"] = r.worst_layer;

@@ -31,14 +31,16 @@ struct VariantReport {
 };
 
 // One value of the optimized graph against the same-named float value, over the samples:
-// SNR = 10 log10(sum x^2 / sum (x - y)^2) (dB; 200 when equal), cosine similarity, and the
-// SNR drop from the node's worst input (what this layer itself adds).
+// SNR = 10 log10(sum x^2 / sum (x - y)^2) (dB; 200 when equal), cosine similarity, the SNR
+// drop from the node's worst input, and the noise the layer adds: NSR(out) - NSR(worst input)
+// with NSR = 10^(-SNR/10) (linear). The layer that hurts most adds the most noise.
 struct LayerError {
   std::string name;
   std::string op;
   double snr_db = 0.0;
   double cosine = 1.0;
   double snr_drop_db = 0.0;
+  double noise_added = 0.0;
 };
 
 struct Report {

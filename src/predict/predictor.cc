@@ -174,6 +174,33 @@ std::vector<int> top_k(std::span<const float> values, int k) {
   return order;
 }
 
+Status image_to_input(const vision::ImageView& image, const vision::Preprocess& pre,
+                      ir::Tensor& input, const ir::QuantParams& quant, const std::string& name) {
+  PCV_ENSURE(!image.empty() && (image.channels == 1 || image.channels == 3 || image.channels == 4),
+             StatusCode::kInvalidArgument, "{}: empty image or unsupported channel count {}", name,
+             image.channels);
+  const size_t elems = static_cast<size_t>(input.num_elements());
+  vision::OutputTarget target;
+  switch (input.dtype()) {
+    case ir::DType::kF32: target = vision::OutputTarget::float32(input.data<float>(), elems); break;
+    case ir::DType::kI8:
+    case ir::DType::kU8: {
+      PCV_ENSURE(quant.scale.size() == 1, StatusCode::kUnsupported,
+                 "input '{}' is quantized without per-tensor parameters", name);
+      const float s = quant.scale[0];
+      const int32_t zp = quant.zero_point.empty() ? 0 : quant.zero_point[0];
+      target = input.dtype() == ir::DType::kI8
+                   ? vision::OutputTarget::int8(input.data<int8_t>(), elems, s, zp)
+                   : vision::OutputTarget::uint8(input.data<uint8_t>(), elems, s, zp);
+      break;
+    }
+    default:
+      return unsupported(fmt::format("input '{}' is {}: only f32, i8 and u8 inputs are fed from "
+                                     "pictures", name, ir::dtype_name(input.dtype())));
+  }
+  return vision::image_to_tensor(image, pre, target);
+}
+
 Predictor::~Predictor() = default;
 
 Expected<std::unique_ptr<Predictor>> Predictor::create(ir::Model model,
@@ -206,31 +233,8 @@ std::string Predictor::label(int index) const {
 }
 
 Status Predictor::set_input(const vision::ImageView& image) {
-  PCV_ENSURE(!image.empty() && (image.channels == 1 || image.channels == 3 || image.channels == 4),
-             StatusCode::kInvalidArgument, "predict: empty image or unsupported channel count {}",
-             image.channels);
-  ir::Tensor& in = session_->input(0);
   const ir::Value& info = session_->input_info(0);
-  const size_t elems = static_cast<size_t>(in.num_elements());
-  vision::OutputTarget target;
-  switch (in.dtype()) {
-    case ir::DType::kF32: target = vision::OutputTarget::float32(in.data<float>(), elems); break;
-    case ir::DType::kI8:
-    case ir::DType::kU8: {
-      PCV_ENSURE(info.quant.scale.size() == 1, StatusCode::kUnsupported,
-                 "input '{}' is quantized without per-tensor parameters", info.name);
-      const float s = info.quant.scale[0];
-      const int32_t zp = info.quant.zero_point.empty() ? 0 : info.quant.zero_point[0];
-      target = in.dtype() == ir::DType::kI8
-                   ? vision::OutputTarget::int8(in.data<int8_t>(), elems, s, zp)
-                   : vision::OutputTarget::uint8(in.data<uint8_t>(), elems, s, zp);
-      break;
-    }
-    default:
-      return unsupported(fmt::format("input '{}' dtype {} is not fed by predict", info.name,
-                                     ir::dtype_name(in.dtype())));
-  }
-  return vision::image_to_tensor(image, pre_, target);
+  return image_to_input(image, pre_, session_->input(0), info.quant, info.name);
 }
 
 Expected<Prediction> Predictor::predict_file(const std::string& path, int k) {

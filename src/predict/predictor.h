@@ -74,6 +74,12 @@ struct Prediction {
 Expected<vision::Preprocess> preprocess_for(const ir::Model& model,
                                             vision::ResizeMode mode = vision::ResizeMode::kCenterCrop);
 
+// Writes `image` into batch element 0 of `input` (NHWC) per `pre`: f32 values, or i8/u8
+// quantized with `quant` (per-tensor). `name` is used in messages. Errors: unsupported for
+// other dtypes or per-channel input quantization; those of vision::image_to_tensor.
+Status image_to_input(const vision::ImageView& image, const vision::Preprocess& pre,
+                      ir::Tensor& input, const ir::QuantParams& quant, const std::string& name);
+
 // Index of the class output (see above).
 int class_output_index(const ir::Graph& graph, const std::vector<std::string>& labels);
 

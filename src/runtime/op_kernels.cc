@@ -2,7 +2,9 @@
 // prepare; the closures run blindly.
 #include <fmt/core.h>
 
+#include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -13,9 +15,11 @@
 #include "kernels/concat/concat.h"
 #include "kernels/conv/conv.h"
 #include "kernels/conv/conv_fast.h"
+#include "kernels/conv/qs8_conv_fast.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/fully_connected/fully_connected.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemm/qs8_gemm.h"
 #include "kernels/pad/pad.h"
 #include "kernels/pool/pool.h"
 #include "kernels/quantize/quantize.h"
@@ -67,6 +71,62 @@ Status check_per_tensor_i8(const Ctx& c, const Value& v, const char* what) {
   if (v.quant.scale.size() != 1) return c.error(fmt::format("{} needs per-tensor quantization", what));
   return Status::ok();
 }
+
+// int8 requantization: LiteRT's (XNNPACK fp32) by default, so that outputs equal what users
+// get from LiteRT; PCV_REQUANT=fixed_point selects TFLite's reference arithmetic instead.
+k::RequantMode requant_mode() {
+  static const k::RequantMode mode = [] {
+    const char* e = std::getenv("PCV_REQUANT");
+    return e != nullptr && std::strcmp(e, "fixed_point") == 0 ? k::RequantMode::kFixedPoint
+                                                               : k::RequantMode::kFp32;
+  }();
+  return mode;
+}
+
+// Per-output-channel requantization for int8 conv / fully_connected, both arithmetics.
+struct ChannelRequant {
+  k::RequantMode mode = k::RequantMode::kFp32;
+  std::vector<k::QuantizedMultiplier> fixed;  // kFixedPoint
+  std::vector<float> scale;                   // kFp32
+  k::QuantActivationRange range{-128, 127};
+};
+
+std::shared_ptr<ChannelRequant> channel_requant(const Value& x, const Value& w, const Value& y, int channels,
+                                                Activation act) {
+  auto r = std::make_shared<ChannelRequant>();
+  r->mode = requant_mode();
+  std::vector<float> wscale(static_cast<size_t>(channels));
+  for (int oc = 0; oc < channels; ++oc) {
+    wscale[static_cast<size_t>(oc)] = w.quant.scale[w.quant.scale.size() == 1 ? 0 : static_cast<size_t>(oc)];
+  }
+  if (r->mode == k::RequantMode::kFp32) {
+    r->scale.resize(static_cast<size_t>(channels));
+    k::compute_channel_requant_fp32(per_tensor_scale(x), wscale.data(), channels, per_tensor_scale(y), r->scale.data());
+    r->range = k::quant_activation_range_fp32(fused(act), per_tensor_scale(y), per_tensor_zp(y));
+  } else {
+    r->fixed.resize(static_cast<size_t>(channels));
+    k::compute_channel_requant(per_tensor_scale(x), wscale.data(), channels, per_tensor_scale(y), r->fixed.data());
+    r->range = k::quant_activation_range(fused(act), per_tensor_scale(y), per_tensor_zp(y));
+  }
+  return r;
+}
+
+// An int8 graph read from a uint8 TFLite model: conv / dense weights with a nonzero zero point
+// (write_tflite's rule for writing it back as uint8). LiteRT runs such a model with its uint8
+// kernels, whose rounding differs from the int8 ones on ties for some ops (average pooling).
+bool uint8_model(const Graph& g) {
+  for (const Node& n : g.nodes) {
+    if ((n.op != OpType::kConv2d && n.op != OpType::kFullyConnected) || n.inputs.size() < 2) continue;
+    const Value& w = g.value(n.inputs[1]);
+    if (w.dtype != DType::kI8) continue;
+    for (int32_t z : w.quant.zero_point) {
+      if (z != 0) return true;
+    }
+  }
+  return false;
+}
+
+const char* requant_suffix(k::RequantMode m) { return m == k::RequantMode::kFp32 ? "_fp32" : ""; }
 
 std::unique_ptr<FnKernel> make(std::string name) {
   auto kern = std::make_unique<FnKernel>();
@@ -151,25 +211,39 @@ Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& 
       if (zp != 0 && w.quant.per_channel()) return c.error("per-channel int8 filters must be symmetric (zero point 0)");
     }
     if (has_bias && c.in(2).dtype != DType::kI32) return c.error("int8 conv needs an i32 bias");
-    auto requant = std::make_shared<std::vector<k::QuantizedMultiplier>>(static_cast<size_t>(p.out_c));
-    std::vector<float> wscale(static_cast<size_t>(p.out_c));
-    for (int oc = 0; oc < p.out_c; ++oc) {
-      wscale[static_cast<size_t>(oc)] = w.quant.scale[w.quant.scale.size() == 1 ? 0 : static_cast<size_t>(oc)];
-    }
-    k::compute_channel_requant(per_tensor_scale(x), wscale.data(), p.out_c, per_tensor_scale(y), requant->data());
-    const auto range = k::quant_activation_range(fused(a.activation), per_tensor_scale(y), per_tensor_zp(y));
+    auto requant = channel_requant(x, w, y, p.out_c, a.activation);
     k::QuantConv2dParams q;
     q.input_zero_point = per_tensor_zp(x);
     q.filter_zero_point = filter_zp;
     q.output_zero_point = per_tensor_zp(y);
-    q.act_min = range.min;
-    q.act_max = range.max;
+    q.mode = requant->mode;
+    q.act_min = requant->range.min;
+    q.act_max = requant->range.max;
     const int8_t* filter = w.data.data<int8_t>();
     const int32_t* bias = has_bias ? c.in(2).data.data<int32_t>() : nullptr;
-    auto kern = make("qs8_conv2d__ref");
+    if (pc.fast_kernels && q.mode == k::RequantMode::kFp32) {
+      k::QuantConv2dParams qf = q;
+      qf.requant_scale = requant->scale.data();
+      auto packed = k::prepare_qs8_conv2d_fast(p, qf, filter, bias);
+      if (packed) {
+        auto shared = std::make_shared<k::Qs8Conv2dPacked>(std::move(packed).value());
+        auto kern = make(fmt::format("qs8_conv2d_fast ({} {})", shared->ukernel_name, shared->isa));
+        kern->scratch_bytes = shared->scratch_bytes(pc.threads);
+        kern->packed_bytes = static_cast<int64_t>(shared->gemm.data.size() + shared->dw_weights.size());
+        kern->fn = [shared, xi, yi](const RunContext& r) {
+          k::qs8_conv2d_fast(*shared, ptr<int8_t>(r, xi), ptr<int8_t>(r, yi), r.scratch, r.pool);
+        };
+        kern->macs = macs;
+        return std::unique_ptr<OpKernel>(std::move(kern));
+      }
+      if (packed.status().code() != StatusCode::kUnsupported) return c.error(packed.status().message());
+      // Shapes the fast path does not cover (grouped, depthwise multiplier > 1): reference.
+    }
+    auto kern = make(fmt::format("qs8_conv2d{}__ref", requant_suffix(q.mode)));
     kern->fn = [p, q, requant, filter, bias, xi, yi](const RunContext& r) {
       k::QuantConv2dParams qq = q;
-      qq.requant = requant->data();
+      qq.requant = requant->fixed.data();
+      qq.requant_scale = requant->scale.data();
       k::qs8_conv2d__ref(p, qq, ptr<int8_t>(r, xi), filter, bias, ptr<int8_t>(r, yi));
     };
     kern->macs = macs;
@@ -234,26 +308,39 @@ Expected<std::unique_ptr<OpKernel>> fully_connected(const PrepareContext& pc, co
       if (zp != 0 && w.quant.per_channel()) return c.error("per-channel int8 weights must be symmetric (zero point 0)");
     }
     if (has_bias && c.in(2).dtype != DType::kI32) return c.error("int8 fully_connected needs an i32 bias");
-    auto requant = std::make_shared<std::vector<k::QuantizedMultiplier>>(static_cast<size_t>(p.out_features));
-    std::vector<float> wscale(static_cast<size_t>(p.out_features));
-    for (int oc = 0; oc < p.out_features; ++oc) {
-      wscale[static_cast<size_t>(oc)] = w.quant.scale[w.quant.scale.size() == 1 ? 0 : static_cast<size_t>(oc)];
-    }
-    k::compute_channel_requant(per_tensor_scale(x), wscale.data(), p.out_features, per_tensor_scale(y),
-                               requant->data());
-    const auto range = k::quant_activation_range(fused(a.activation), per_tensor_scale(y), per_tensor_zp(y));
+    auto requant = channel_requant(x, w, y, p.out_features, a.activation);
     k::QuantFullyConnectedParams q;
     q.input_zero_point = per_tensor_zp(x);
     q.weights_zero_point = weights_zp;
     q.output_zero_point = per_tensor_zp(y);
-    q.act_min = range.min;
-    q.act_max = range.max;
+    q.mode = requant->mode;
+    q.act_min = requant->range.min;
+    q.act_max = requant->range.max;
     const int8_t* weights = w.data.data<int8_t>();
     const int32_t* bias = has_bias ? c.in(2).data.data<int32_t>() : nullptr;
-    auto kern = make("qs8_fully_connected__ref");
+    if (pc.fast_kernels && q.mode == k::RequantMode::kFp32) {
+      auto packed = k::pack_qs8_gemm_w(static_cast<size_t>(p.in_features), static_cast<size_t>(p.out_features),
+                                       weights, weights_zp, bias, requant->scale.data(), q.input_zero_point,
+                                       q.output_zero_point, q.act_min, q.act_max);
+      if (!packed) return c.error(packed.status().message());
+      auto shared = std::make_shared<k::Qs8GemmPackedW>(std::move(packed).value());
+      auto kern = make(fmt::format("qs8_fully_connected_fast ({} {})", shared->ukernel.name, shared->isa));
+      kern->scratch_bytes = k::qs8_gemm_scratch_bytes(*shared, false, pc.threads);
+      kern->packed_bytes = static_cast<int64_t>(shared->data.size());
+      const size_t batch = static_cast<size_t>(p.batch);
+      const size_t in_f = static_cast<size_t>(p.in_features), out_f = static_cast<size_t>(p.out_features);
+      kern->fn = [shared, batch, in_f, out_f, xi, yi](const RunContext& r) {
+        k::qs8_gemm_packed(batch, ptr<int8_t>(r, xi), in_f, {}, *shared, ptr<int8_t>(r, yi), out_f, r.scratch,
+                           r.pool);
+      };
+      kern->macs = macs;
+      return std::unique_ptr<OpKernel>(std::move(kern));
+    }
+    auto kern = make(fmt::format("qs8_fully_connected{}__ref", requant_suffix(q.mode)));
     kern->fn = [p, q, requant, weights, bias, xi, yi](const RunContext& r) {
       k::QuantFullyConnectedParams qq = q;
-      qq.requant = requant->data();
+      qq.requant = requant->fixed.data();
+      qq.requant_scale = requant->scale.data();
       k::qs8_fully_connected__ref(p, qq, ptr<int8_t>(r, xi), weights, bias, ptr<int8_t>(r, yi));
     };
     kern->macs = macs;
@@ -311,6 +398,27 @@ Expected<std::unique_ptr<OpKernel>> unary(const Ctx& c) {
       case OpType::kSigmoid: f = [n, q](const int8_t* i, int8_t* o) { k::qs8_sigmoid__ref(n, q, i, o); }; name = "qs8_sigmoid__ref"; break;
       default: return c.error("not a unary op");
     }
+    if (c.n.op == OpType::kLeakyRelu || c.n.op == OpType::kHardSwish || c.n.op == OpType::kSigmoid) {
+      // An int8 -> int8 function is a 256-entry table: run the reference once on every input
+      // value here (identical results by construction), then only look up at run time.
+      k::QuantUnaryParams qq = q;
+      const auto op = c.n.op;
+      const float alpha = op == OpType::kLeakyRelu ? c.n.attr<LeakyReluAttrs>().alpha : 0.f;
+      int8_t all[256];
+      for (int v = 0; v < 256; ++v) all[v] = static_cast<int8_t>(static_cast<uint8_t>(v));
+      auto lut = std::make_shared<std::array<int8_t, 256>>();
+      if (op == OpType::kLeakyRelu && requant_mode() == k::RequantMode::kFp32) {
+        k::qs8_leaky_relu_xnn__ref(256, qq, alpha, all, lut->data());
+        name = "qs8_leaky_relu_xnn__ref";
+      } else if (op == OpType::kLeakyRelu) {
+        k::qs8_leaky_relu__ref(256, qq, alpha, all, lut->data());
+      }
+      if (op == OpType::kHardSwish) k::qs8_hard_swish__ref(256, qq, all, lut->data());
+      if (op == OpType::kSigmoid) k::qs8_sigmoid__ref(256, qq, all, lut->data());
+      auto kern = make(fmt::format("{} (lut)", name));
+      kern->fn = [lut, n, xi, yi](const RunContext& r) { k::qs8_lut__ref(n, lut->data(), ptr<int8_t>(r, xi), ptr<int8_t>(r, yi)); };
+      return std::unique_ptr<OpKernel>(std::move(kern));
+    }
     auto kern = make(name);
     kern->fn = [f, xi, yi](const RunContext& r) { f(ptr<int8_t>(r, xi), ptr<int8_t>(r, yi)); };
     return std::unique_ptr<OpKernel>(std::move(kern));
@@ -350,6 +458,17 @@ Expected<std::unique_ptr<OpKernel>> binary(const Ctx& c) {
     PCV_RETURN_IF_ERROR(check_per_tensor_i8(c, x1, "input 1"));
     PCV_RETURN_IF_ERROR(check_per_tensor_i8(c, y, "output"));
     const auto range = k::quant_activation_range(fused(a.activation), per_tensor_scale(y), per_tensor_zp(y));
+    if (is_add && requant_mode() == k::RequantMode::kFp32) {
+      const auto r = k::quant_activation_range_fp32(fused(a.activation), per_tensor_scale(y), per_tensor_zp(y));
+      auto q = k::make_qs8_add_xnn_params(per_tensor_scale(x0), per_tensor_zp(x0), per_tensor_scale(x1),
+                                          per_tensor_zp(x1), per_tensor_scale(y), per_tensor_zp(y), r.min, r.max);
+      if (q.shift < 12 || q.shift > 30) return c.error("int8 add: input / output scale ratio outside [2^-10, 2^8)");
+      auto kern = make("qs8_add_xnn__ref");
+      kern->fn = [s, q, ai, bi, yi](const RunContext& r) {
+        k::qs8_add_xnn__ref(s, q, ptr<int8_t>(r, ai), ptr<int8_t>(r, bi), ptr<int8_t>(r, yi));
+      };
+      return std::unique_ptr<OpKernel>(std::move(kern));
+    }
     if (is_add) {
       auto q = k::make_qs8_add_params(per_tensor_scale(x0), per_tensor_zp(x0), per_tensor_scale(x1), per_tensor_zp(x1),
                                       per_tensor_scale(y), per_tensor_zp(y), range.min, range.max);
@@ -470,10 +589,13 @@ Expected<std::unique_ptr<OpKernel>> pool(const Ctx& c) {
     PCV_RETURN_IF_ERROR(check_per_tensor_i8(c, y, "output"));
     if (x.quant != y.quant) return c.error("int8 pooling needs the same quantization on input and output");
     const auto range = k::quant_activation_range(fused(a.activation), per_tensor_scale(y), per_tensor_zp(y));
-    auto kern = make(is_max ? "qs8_max_pool2d__ref" : "qs8_average_pool2d__ref");
-    kern->fn = [p, range, is_max, xi, yi](const RunContext& r) {
+    const auto rounding = uint8_model(c.g) ? k::AvgRounding::kHalfUp : k::AvgRounding::kHalfAwayFromZero;
+    auto kern = make(is_max ? "qs8_max_pool2d__ref"
+                            : (rounding == k::AvgRounding::kHalfUp ? "qs8_average_pool2d_halfup__ref"
+                                                                   : "qs8_average_pool2d__ref"));
+    kern->fn = [p, range, is_max, rounding, xi, yi](const RunContext& r) {
       if (is_max) k::qs8_max_pool2d__ref(p, ptr<int8_t>(r, xi), range.min, range.max, ptr<int8_t>(r, yi));
-      else k::qs8_average_pool2d__ref(p, ptr<int8_t>(r, xi), range.min, range.max, ptr<int8_t>(r, yi));
+      else k::qs8_average_pool2d__ref(p, ptr<int8_t>(r, xi), range.min, range.max, rounding, ptr<int8_t>(r, yi));
     };
     return std::unique_ptr<OpKernel>(std::move(kern));
   }
@@ -500,7 +622,8 @@ Expected<std::unique_ptr<OpKernel>> mean(const Ctx& c) {
     PCV_RETURN_IF_ERROR(check_per_tensor_i8(c, x, "input"));
     PCV_RETURN_IF_ERROR(check_per_tensor_i8(c, y, "output"));
     auto q = k::make_qs8_mean_params(per_tensor_scale(x), per_tensor_zp(x), per_tensor_scale(y), per_tensor_zp(y));
-    auto kern = make("qs8_mean__ref");
+    q.mode = requant_mode();
+    auto kern = make(fmt::format("qs8_mean{}__ref", requant_suffix(q.mode)));
     kern->fn = [p, q, xi, yi](const RunContext& r) { k::qs8_mean__ref(p, q, ptr<int8_t>(r, xi), ptr<int8_t>(r, yi)); };
     return std::unique_ptr<OpKernel>(std::move(kern));
   }
@@ -577,11 +700,15 @@ Expected<std::unique_ptr<OpKernel>> softmax(const Ctx& c) {
     }
     k::QuantSoftmaxParams q;
     q.input_scale = per_tensor_scale(x) * a.beta;
+    auto table = std::make_shared<std::array<float, 256>>();  // built once, here
+    k::make_qs8_softmax_table(q.input_scale, 1.f, table->data());
     auto kern = make("qs8_softmax__ref");
-    kern->fn = [p, q, xi, yi](const RunContext& r) {
+    kern->fn = [p, q, table, xi, yi](const RunContext& r) {
       k::SoftmaxParams pp = p;
       pp.beta = 1.f;
-      k::qs8_softmax__ref(pp, q, ptr<int8_t>(r, xi), ptr<int8_t>(r, yi));
+      k::QuantSoftmaxParams qq = q;
+      qq.table = table->data();
+      k::qs8_softmax__ref(pp, qq, ptr<int8_t>(r, xi), ptr<int8_t>(r, yi));
     };
     return std::unique_ptr<OpKernel>(std::move(kern));
   }

@@ -1,12 +1,12 @@
 # Compiles bindings/java (+ the self-test main) with javac and runs it on the host JVM against
-# libpocketcv_jni.so / libpocketcv.so, on a model written by pcv_capi_make_model.
+# libpocketcv_jni.so / libpocketcv.so, on a model written by pcv_capi_fixtures.
 # -Xcheck:jni makes the JVM verify every JNI call; any JNI warning fails the test.
-# Inputs: JAVAC JAVA SRC (bindings/java) OUT (scratch dir) LIBDIR MAKE_MODEL.
+# Inputs: JAVAC JAVA SRC (bindings/java) OUT (scratch dir) LIBDIR FIXTURES.
 file(REMOVE_RECURSE ${OUT})
 file(MAKE_DIRECTORY ${OUT}/classes)
-execute_process(COMMAND ${MAKE_MODEL} ${OUT}/model.pcv mobilenet_v2 64 5 0.35 RESULT_VARIABLE rc)
+execute_process(COMMAND ${FIXTURES} model ${OUT}/model.pcv mobilenet_v2 64 5 0.35 RESULT_VARIABLE rc)
 if(rc)
-  message(FATAL_ERROR "pcv_capi_make_model failed: ${rc}")
+  message(FATAL_ERROR "pcv_capi_fixtures model failed: ${rc}")
 endif()
 file(GLOB_RECURSE srcs ${SRC}/src/main/java/*.java ${SRC}/src/test/java/*.java)
 execute_process(COMMAND ${JAVAC} -Xlint:all -Werror --release 8 -d ${OUT}/classes ${srcs}

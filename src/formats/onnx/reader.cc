@@ -323,6 +323,15 @@ class Reader {
     return name;
   }
 
+  // An IR value name: the ONNX tensor's own name when the IR has not used it yet.
+  std::string ir_name(const std::string& base) {
+    std::string name = base;
+    for (int k = 1; used_ir_.count(name) || (k > 1 && used_.count(name)); ++k) name = fmt::format("{}_{}", base, k);
+    used_ir_.insert(name);
+    used_.insert(name);
+    return name;
+  }
+
   // Input k of the current node; nullptr when absent (optional input left empty).
   Expected<Val*> input(const pb::NodeProto& n, int k) {
     if (k >= n.input_size() || n.input(k).empty()) return static_cast<Val*>(nullptr);
@@ -356,7 +365,7 @@ class Reader {
     if (!v.deq) return v.id;
     if (v.float_id == ir::kNoValue) {
       ir::Graph& g = model_.graph;
-      v.float_id = g.add_node(OpType::kDequantize, fresh(v.name), {v.id}, ir::NoAttrs{}, DType::kF32);
+      v.float_id = g.add_node(OpType::kDequantize, ir_name(v.name), {v.id}, ir::NoAttrs{}, DType::kF32);
       PCV_RETURN_IF_ERROR(infer());
     }
     return v.float_id;
@@ -376,8 +385,7 @@ class Reader {
   Expected<ValueId> emit(OpType op, const std::string& out, std::vector<ValueId> ins, ir::Attrs attrs,
                          Layout layout, DType dt = DType::kF32, ir::QuantParams q = {}) {
     ir::Graph& g = model_.graph;
-    const std::string name = used_ir_.count(out) ? fresh(out) : out;
-    used_ir_.insert(name);
+    const std::string name = ir_name(out);
     const ValueId y = g.add_node(op, name, std::move(ins), std::move(attrs), dt);
     g.value(y).quant = std::move(q);
     PCV_RETURN_IF_ERROR(infer());
@@ -391,12 +399,12 @@ class Reader {
   // An intermediate IR node (not an ONNX tensor).
   Expected<ValueId> emit_tmp(OpType op, const std::string& base, std::vector<ValueId> ins, ir::Attrs attrs) {
     ir::Graph& g = model_.graph;
-    const ValueId y = g.add_node(op, fresh(base), std::move(ins), std::move(attrs), DType::kF32);
+    const ValueId y = g.add_node(op, ir_name(fresh(base)), std::move(ins), std::move(attrs), DType::kF32);
     PCV_RETURN_IF_ERROR(infer());
     return y;
   }
   ValueId add_const(const std::string& base, const Shape& shape, const std::vector<float>& data) {
-    return model_.graph.add_constant(fresh(base), ir::Tensor::from_vector<float>(shape, data));
+    return model_.graph.add_constant(ir_name(base), ir::Tensor::from_vector<float>(shape, data));
   }
   void set_const(const std::string& name, Const c) {
     Val v;
@@ -615,7 +623,9 @@ class Reader {
       if (!ir::checked_num_elements(out.dims)) return bad("ConstantOfShape: bad shape");
       Const value;
       value.f = {0.f};
-      if (const auto* a = find_attr(n, "value")) PCV_ASSIGN_OR_RETURN(value, const_from_proto(a->t(), "value"));
+      if (const auto* a = find_attr(n, "value")) {
+        PCV_ASSIGN_OR_RETURN(value, const_from_proto(a->t(), "value"));
+      }
       out.type = value.type;
       const auto total = static_cast<size_t>(ir::num_elements(out.dims));
       if (value.is_float()) out.f.assign(total, value.numel() ? value.f[0] : 0.f);
@@ -948,7 +958,7 @@ class Reader {
       }
     }
     q.axis = 0;
-    return model_.graph.add_constant(fresh(name), ir::Tensor::from_vector<int32_t>({out_c}, data), q);
+    return model_.graph.add_constant(ir_name(name), ir::Tensor::from_vector<int32_t>({out_c}, data), q);
   }
 
   // ---- ops ------------------------------------------------------------------------------
@@ -1036,7 +1046,7 @@ class Reader {
           ir::QuantParams wqp;
           wqp.scale = w->qc->scale;
           wqp.zero_point.assign(wqp.scale.size(), 0);
-          const ValueId wid = g.add_constant(fresh(n.input(1)), ir::Tensor::from_vector<int8_t>(ohwi, nchw_to_nhwc(wq, ws)), wqp);
+          const ValueId wid = g.add_constant(ir_name(n.input(1)), ir::Tensor::from_vector<int8_t>(ohwi, nchw_to_nhwc(wq, ws)), wqp);
           a.activation = q->act;
           PCV_ASSIGN_OR_RETURN(ValueId y, emit(OpType::kConv2d, q->name, {x->id, wid, *bias}, a, Layout::kNchw, DType::kI8, q->quant));
           return finish_quantized(*q, y, Layout::kNchw);
@@ -1096,7 +1106,7 @@ class Reader {
           ir::QuantParams wqp;
           wqp.scale = w->qc->scale;
           wqp.zero_point.assign(wqp.scale.size(), 0);
-          const ValueId wid = g.add_constant(fresh(n.input(1)), ir::Tensor::from_vector<int8_t>({out, k}, wq), wqp);
+          const ValueId wid = g.add_constant(ir_name(n.input(1)), ir::Tensor::from_vector<int8_t>({out, k}, wq), wqp);
           ir::FullyConnectedAttrs a;
           a.activation = q->act;
           PCV_ASSIGN_OR_RETURN(ValueId y, emit(OpType::kFullyConnected, q->name, {x->id, wid, *bias}, a, Layout::kPlain, DType::kI8, q->quant));
@@ -1310,6 +1320,13 @@ class Reader {
         PCV_ASSIGN_OR_RETURN(ValueId y, emit(t, q->name, {x->id}, a, Layout::kNchw, DType::kI8, q->quant));
         return finish_quantized(*q, y, Layout::kNchw);
       }
+      if (is_max) {
+        // max commutes with DequantizeLinear (scale > 0): pool the int8 values, stay dequantized.
+        const ir::QuantParams q = model_.graph.value(x->id).quant;
+        PCV_RETURN_IF_ERROR(emit(t, n.output(0), {x->id}, a, Layout::kNchw, DType::kI8, q).status());
+        vals_[n.output(0)].deq = true;
+        return Status::ok();
+      }
     }
     PCV_ASSIGN_OR_RETURN(ValueId xi, float_of(*x));
     return emit(t, n.output(0), {xi}, a, Layout::kNchw).status();
@@ -1403,6 +1420,13 @@ class Reader {
           PCV_RETURN_IF_ERROR(finish_quantized(*q, y, layout));
           return q->name;
         }
+      }
+      if (is_deq(x)) {
+        // DequantizeLinear commutes with a reshape: reshape the int8 values, stay dequantized.
+        const ir::QuantParams q = g.value(x->id).quant;
+        PCV_RETURN_IF_ERROR(emit(OpType::kReshape, n.output(0), {x->id}, ra, layout, DType::kI8, q).status());
+        vals_[n.output(0)].deq = true;
+        return n.output(0);
       }
       PCV_ASSIGN_OR_RETURN(ValueId xi, float_of(*x));
       PCV_RETURN_IF_ERROR(emit(OpType::kReshape, n.output(0), {xi}, ra, layout).status());

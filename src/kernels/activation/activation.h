@@ -50,6 +50,11 @@ void qs8_relu__ref(size_t n, const QuantUnaryParams& q, const int8_t* input, int
 void qs8_relu6__ref(size_t n, const QuantUnaryParams& q, const int8_t* input, int8_t* output);
 void qs8_leaky_relu__ref(size_t n, const QuantUnaryParams& q, float alpha, const int8_t* input,
                          int8_t* output);
+// LEAKY_RELU as LiteRT runs it (XNNPACK's qs8/qu8 vlrelu, 8-bit fractional multipliers):
+//   mp = lrintf(256 * float(si / so)), mn = lrintf(256 * (float(si / so) * alpha));
+//   d = x - input_zp; y = clamp(((output_zp << 8) + 128 + d * (d >= 0 ? mp : mn)) >> 8).
+void qs8_leaky_relu_xnn__ref(size_t n, const QuantUnaryParams& q, float alpha,
+                             const int8_t* input, int8_t* output);
 void qs8_hard_swish__ref(size_t n, const QuantUnaryParams& q, const int8_t* input,
                          int8_t* output);
 void qs8_sigmoid__ref(size_t n, const QuantUnaryParams& q, const int8_t* input, int8_t* output);

@@ -90,6 +90,20 @@ void qs8_relu6__ref(size_t n, const QuantUnaryParams& q, const int8_t* input, in
   qs8_relu_x(n, q, FusedActivation::kRelu6, input, output);
 }
 
+void qs8_leaky_relu_xnn__ref(size_t n, const QuantUnaryParams& q, float alpha,
+                             const int8_t* input, int8_t* output) {
+  const float positive_scale = q.input_scale / q.output_scale;
+  const float negative_scale = positive_scale * alpha;
+  const auto mp = static_cast<int32_t>(std::nearbyint(256.0f * positive_scale));
+  const auto mn = static_cast<int32_t>(std::nearbyint(256.0f * negative_scale));
+  const int32_t bias = q.output_zero_point * 256 + 0x80;
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t d = input[i] - q.input_zero_point;
+    const int32_t v = (bias + d * (d >= 0 ? mp : mn)) >> 8;  // arithmetic shift: floor
+    output[i] = clamp_to_int8(v, -128, 127);
+  }
+}
+
 void qs8_leaky_relu__ref(size_t n, const QuantUnaryParams& q, float alpha, const int8_t* input,
                          int8_t* output) {
   const QuantizedMultiplier m_id = quantize_multiplier(q.input_scale / q.output_scale);

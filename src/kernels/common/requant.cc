@@ -73,4 +73,37 @@ void compute_channel_requant(float input_scale, const float* filter_scales, int 
   }
 }
 
+void compute_channel_requant_fp32(float input_scale, const float* filter_scales,
+                                  int num_channels, float output_scale, float* out) {
+  for (int c = 0; c < num_channels; ++c) {
+    const float product = input_scale * filter_scales[c];  // rounded to float, like XNNPACK
+    out[c] = product / output_scale;
+  }
+}
+
+QuantActivationRange quant_activation_range_fp32(FusedActivation act, float output_scale,
+                                                 int32_t output_zero_point) {
+  const auto q = [&](float f) {
+    const float v = f / output_scale + static_cast<float>(output_zero_point);
+    return static_cast<int32_t>(std::nearbyint(std::clamp(v, -128.0f, 127.0f)));
+  };
+  QuantActivationRange r{-128, 127};
+  switch (act) {
+    case FusedActivation::kNone:
+      break;
+    case FusedActivation::kRelu:
+      r.min = q(0.0f);
+      break;
+    case FusedActivation::kReluN1To1:
+      r.min = q(-1.0f);
+      r.max = q(1.0f);
+      break;
+    case FusedActivation::kRelu6:
+      r.min = q(0.0f);
+      r.max = q(6.0f);
+      break;
+  }
+  return r;
+}
+
 }  // namespace pcv::kernels

@@ -13,6 +13,7 @@
 // NOTE: the two roundings compound: 1535 * 2^-10 (= 1.4990) gives 2, as in TFLite.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace pcv::kernels {
@@ -80,6 +81,42 @@ FloatActivationRange float_activation_range(FusedActivation act);
 // per-tensor weights); out receives num_channels multipliers.
 void compute_channel_requant(float input_scale, const float* filter_scales, int num_channels,
                              float output_scale, QuantizedMultiplier* out);
+
+// ---- XNNPACK's "fp32" requantization: what LiteRT computes by default ----
+//
+// LiteRT (and tfjs-tflite) run quantized conv / depthwise / fully_connected through the
+// XNNPACK delegate, whose requantization is not TFLite's fixed-point one:
+//   scale = input_scale * filter_scale / output_scale   in float (two float roundings)
+//   y     = lrintf(clamp(float(acc) * scale, act_min - zp, act_max - zp)) + zp
+// i.e. one float multiply, round half to even; float(acc) is exact up to |acc| <= 2^24 and
+// rounds to nearest-even beyond. It differs from multiply_by_quantized_multiplier by one step
+// on outputs whose exact value lies near a half (how often depends on the layer: ~0.1-15% of
+// MobileNet outputs). Fused activations clamp to xnn_qs8_quantize(bound):
+//   lrintf(clamp(bound / output_scale + float(zp), -128, 127))   (float division, half to even).
+// NOTE: the quantized graph keeps both arithmetics; RequantMode picks one at prepare time.
+enum class RequantMode {
+  kFp32,        // XNNPACK / LiteRT default CPU path (the runtime's default)
+  kFixedPoint,  // TFLite reference kernels (MultiplyByQuantizedMultiplier)
+};
+
+// Per-channel float scales as XNNPACK computes them (float arithmetic, left to right).
+void compute_channel_requant_fp32(float input_scale, const float* filter_scales,
+                                  int num_channels, float output_scale, float* out);
+
+// Fused-activation clamp bounds as XNNPACK's subgraph quantizes them (see above).
+QuantActivationRange quant_activation_range_fp32(FusedActivation act, float output_scale,
+                                                 int32_t output_zero_point);
+
+// lrintf(clamp(float(acc) * scale, lo - zp, hi - zp)) + zp, with lo/hi within int8. Rounds
+// half to even under the default floating-point environment.
+inline int32_t requantize_fp32(int32_t acc, float scale, int32_t zero_point, int32_t lo,
+                               int32_t hi) {
+  float v = static_cast<float>(acc) * scale;
+  const float fmin = static_cast<float>(lo - zero_point);
+  const float fmax = static_cast<float>(hi - zero_point);
+  v = v < fmin ? fmin : (v > fmax ? fmax : v);
+  return static_cast<int32_t>(std::nearbyint(v)) + zero_point;
+}
 
 // Saturating cast of an int32 to int8 after clamping to [lo, hi] (lo, hi within int8).
 inline int8_t clamp_to_int8(int32_t v, int32_t lo, int32_t hi) {

@@ -13,8 +13,13 @@
 // int8 (qs8): input and output are int8 with per-tensor zero points; the filter is symmetric
 // int8 (zero point 0), per output channel scale; bias int32 with scale input_scale *
 // filter_scale[oc]. Per output channel: acc = bias + sum((x - input_zp) * w);
-// out = clamp(multiply_by_quantized_multiplier(acc, requant[oc]) + output_zp, act_min, act_max)
-// with requant[oc] = input_scale * filter_scale[oc] / output_scale (TFLite's arithmetic).
+// then, by QuantConv2dParams::mode (see requant.h):
+//  kFp32 (LiteRT / XNNPACK, the runtime default):
+//   out = requantize_fp32(acc, requant_scale[oc], output_zp, act_min, act_max)
+//   with requant_scale[oc] = float(input_scale * filter_scale[oc]) / output_scale in float;
+//  kFixedPoint (TFLite reference kernels):
+//   out = clamp(multiply_by_quantized_multiplier(acc, requant[oc]) + output_zp, act_min, act_max)
+//   with requant[oc] = input_scale * filter_scale[oc] / output_scale in double.
 // Accumulators are int32: at most 2^31 / (255 * 127) ~ 66k taps per output, far above any
 // vision kernel (kernel_h * kernel_w * in_c/groups).
 #pragma once
@@ -44,7 +49,9 @@ struct QuantConv2dParams {
   // as TFLite's uint8 kernels compute them. |w - filter_zp| <= 255, same accumulator bound.
   int32_t filter_zero_point = 0;
   int32_t output_zero_point = 0;
-  const QuantizedMultiplier* requant = nullptr;  // out_c entries
+  RequantMode mode = RequantMode::kFixedPoint;
+  const QuantizedMultiplier* requant = nullptr;  // kFixedPoint: out_c entries
+  const float* requant_scale = nullptr;          // kFp32: out_c entries
   int32_t act_min = -128;
   int32_t act_max = 127;
 };

@@ -69,9 +69,15 @@ void qs8_conv2d__ref(const Conv2dParams& p, const QuantConv2dParams& q, const in
             }
           }
           if (bias != nullptr) acc += bias[oc];
-          const int32_t out =
-              multiply_by_quantized_multiplier(acc, q.requant[oc]) + q.output_zero_point;
-          out_px[oc] = clamp_to_int8(out, q.act_min, q.act_max);
+          if (q.mode == RequantMode::kFp32) {
+            out_px[oc] = static_cast<int8_t>(requantize_fp32(acc, q.requant_scale[oc],
+                                                             q.output_zero_point, q.act_min,
+                                                             q.act_max));
+          } else {
+            const int32_t out =
+                multiply_by_quantized_multiplier(acc, q.requant[oc]) + q.output_zero_point;
+            out_px[oc] = clamp_to_int8(out, q.act_min, q.act_max);
+          }
         }
       }
     }

@@ -78,6 +78,30 @@ QuantMulParams make_qs8_mul_params(float scale1, int32_t zero_point1, float scal
 
 void qs8_add__ref(const BroadcastShape& s, const QuantAddParams& q, const int8_t* a,
                   const int8_t* b, int8_t* output);
+
+// ADD as LiteRT runs it (the XNNPACK delegate's qs8/qu8 add; same result in both domains):
+//   ra = float(s1 / so), rb = float(s2 / so); e = exponent of max(|ra|, |rb|);
+//   shift = 20 - e (in [12, 30]); ma = lrintf(ra * 2^shift), mb = lrintf(rb * 2^shift);
+//   acc = 2^(shift-1) + ma * (a - zp1) + mb * (b - zp2);
+//   y = clamp((acc >> shift) + zpo, act_min, act_max)  (arithmetic shift: floor).
+// 21-bit multipliers instead of TFLite's Q31 ones: outputs differ from qs8_add__ref by one
+// step near halves (~1 in 10^5 MobileNetV2 outputs). NOTE: requires ra, rb in [2^-10, 2^8).
+struct QuantAddXnnParams {
+  int32_t input1_zero_point = 0;
+  int32_t input2_zero_point = 0;
+  int32_t output_zero_point = 0;
+  int32_t multiplier1 = 0;
+  int32_t multiplier2 = 0;
+  int shift = 20;
+  int32_t act_min = -128;
+  int32_t act_max = 127;
+};
+QuantAddXnnParams make_qs8_add_xnn_params(float scale1, int32_t zero_point1, float scale2,
+                                          int32_t zero_point2, float output_scale,
+                                          int32_t output_zero_point, int32_t act_min = -128,
+                                          int32_t act_max = 127);
+void qs8_add_xnn__ref(const BroadcastShape& s, const QuantAddXnnParams& q, const int8_t* a,
+                      const int8_t* b, int8_t* output);
 void qs8_mul__ref(const BroadcastShape& s, const QuantMulParams& q, const int8_t* a,
                   const int8_t* b, int8_t* output);
 

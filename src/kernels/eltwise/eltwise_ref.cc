@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 
 #include "kernels/eltwise/eltwise.h"
@@ -116,6 +117,38 @@ void qs8_add__ref(const BroadcastShape& s, const QuantAddParams& q, const int8_t
     const int32_t b_scaled = multiply_by_quantized_multiplier(b_shifted, q.input2_multiplier);
     const int32_t y = multiply_by_quantized_multiplier(a_scaled + b_scaled, q.output_multiplier) +
                       q.output_zero_point;
+    output[o] = clamp_to_int8(y, q.act_min, q.act_max);
+  });
+}
+
+QuantAddXnnParams make_qs8_add_xnn_params(float scale1, int32_t zero_point1, float scale2,
+                                          int32_t zero_point2, float output_scale,
+                                          int32_t output_zero_point, int32_t act_min,
+                                          int32_t act_max) {
+  const float r1 = scale1 / output_scale;
+  const float r2 = scale2 / output_scale;
+  int e = 0;
+  std::frexp(std::max(std::fabs(r1), std::fabs(r2)), &e);  // max = m * 2^e, m in [0.5, 1)
+  const int shift = 20 - (e - 1);                             // 20 - floor(log2(max))
+  QuantAddXnnParams q;
+  q.input1_zero_point = zero_point1;
+  q.input2_zero_point = zero_point2;
+  q.output_zero_point = output_zero_point;
+  q.shift = shift;
+  q.multiplier1 = static_cast<int32_t>(std::nearbyint(std::ldexp(r1, shift)));
+  q.multiplier2 = static_cast<int32_t>(std::nearbyint(std::ldexp(r2, shift)));
+  q.act_min = act_min;
+  q.act_max = act_max;
+  return q;
+}
+
+void qs8_add_xnn__ref(const BroadcastShape& s, const QuantAddXnnParams& q, const int8_t* a,
+                      const int8_t* b, int8_t* output) {
+  const int32_t rounding = int32_t{1} << (q.shift - 1);
+  for_each_broadcast(s, [&](size_t o, size_t ia, size_t ib) {
+    const int32_t acc = rounding + q.multiplier1 * (a[ia] - q.input1_zero_point) +
+                        q.multiplier2 * (b[ib] - q.input2_zero_point);
+    const int32_t y = (acc >> q.shift) + q.output_zero_point;  // arithmetic shift: floor
     output[o] = clamp_to_int8(y, q.act_min, q.act_max);
   });
 }

@@ -11,7 +11,10 @@
 // (zero point 0) with per-output-channel (or per-tensor, repeated) scales; bias int32 with
 // scale input_scale * weight_scale[o]. Same requantization as conv2d (see conv.h):
 //   acc = bias[o] + sum_i (x[b, i] - input_zp) * w[o, i]
-//   y = clamp(multiply_by_quantized_multiplier(acc, requant[o]) + output_zp, act_min, act_max)
+//   kFp32 (default at run time, LiteRT's arithmetic):
+//     y = requantize_fp32(acc, requant_scale[o], output_zp, act_min, act_max)
+//   kFixedPoint (TFLite reference):
+//     y = clamp(multiply_by_quantized_multiplier(acc, requant[o]) + output_zp, act_min, act_max)
 // Accumulators are int32: exact for in_features up to 2^31 / (255 * 127) ~ 66k.
 // Thread safety: pure functions of their arguments; buffers must not alias.
 #pragma once
@@ -33,7 +36,9 @@ struct QuantFullyConnectedParams {
   int32_t weights_zero_point = 0;  // per-tensor; nonzero only for uint8 models read as int8
 
   int32_t output_zero_point = 0;
-  const QuantizedMultiplier* requant = nullptr;  // out_features entries
+  RequantMode mode = RequantMode::kFixedPoint;
+  const QuantizedMultiplier* requant = nullptr;  // kFixedPoint: out_features entries
+  const float* requant_scale = nullptr;          // kFp32: out_features entries
   int32_t act_min = -128;
   int32_t act_max = 127;
 };

@@ -33,9 +33,15 @@ void qs8_fully_connected__ref(const FullyConnectedParams& p, const QuantFullyCon
                (static_cast<int32_t>(w[i]) - q.weights_zero_point);
       }
       if (bias != nullptr) acc += bias[o];
-      const int32_t out = multiply_by_quantized_multiplier(acc, q.requant[o]) + q.output_zero_point;
-      output[static_cast<size_t>(b) * p.out_features + o] =
-          clamp_to_int8(out, q.act_min, q.act_max);
+      int8_t& y = output[static_cast<size_t>(b) * p.out_features + o];
+      if (q.mode == RequantMode::kFp32) {
+        y = static_cast<int8_t>(
+            requantize_fp32(acc, q.requant_scale[o], q.output_zero_point, q.act_min, q.act_max));
+      } else {
+        const int32_t out =
+            multiply_by_quantized_multiplier(acc, q.requant[o]) + q.output_zero_point;
+        y = clamp_to_int8(out, q.act_min, q.act_max);
+      }
     }
   }
 }

@@ -15,6 +15,10 @@
 // values and divides with rounding half away from zero, exactly TFLite's
 // reference_integer_ops::AveragePool: sum > 0 ? (sum + count/2) / count
 //                                             : (sum - count/2) / count  (C++ truncation).
+// LiteRT runs a uint8 model's AVERAGE_POOL_2D with TFLite's uint8 kernel (XNNPACK takes only
+// float pooling), which rounds half up on the uint8 sum: (sum_u8 + count/2) / count. On the
+// int8 IR of such a model (q - 128) that is floor((sum + count/2) / count) (AvgRounding::
+// kHalfUp); the two rules differ only on exact halves of negative sums (even window sizes).
 // Accumulator bound: |sum| <= 128 * kernel_h * kernel_w, far below 2^31.
 #pragma once
 
@@ -37,7 +41,22 @@ void f32_average_pool2d__ref(const Pool2dParams& p, const float* input, float ac
                              float act_max, float* output);
 void qs8_max_pool2d__ref(const Pool2dParams& p, const int8_t* input, int32_t act_min,
                          int32_t act_max, int8_t* output);
+enum class AvgRounding {
+  kHalfAwayFromZero,  // TFLite int8 kernels
+  kHalfUp,            // TFLite uint8 kernels, seen through the int8 IR of a uint8 model
+};
 void qs8_average_pool2d__ref(const Pool2dParams& p, const int8_t* input, int32_t act_min,
                              int32_t act_max, int8_t* output);
+void qs8_average_pool2d__ref(const Pool2dParams& p, const int8_t* input, int32_t act_min,
+                             int32_t act_max, AvgRounding rounding, int8_t* output);
+
+// Integer average with TFLite's rounding (count > 0).
+inline int32_t rounded_average(int32_t sum, int32_t count, AvgRounding rounding) {
+  if (rounding == AvgRounding::kHalfUp) {
+    const int32_t t = sum + count / 2;  // floor division
+    return t >= 0 ? t / count : -((-t + count - 1) / count);
+  }
+  return sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+}
 
 }  // namespace pcv::kernels

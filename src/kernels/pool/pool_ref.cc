@@ -87,6 +87,11 @@ void qs8_max_pool2d__ref(const Pool2dParams& p, const int8_t* input, int32_t act
 
 void qs8_average_pool2d__ref(const Pool2dParams& p, const int8_t* input, int32_t act_min,
                              int32_t act_max, int8_t* output) {
+  qs8_average_pool2d__ref(p, input, act_min, act_max, AvgRounding::kHalfAwayFromZero, output);
+}
+
+void qs8_average_pool2d__ref(const Pool2dParams& p, const int8_t* input, int32_t act_min,
+                             int32_t act_max, AvgRounding rounding, int8_t* output) {
   for_each_window(p, [&](size_t out_off, size_t in_base, int y0, int y1, int x0, int x1) {
     const int32_t count = std::max(y1 - y0, 0) * std::max(x1 - x0, 0);
     for (int c = 0; c < p.channels; ++c) {
@@ -97,7 +102,7 @@ void qs8_average_pool2d__ref(const Pool2dParams& p, const int8_t* input, int32_t
         }
       }
       int32_t avg = act_min;
-      if (count > 0) avg = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+      if (count > 0) avg = rounded_average(sum, count, rounding);
       output[out_off + c] = clamp_to_int8(avg, act_min, act_max);
     }
   });

@@ -34,10 +34,16 @@ struct MeanParams {
   bool reduce_axis[kMaxReduceRank] = {};
 };
 
+// RequantMode::kFp32 (LiteRT: the XNNPACK delegate's quantized MEAN over H, W):
+//   acc = sum (x - input_zp) (int32, exact);
+//   y = clamp(lrintf(float(acc) * scale) + output_zp, -128, 127),
+//   scale = float(input_scale / output_scale) * (1.0f / float(n))  (float arithmetic).
 struct QuantMeanParams {
   int32_t input_zero_point = 0;
   int32_t output_zero_point = 0;
-  QuantizedMultiplier requant;  // input_scale / output_scale
+  QuantizedMultiplier requant;  // kFixedPoint: input_scale / output_scale
+  RequantMode mode = RequantMode::kFixedPoint;
+  float scale_in_out = 1.0f;  // kFp32: float(input_scale / output_scale); 1/n applied per call
 };
 
 QuantMeanParams make_qs8_mean_params(float input_scale, int32_t input_zero_point,

@@ -55,6 +55,7 @@ QuantMeanParams make_qs8_mean_params(float input_scale, int32_t input_zero_point
   q.output_zero_point = output_zero_point;
   q.requant =
       quantize_multiplier(static_cast<double>(input_scale) / static_cast<double>(output_scale));
+  q.scale_in_out = input_scale / output_scale;
   return q;
 }
 
@@ -79,6 +80,11 @@ void qs8_mean__ref(const MeanParams& p, const QuantMeanParams& q, const int8_t* 
     int32_t acc = 0;
     for (size_t r = 0; r < s.reduce_count; ++r) {
       acc += base[offset_of(r, s.red_n, s.red_dim, s.red_stride)] - q.input_zero_point;
+    }
+    if (q.mode == RequantMode::kFp32) {
+      const float scale = q.scale_in_out * (1.0f / static_cast<float>(n > 0 ? n : 1));
+      output[o] = static_cast<int8_t>(requantize_fp32(acc, scale, q.output_zero_point, -128, 127));
+      continue;
     }
     acc = multiply_by_quantized_multiplier(acc, q.requant);
     if (n > 0) acc = acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;

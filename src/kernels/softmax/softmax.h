@@ -33,10 +33,15 @@ struct QuantSoftmaxParams {
   float input_scale = 1.0f;  // the input zero point cancels out (max subtraction)
   float output_scale = 1.0f / 256.0f;
   int32_t output_zero_point = -128;
+  // The 256-entry exp table above, built once at prepare (make_qs8_softmax_table); nullptr:
+  // the kernel builds it on every call.
+  const float* table = nullptr;
 };
 
 void f32_softmax__ref(const SoftmaxParams& p, const float* input, float* output);
 void qs8_softmax__ref(const SoftmaxParams& p, const QuantSoftmaxParams& q, const int8_t* input,
                       int8_t* output);
+// table[255 - k] = expf((-input_scale * beta) * k), k = 0..255.
+void make_qs8_softmax_table(float input_scale, float beta, float table[256]);
 
 }  // namespace pcv::kernels

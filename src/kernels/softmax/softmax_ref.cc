@@ -21,11 +21,19 @@ void f32_softmax__ref(const SoftmaxParams& p, const float* input, float* output)
   }
 }
 
+void make_qs8_softmax_table(float input_scale, float beta, float table[256]) {
+  const float scale = -input_scale * beta;
+  for (int k = 0; k <= 255; ++k) table[255 - k] = std::exp(scale * static_cast<float>(k));
+}
+
 void qs8_softmax__ref(const SoftmaxParams& p, const QuantSoftmaxParams& q, const int8_t* input,
                       int8_t* output) {
-  float table[256];
-  const float scale = -q.input_scale * p.beta;
-  for (int k = 0; k <= 255; ++k) table[255 - k] = std::exp(scale * static_cast<float>(k));
+  float own[256];
+  const float* table = q.table;
+  if (table == nullptr) {
+    make_qs8_softmax_table(q.input_scale, p.beta, own);
+    table = own;
+  }
   for (size_t r = 0; r < p.outer_size; ++r) {
     const int8_t* x = input + r * p.channels;
     int8_t* y = output + r * p.channels;

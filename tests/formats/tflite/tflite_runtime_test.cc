@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -18,6 +19,15 @@
 
 #ifdef PCV_HAVE_RUNTIME
 #include "runtime/session.h"
+#endif
+#ifdef PCV_HAVE_VISION
+#include "vision/decode.h"
+#include "vision/frame.h"
+#include "vision/preprocess.h"
+#endif
+#ifdef PCV_HAVE_OPTIMIZE
+#include "optimize/calibration.h"
+#include "optimize/passes.h"
 #endif
 
 namespace pcv::tflite {
@@ -251,6 +261,297 @@ TEST_P(Coral, RunsWithLiteRtTop1) {
   std::printf("%s: top-1 %d (LiteRT %d), max diff %d steps\n", cm.file, argmax(y.data<uint8_t>(), n),
               argmax(outs[0].bytes.data(), n), max_step);
 }
+
+// One value of a per-layer comparison: the node that produced it and how far apart the two
+// runtimes are (in quantization steps).
+struct LayerDiff {
+  std::string value;
+  std::string op;
+  int max_step = 0;
+  int64_t differing = 0;
+  int64_t elems = 0;
+};
+
+// Runs `m` in our runtime and in `runtime_name` with every int8 intermediate value exposed as
+// an extra graph output (the model is written back with write_tflite: uint8 models stay uint8,
+// so a value q here is q + 128 there). Returns the diffs in graph (topological) order.
+std::vector<LayerDiff> compare_layers(const ir::Model& m, const std::vector<ir::Tensor>& xs, const std::string& runtime_name,
+                                      const runtime::SessionOptions& opts = {}) {
+  std::vector<LayerDiff> diffs;
+  ir::Model probe = m;
+  ir::Graph& g = probe.graph;
+  const size_t first_extra = g.outputs.size();
+  for (const auto& node : m.graph.nodes) {
+    if (node.op == OpType::kQuantize) continue;  // the u8 <-> i8 edges vanish in the file
+    for (ir::ValueId v : node.outputs) {
+      if (g.value(v).dtype != DType::kI8) continue;
+      if (std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end()) continue;
+      g.mark_output(v);
+    }
+  }
+  auto bytes = write_tflite(probe);
+  EXPECT_TRUE(bytes) << bytes.status().to_string();
+  if (!bytes) return diffs;
+  const std::string dir = pcv::testing::make_temp_dir("tflite_layers");
+  const std::string path = dir + "/probe.tflite";
+  EXPECT_TRUE(write_file_atomic(path, *bytes).is_ok());
+  auto ours = runtime::run_model(probe, xs, opts);
+  EXPECT_TRUE(ours) << ours.status().to_string();
+  std::vector<pcv::testing::OracleTensor> outs;
+  std::string error;
+  // write_tflite keeps a graph with asymmetric weights in uint8 form: int8 inputs go in as q + 128.
+  bool uint8_file = false;
+  for (const auto& node : g.nodes) {
+    if ((node.op != OpType::kConv2d && node.op != OpType::kFullyConnected) || node.inputs.size() < 2) continue;
+    for (int32_t z : g.value(node.inputs[1]).quant.zero_point) uint8_file = uint8_file || z != 0;
+  }
+  std::vector<std::vector<uint8_t>> raw;
+  for (const ir::Tensor& x : xs) {
+    raw.push_back(tensor_bytes(x));
+    if (uint8_file && x.dtype() == DType::kI8) {
+      for (auto& b : raw.back()) b = static_cast<uint8_t>(b + 128);
+    }
+  }
+  const bool ok = pcv::testing::run_tflite_oracle(path, runtime_name, raw, &outs, &error);
+  EXPECT_TRUE(ok) << runtime_name << ": " << error;
+  remove_tree(dir);
+  if (!ours || !ok) return diffs;
+  std::map<std::string, const pcv::testing::OracleTensor*> by_name;
+  for (const auto& o : outs) by_name[o.name] = &o;
+  for (size_t k = 0; k < g.outputs.size(); ++k) {
+    const ir::ValueId v = g.outputs[k];
+    const ir::Value& val = g.value(v);
+    const auto it = by_name.find(val.name);
+    const pcv::testing::OracleTensor* theirs = it != by_name.end() ? it->second : (k < outs.size() ? &outs[k] : nullptr);
+    LayerDiff d;
+    d.value = val.name;
+    const int p = g.producer(v);
+    d.op = p >= 0 ? std::string(ir::op_name(g.nodes[static_cast<size_t>(p)].op)) : "input";
+    const ir::Tensor& y = (*ours)[k];
+    d.elems = y.num_elements();
+    if (!theirs || theirs->bytes.size() != y.size_bytes()) {
+      ADD_FAILURE() << "no matching " << runtime_name << " output for " << val.name;
+      continue;
+    }
+    // The file holds uint8 where our IR holds int8 (q - 128), except at the uint8 graph edges.
+    const int shift = (y.dtype() == DType::kI8 && theirs->dtype == "uint8") ? 128 : 0;
+    for (int64_t i = 0; i < d.elems; ++i) {
+      const int a = y.dtype() == DType::kI8 ? int{y.data<int8_t>()[i]} : int{y.data<uint8_t>()[i]};
+      const int b = theirs->dtype == "int8" ? int{static_cast<int8_t>(theirs->bytes[static_cast<size_t>(i)])}
+                                            : int{theirs->bytes[static_cast<size_t>(i)]} - shift;
+      d.max_step = std::max(d.max_step, std::abs(a - b));
+      d.differing += a != b;
+    }
+    diffs.push_back(d);
+  }
+  // Graph order: extras were added in topological order; the original outputs last.
+  std::rotate(diffs.begin(), diffs.begin() + static_cast<std::ptrdiff_t>(std::min(first_extra, diffs.size())), diffs.end());
+  return diffs;
+}
+
+#ifdef PCV_HAVE_VISION
+// A photo as the model's uint8 input: center crop, mean/std from the model's input spec, then
+// the input's own quantization.
+ir::Tensor photo_input(const ir::Model& m, const std::string& path) {
+  const ir::Value& in = m.graph.value(m.graph.inputs[0]);
+  ir::Tensor t(DType::kU8, in.shape);
+  vision::Preprocess pre;
+  pre.out_h = static_cast<int>(in.shape[1]);
+  pre.out_w = static_cast<int>(in.shape[2]);
+  pre.mode = vision::ResizeMode::kCenterCrop;
+  pre.crop_fraction = m.input_spec.crop_fraction;
+  for (int c = 0; c < 3; ++c) {
+    pre.mean[c] = m.input_spec.mean[static_cast<size_t>(c)];
+    pre.std[c] = m.input_spec.std[static_cast<size_t>(c)];
+  }
+  auto img = vision::read_image(path, vision::decode_options_for(pre));
+  EXPECT_TRUE(img) << img.status().to_string();
+  if (!img) return t;
+  const auto target = vision::OutputTarget::uint8(t.data<uint8_t>(), static_cast<size_t>(t.num_elements()),
+                                                  in.quant.scale[0], in.quant.zero_point[0]);
+  const Status st = vision::image_to_tensor(*img, pre, target);
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return t;
+}
+
+const char* const kPhotos[] = {"cat/Abyssinian_101.jpg", "cat/Abyssinian_12.jpg", "dog/american_bulldog_106.jpg",
+                               "dog/american_bulldog_115.jpg"};
+
+TEST_P(Coral, PhotosMatchLiteRt) {
+  const CoralModel& cm = GetParam();
+  if (cm.size == 0) GTEST_SKIP() << "not an image model";
+  PCV_REQUIRE_SHARED_DATA(path, std::string("pretrained/mobilenet-tflite-coral/") + cm.file);
+  PCV_REQUIRE_SHARED_DATA(photos, "oxford-pets-sample");
+  if (auto why = pcv::testing::oracle_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto m = load_tflite(path);
+  ASSERT_TRUE(m) << m.status().to_string();
+  for (const char* photo : kPhotos) {
+    const ir::Tensor x = photo_input(*m, photos + "/" + photo);
+    for (bool fast : {false, true}) {
+      runtime::SessionOptions o;
+      o.fast_kernels = fast;
+      auto ours = runtime::run_model(*m, {x}, o);
+      ASSERT_TRUE(ours) << ours.status().to_string();
+      const ir::Tensor& y = (*ours)[0];
+      std::vector<pcv::testing::OracleTensor> outs;
+      std::string error;
+      for (const char* rt : {"litert", "tfjs"}) {
+        if (fast && std::strcmp(rt, "tfjs") == 0) continue;
+        ASSERT_TRUE(pcv::testing::run_tflite_oracle(path, rt, {tensor_bytes(x)}, &outs, &error)) << error;
+        ASSERT_EQ(outs.size(), 1u);
+        ASSERT_EQ(outs[0].bytes.size(), y.size_bytes());
+        const int64_t n = y.num_elements();
+        int max_step = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          max_step = std::max(max_step, std::abs(int{outs[0].bytes[static_cast<size_t>(i)]} - int{y.data<uint8_t>()[i]}));
+        }
+        EXPECT_EQ(argmax(outs[0].bytes.data(), n), argmax(y.data<uint8_t>(), n)) << cm.file << " " << photo << " " << rt;
+        EXPECT_EQ(max_step, 0) << cm.file << " " << photo << " " << rt << (fast ? " fast" : " ref");
+        std::printf("%s %s (%s, %s kernels): top-1 %d (%s), max diff %d steps\n", cm.file, photo, rt, fast ? "fast" : "ref",
+                    argmax(y.data<uint8_t>(), n),
+                    m->input_spec.labels.empty() ? "-" : m->input_spec.labels[static_cast<size_t>(argmax(y.data<uint8_t>(), n))].c_str(),
+                    max_step);
+      }
+    }
+  }
+}
+#endif
+
+void print_layers(const std::vector<LayerDiff>& diffs, bool all) {
+  for (const auto& d : diffs) {
+    if (all || d.max_step > 0) {
+      std::printf("  %-12s %-60s max %d, %lld/%lld differ\n", d.op.c_str(), d.value.c_str(), d.max_step,
+                  static_cast<long long>(d.differing), static_cast<long long>(d.elems));
+    }
+  }
+}
+
+// A model holding one node of `src` (its activation inputs become graph inputs). With
+// `uint8_form`, a side 1x1 conv with an asymmetric filter makes write_tflite keep the uint8
+// form of a model read from a uint8 file (the node under test then runs LiteRT's uint8 kernel).
+ir::Model single_node_model(const ir::Graph& src, const ir::Node& n, bool uint8_form) {
+  ir::Model m;
+  ir::Graph& g = m.graph;
+  std::map<ir::ValueId, ir::ValueId> map;
+  std::vector<ir::ValueId> ins;
+  for (ir::ValueId v : n.inputs) {
+    if (v == ir::kNoValue) {
+      ins.push_back(v);
+      continue;
+    }
+    if (!map.count(v)) {
+      const ir::Value& val = src.value(v);
+      map[v] = val.is_constant() ? g.add_constant(val.name, val.data, val.quant)
+                                 : g.add_input(val.name, val.dtype, val.shape, val.quant);
+    }
+    ins.push_back(map[v]);
+  }
+  const ir::Value& out = src.value(n.outputs[0]);
+  const ir::ValueId y = g.add_node(n.op, out.name, ins, n.attrs, out.dtype);
+  g.value(y).shape = out.shape;
+  g.value(y).quant = out.quant;
+  g.mark_output(y);
+  const ir::Value x0 = g.value(g.inputs[0]);  // a copy: adding values below reallocates
+  if (uint8_form && x0.dtype == DType::kI8 && x0.shape.size() == 4) {
+    const int64_t c = x0.shape[3];
+    ir::Tensor w(DType::kI8, {1, 1, 1, c});
+    for (int64_t i = 0; i < c; ++i) w.data<int8_t>()[i] = static_cast<int8_t>(i % 7 - 3);
+    ir::QuantParams wq;
+    wq.scale = {0.01f};
+    wq.zero_point = {5};
+    const ir::ValueId wv = g.add_constant("side_w", w, wq);
+    ir::QuantParams bq;
+    bq.scale = {x0.quant.scale[0] * 0.01f};
+    bq.zero_point = {0};
+    const ir::ValueId bv = g.add_constant("side_b", ir::Tensor(DType::kI32, {1}), bq);
+    const ir::ValueId sv = g.add_node(OpType::kConv2d, "side", {g.inputs[0], wv, bv}, ir::Conv2dAttrs{}, DType::kI8);
+    g.value(sv).quant = x0.quant;
+    g.mark_output(sv);
+  }
+  EXPECT_TRUE(ir::infer_shapes(g).is_ok()) << ir::infer_shapes(g).to_string();
+  return m;
+}
+
+// Each node of a coral model alone, on the inputs our runtime computed for it: isolates which
+// op's arithmetic differs from LiteRT's (no propagated differences).
+// Runs each int8-output node of `m` alone in our runtime and in `runtime_name`, on the inputs
+// our runtime computed for it from `x`: isolates which op's arithmetic differs (no propagated
+// differences). Returns the worst step difference per op name.
+std::map<std::string, int> ops_match(const ir::Model& m, const ir::Tensor& x, const std::string& runtime_name,
+                                     bool uint8_form, const char* what) {
+  std::map<std::string, int> worst_by_op;
+  runtime::SessionOptions keep;
+  keep.keep_all_values = true;
+  keep.optimize_graph = false;
+  auto session = runtime::Session::create(m, keep);
+  EXPECT_TRUE(session) << session.status().to_string();
+  if (!session) return worst_by_op;
+  EXPECT_TRUE((*session)->run({x}));
+  const ir::Graph& g = (*session)->graph();
+  const char* only = std::getenv("PCV_LAYERS_MAX_NODES");
+  const size_t max_nodes = only ? static_cast<size_t>(std::atoi(only)) : 1000;
+  std::map<OpType, size_t> tested;
+  for (const auto& node : g.nodes) {
+    if (uint8_form && node.op == OpType::kQuantize) continue;  // the u8 <-> i8 edges vanish in the file
+    if (g.value(node.outputs[0]).dtype != DType::kI8 || tested[node.op]++ >= max_nodes) continue;
+    ir::Model one = single_node_model(g, node, uint8_form);
+    std::vector<ir::Tensor> ins;
+    for (ir::ValueId v : one.graph.inputs) ins.push_back((*session)->value(g.find_value(one.graph.value(v).name)));
+    const auto diffs = compare_layers(one, ins, runtime_name);
+    if (diffs.empty()) {
+      ADD_FAILURE() << node.name;
+      continue;
+    }
+    const LayerDiff& d = diffs.front().value == g.value(node.outputs[0]).name ? diffs.front() : diffs.back();
+    worst_by_op[d.op] = std::max(worst_by_op[d.op], d.max_step);
+    if (d.max_step > 0 || std::getenv("PCV_LAYERS_ALL")) {
+      std::printf("  %-12s %-40.40s max %d, %lld/%lld differ\n", d.op.c_str(), d.value.c_str(), d.max_step,
+                  static_cast<long long>(d.differing), static_cast<long long>(d.elems));
+    }
+  }
+  for (const auto& [op, worst] : worst_by_op) std::printf("%s (%s): %s worst %d steps\n", what, runtime_name.c_str(), op.c_str(), worst);
+  return worst_by_op;
+}
+
+// The input the per-layer diagnostics use: the synthetic image, or the photo named by
+// PCV_LAYERS_PHOTO (relative to oxford-pets-sample/) for image models.
+ir::Tensor diagnostic_input(const ir::Model& m, const CoralModel& cm) {
+  const ir::Value& in = m.graph.value(m.graph.inputs[0]);
+#ifdef PCV_HAVE_VISION
+  const char* photo = std::getenv("PCV_LAYERS_PHOTO");
+  if (photo != nullptr && cm.size > 0) {
+    return photo_input(m, pcv::testing::shared_data("oxford-pets-sample") + "/" + photo);
+  }
+#endif
+  return cm.size > 0 ? image_like_u8(in, 5) : random_input(in, 5);
+}
+
+TEST_P(Coral, OpsMatchLiteRt) {
+  const CoralModel& cm = GetParam();
+  PCV_REQUIRE_SHARED_DATA(path, std::string("pretrained/mobilenet-tflite-coral/") + cm.file);
+  if (auto why = pcv::testing::oracle_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto m = load_tflite(path);
+  ASSERT_TRUE(m) << m.status().to_string();
+  const ir::Tensor x = diagnostic_input(*m, cm);
+  const char* rt = std::getenv("PCV_LAYERS_RUNTIME");
+  for (const auto& [op, worst] : ops_match(*m, x, rt ? rt : "litert", true, cm.file)) EXPECT_EQ(worst, 0) << op;
+}
+
+TEST_P(Coral, LayersMatchLiteRt) {
+  const CoralModel& cm = GetParam();
+  PCV_REQUIRE_SHARED_DATA(path, std::string("pretrained/mobilenet-tflite-coral/") + cm.file);
+  if (auto why = pcv::testing::oracle_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  auto m = load_tflite(path);
+  ASSERT_TRUE(m) << m.status().to_string();
+  const ir::Tensor x = diagnostic_input(*m, cm);
+  const char* rt = std::getenv("PCV_LAYERS_RUNTIME");
+  const auto diffs = compare_layers(*m, {x}, rt ? rt : "litert");
+  int worst = 0;
+  for (const auto& d : diffs) worst = std::max(worst, d.max_step);
+  std::printf("%s: %zu values, worst %d steps\n", cm.file, diffs.size(), worst);
+  print_layers(diffs, std::getenv("PCV_LAYERS_ALL") != nullptr);
+  EXPECT_LE(worst, 1);
+}
 #endif
 
 INSTANTIATE_TEST_SUITE_P(Pretrained, Coral, ::testing::ValuesIn(kCoral), coral_test_name);
@@ -327,9 +628,9 @@ TEST_P(Oracle, MobileNetV2Float16Weights) {
   expect_oracle_matches(m, o, GetParam());
 }
 
-TEST_P(Oracle, UnfoldedBatchNormAndOtherOps) {
-  // Ops the zoo doesn't use: standalone batch norm (MUL + ADD), pad, leaky relu, hard swish,
-  // sigmoid, concat, average pool, mul.
+// Ops the zoo doesn't use: standalone batch norm (MUL + ADD), pad, leaky relu, hard swish,
+// sigmoid, concat, average pool, mul, dilated depthwise, mean, softmax.
+ir::Model other_ops_model() {
   ir::Model m;
   ir::Graph& g = m.graph;
   std::mt19937_64 rng(9);
@@ -376,7 +677,12 @@ TEST_P(Oracle, UnfoldedBatchNormAndOtherOps) {
   sm.beta = 0.5f;
   auto out = g.add_node(OpType::kSoftmax, "softmax", {fl}, sm);
   g.mark_output(out);
-  ASSERT_TRUE(ir::infer_shapes(g).is_ok()) << ir::infer_shapes(g).to_string();
+  EXPECT_TRUE(ir::infer_shapes(g).is_ok()) << ir::infer_shapes(g).to_string();
+  return m;
+}
+
+TEST_P(Oracle, UnfoldedBatchNormAndOtherOps) {
+  ir::Model m = other_ops_model();
   expect_oracle_matches(m, {}, GetParam());
 }
 
@@ -423,6 +729,48 @@ TEST_P(CoralRewritten, SameOutputsInOfficialRuntime) {
 TEST_P(Oracle, TinyInt8) {
   expect_oracle_matches(tiny_int8_model(), {}, GetParam());
 }
+
+// ---- full-int8 exports (TFLite's int8 scheme: per-channel symmetric weights), layer by layer
+
+#ifdef PCV_HAVE_OPTIMIZE
+ir::Model quantized(ir::Model m, uint64_t seed) {
+  EXPECT_TRUE(optimize::prepare_for_inference(m.graph).is_ok());
+  std::vector<ir::Tensor> samples;
+  for (uint64_t i = 0; i < 4; ++i) samples.push_back(random_input(m.graph.value(m.graph.inputs[0]), seed + i));
+  auto ranges = optimize::calibrate(m, samples);
+  EXPECT_TRUE(ranges) << ranges.status().to_string();
+  if (!ranges) return m;
+  auto n = optimize::quantize_int8(m.graph, *ranges);
+  EXPECT_TRUE(n) << n.status().to_string();
+  return m;
+}
+
+void expect_layers_match(const ir::Model& m, const std::string& runtime_name, const char* what) {
+  if (std::getenv("PCV_OPS_ALONE")) {
+    const auto x = random_input(m.graph.value(m.graph.inputs[0]), 40);
+    for (const auto& [op, worst] : ops_match(m, x, runtime_name, false, what)) EXPECT_EQ(worst, 0) << op;
+  }
+  for (uint64_t seed = 40; seed < 42; ++seed) {
+    const auto x = random_input(m.graph.value(m.graph.inputs[0]), seed);
+    const auto diffs = compare_layers(m, {x}, runtime_name);
+    int worst = 0;
+    for (const auto& d : diffs) worst = std::max(worst, d.max_step);
+    std::printf("%s int8 in %s: %zu values, worst %d steps\n", what, runtime_name.c_str(), diffs.size(), worst);
+    print_layers(diffs, false);
+    EXPECT_EQ(worst, 0) << what;
+  }
+}
+
+TEST_P(Oracle, Int8MobileNetV2LayersMatch) {
+  ir::Model m = zoo_model("mobilenet_v2", 64, 0.35f);
+  randomize_batch_norms(m);
+  expect_layers_match(quantized(m, 20), GetParam(), "mobilenet_v2");
+}
+
+TEST_P(Oracle, Int8OtherOpsLayersMatch) {
+  expect_layers_match(quantized(other_ops_model(), 30), GetParam(), "other ops");
+}
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, Oracle, ::testing::Values("litert", "tfjs"));
 INSTANTIATE_TEST_SUITE_P(Pretrained, CoralRewritten, ::testing::ValuesIn(kCoral), coral_test_name);

@@ -25,11 +25,17 @@ public final class Model implements AutoCloseable {
 
   private Model(long handle) {
     this.handle = handle;
-    nativeInputSpec(handle, ints, floats);
     List<String> l = new ArrayList<>();
-    for (int i = 0; i < ints[6]; ++i) {
-      String s = nativeLabel(handle, i);
-      l.add(s == null ? "" : s);
+    try {
+      nativeInputSpec(handle, ints, floats);
+      for (int i = 0; i < ints[6]; ++i) {
+        String s = nativeLabel(handle, i);
+        l.add(s == null ? "" : s);
+      }
+    } catch (RuntimeException | Error e) {
+      nativeFree(handle);  // the caller never sees this Model: don't leak the native one
+      this.handle = 0;
+      throw e;
     }
     labels = Collections.unmodifiableList(l);
   }

@@ -1,0 +1,143 @@
+// Weight packing and the threaded driver of the int8 GEMM (contract in qs8_gemm.h).
+#include "kernels/gemm/qs8_gemm.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
+#include "base/thread_pool.h"
+
+namespace pcv::kernels {
+
+Expected<Qs8GemmPackedW> pack_qs8_gemm_w(size_t k, size_t n, const int8_t* w, int32_t w_zp,
+                                         const int32_t* bias, const float* requant_scale,
+                                         int32_t a_zp, int32_t output_zp, int32_t act_min,
+                                         int32_t act_max) {
+  if (k == 0 || n == 0 || k > 65535 || w == nullptr || requant_scale == nullptr) {
+    return invalid_argument(fmt::format("pack_qs8_gemm_w: k={} n={}", k, n));
+  }
+  const Qs8GemmUkernels& uk = qs8_gemm_ukernels();
+  Qs8GemmPackedW p;
+  p.k = k;
+  p.n = n;
+  p.ukernel = uk.gemm;
+  p.pack_rows = uk.pack_rows;
+  p.isa = uk.isa;
+  p.kp = (k + p.ukernel.kk - 1) / p.ukernel.kk * p.ukernel.kk;
+  p.a_zero_point = a_zp;
+  p.w_zero_point = w_zp;
+  p.epilogue.output_zero_point = output_zp;
+  p.epilogue.act_min = act_min;
+  p.epilogue.act_max = act_max;
+  p.epilogue.min_less_zp = static_cast<float>(act_min - output_zp);
+  p.epilogue.max_less_zp = static_cast<float>(act_max - output_zp);
+  const size_t nr = p.ukernel.nr;
+  const bool vnni = p.ukernel.kind == Qs8GemmKind::kVnniU8S8;
+  const size_t w_bytes = p.kp * nr * (vnni ? 1 : 2);
+  p.panel_stride_bytes = (nr * 8 + w_bytes + 63) / 64 * 64;
+  if (!p.data.resize(p.panels() * p.panel_stride_bytes)) {
+    return out_of_memory(fmt::format("pack_qs8_gemm_w: {} bytes", p.panels() * p.panel_stride_bytes));
+  }
+  const int32_t a_zp_u8 = a_zp + 128;
+  for (size_t panel = 0; panel < p.panels(); ++panel) {
+    uint8_t* base = p.data.data() + panel * p.panel_stride_bytes;  // zero-filled by resize
+    int32_t* c0 = reinterpret_cast<int32_t*>(base);
+    float* scale = reinterpret_cast<float*>(base + nr * 4);
+    const size_t n0 = panel * nr;
+    const size_t cols = std::min(nr, n - n0);
+    for (size_t j = 0; j < cols; ++j) {
+      const int8_t* row = w + (n0 + j) * k;
+      const int32_t b = bias != nullptr ? bias[n0 + j] : 0;
+      scale[j] = requant_scale[n0 + j];
+      if (vnni) {
+        int32_t sum = 0;
+        for (size_t kk = 0; kk < k; ++kk) sum += row[kk];
+        c0[j] = b - a_zp_u8 * sum + static_cast<int32_t>(k) * a_zp_u8 * w_zp;
+        int8_t* dst = reinterpret_cast<int8_t*>(base + nr * 8);
+        for (size_t kk = 0; kk < k; ++kk) dst[(kk / 4) * nr * 4 + j * 4 + kk % 4] = row[kk];
+      } else {
+        c0[j] = b;
+        int16_t* dst = reinterpret_cast<int16_t*>(base + nr * 8);
+        for (size_t kk = 0; kk < k; ++kk) {
+          dst[(kk / 2) * nr * 2 + j * 2 + kk % 2] = static_cast<int16_t>(row[kk] - w_zp);
+        }
+      }
+    }
+  }
+  return p;
+}
+
+size_t qs8_gemm_block_rows(const Qs8GemmPackedW& w) {
+  // The packed A block (block rows x kp) stays in L2 (~48 KiB) while the panels stream by.
+  const size_t mr = w.ukernel.mr;
+  size_t rows = (48 * 1024) / w.a_row_bytes();
+  rows = std::clamp<size_t>(rows / mr * mr, mr, 32 * mr);
+  return rows;
+}
+
+namespace {
+
+size_t round64(size_t b) { return (b + 63) / 64 * 64; }
+
+size_t task_scratch_bytes(const Qs8GemmPackedW& w, bool gathered) {
+  const size_t rows = qs8_gemm_block_rows(w);
+  return rows * w.a_row_bytes() + round64(rows * sizeof(int32_t)) +
+         (gathered ? round64(rows * w.k) : 0);
+}
+
+}  // namespace
+
+size_t qs8_gemm_scratch_bytes(const Qs8GemmPackedW& w, bool gathered, int threads) {
+  return task_scratch_bytes(w, gathered) * static_cast<size_t>(std::max(threads, 1));
+}
+
+void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& gather,
+                     const Qs8GemmPackedW& w, int8_t* c, size_t ldc, void* scratch,
+                     ThreadPool* pool) {
+  if (m == 0) return;
+  const size_t block = qs8_gemm_block_rows(w);
+  const size_t blocks = (m + block - 1) / block;
+  const bool gathered = gather.fn != nullptr;
+  const size_t slice = task_scratch_bytes(w, gathered);
+  const size_t a_stride = w.a_row_bytes() / w.a_elem_bytes();
+  const size_t mr = w.ukernel.mr, nr = w.ukernel.nr;
+  const bool row_bias = w.needs_row_bias();
+  auto run_slot = [&](size_t slot, size_t slots) {
+    uint8_t* s = static_cast<uint8_t*>(scratch) + slot * slice;
+    uint8_t* apack = s;
+    int32_t* rb = reinterpret_cast<int32_t*>(s + block * w.a_row_bytes());
+    int8_t* rows_buf = reinterpret_cast<int8_t*>(s + block * w.a_row_bytes() + round64(block * sizeof(int32_t)));
+    for (size_t b = slot; b < blocks; b += slots) {
+      const size_t m0 = b * block;
+      const size_t rows = std::min(block, m - m0);
+      const int8_t* src = a + m0 * lda;
+      size_t src_ld = lda;
+      if (gathered) {
+        gather.fn(gather.ctx, m0, rows, rows_buf);
+        src = rows_buf;
+        src_ld = w.k;
+      }
+      w.pack_rows(rows, w.k, w.kp, src, src_ld, w.a_zero_point, w.w_zero_point, apack, a_stride,
+                  row_bias ? rb : nullptr);
+      for (size_t p = 0; p < w.panels(); ++p) {
+        const size_t n0 = p * nr;
+        const size_t cols = std::min(nr, w.n - n0);
+        for (size_t i = 0; i < rows; i += mr) {
+          w.ukernel.fn(std::min(mr, rows - i), cols, w.kp, apack + i * w.a_row_bytes(), a_stride,
+                       w.panel(p), row_bias ? rb + i : nullptr, c + (m0 + i) * ldc + n0, ldc,
+                       w.epilogue);
+        }
+      }
+    }
+  };
+  const size_t slots = pool != nullptr ? std::min<size_t>(static_cast<size_t>(pool->threads()), blocks) : 1;
+  if (slots <= 1) {
+    run_slot(0, 1);
+    return;
+  }
+  pool->parallel_for(slots, [&](size_t slot) { run_slot(slot, slots); });
+}
+
+}  // namespace pcv::kernels

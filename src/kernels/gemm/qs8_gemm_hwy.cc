@@ -1,0 +1,269 @@
+// qs8_gemm_fp32_<MR>x<NR>c<KK>__<isa>: int8 GEMM microkernels with the fused fp32
+// requantization (contract in qs8_gemm.h), compiled once per Highway target.
+//   - AVX3_DL: VPDPBUSD (AVX-512 VNNI) on u8 x s8 quads, 8 rows x 2 vectors (32 columns) of
+//     int32 accumulators: 16 of 32 zmm, 2 weight loads + 8 broadcasts per 4 k steps.
+//   - other SIMD targets: int16 pairs through ReorderWidenMulAccumulate (VPMADDWD on x86).
+//   - SCALAR / EMU128: plain loops over the int16 packing.
+// AVX3_DL is opted into for this file only (HWY_WANT_AVX3_DL): Highway 1.0.3 leaves it out by
+// default, and it is the target whose VNNI instructions this file is about.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL 1
+#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/gemm/qs8_gemm_hwy.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <cstring>
+
+#include "kernels/common/qs8_requant-inl.h"
+#include "kernels/common/requant.h"
+#include "kernels/gemm/qs8_gemm.h"
+
+#if HWY_TARGET == HWY_AVX3_DL
+#include <immintrin.h>
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace pcv::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+HWY_INLINE int32_t LoadI32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+#if HWY_TARGET == HWY_AVX3_DL
+// ---- VNNI: A is u8 (x + 128) rows of kp bytes, panel [NR c0][NR scale][kp/4][NR][4] int8.
+// NOTE: Highway 1.0.3's AVX3_DL target string names "avxvnni" (VEX) instead of "avx512vnni",
+// although its CPU check requires AVX512_VNNI; the kernel adds the feature itself.
+template <size_t MR, size_t NRV>
+__attribute__((target("avx512vnni"))) void Qs8GemmVnni(size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_stride,
+                 const void* panel_v, const int32_t* row_bias, int8_t* c, size_t ldc,
+                 const Qs8GemmEpilogue& e) {
+  constexpr size_t NR = NRV * 16;
+  const uint8_t* a = static_cast<const uint8_t*>(a_v);
+  const uint8_t* panel = static_cast<const uint8_t*>(panel_v);
+  const int32_t* c0 = reinterpret_cast<const int32_t*>(panel);
+  const float* scale = reinterpret_cast<const float*>(panel + NR * 4);
+  const int8_t* w = reinterpret_cast<const int8_t*>(panel + NR * 8);
+  const uint8_t* ar[MR];
+  for (size_t i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : mr - 1) * a_stride;
+
+  __m512i acc[MR][NRV];
+  HWY_UNROLL(16)
+  for (size_t i = 0; i < MR; ++i) {
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) acc[i][j] = _mm512_setzero_si512();
+  }
+  for (size_t k = 0; k < kp; k += 4) {
+    __m512i wv[NRV];
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) wv[j] = _mm512_load_si512(w + k * NR + j * 64);
+    HWY_UNROLL(16)
+    for (size_t i = 0; i < MR; ++i) {
+      const __m512i av = _mm512_set1_epi32(LoadI32(ar[i] + k));
+      HWY_UNROLL(4)
+      for (size_t j = 0; j < NRV; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
+    }
+  }
+  const __m512 fmin = _mm512_set1_ps(e.min_less_zp);
+  const __m512 fmax = _mm512_set1_ps(e.max_less_zp);
+  const __m512i zp = _mm512_set1_epi32(e.output_zero_point);
+  for (size_t i = 0; i < mr; ++i) {
+    int8_t* ci = c + i * ldc;
+    const __m512i rb = _mm512_set1_epi32(row_bias != nullptr ? row_bias[i] : 0);
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) {
+      if (j * 16 >= nr) break;
+      __m512i v = _mm512_add_epi32(acc[i][j], _mm512_load_si512(c0 + j * 16));
+      v = _mm512_add_epi32(v, rb);
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_load_ps(scale + j * 16));
+      f = _mm512_min_ps(_mm512_max_ps(f, fmin), fmax);
+      const __m128i q = _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
+      const size_t cols = nr - j * 16;
+      if (cols >= 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(ci + j * 16), q);
+      } else {
+        _mm_mask_storeu_epi8(ci + j * 16, static_cast<__mmask16>((1u << cols) - 1), q);
+      }
+    }
+  }
+}
+#endif
+
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+// ---- int16 pairs: A is int16 (x - a_zp), panel [NR c0][NR scale][kp/2][NR][2] int16.
+template <size_t MR, size_t NRV>
+void Qs8GemmInt16(size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_stride,
+                  const void* panel_v, const int32_t* row_bias, int8_t* c, size_t ldc,
+                  const Qs8GemmEpilogue& e) {
+  const hn::ScalableTag<int32_t> d32;
+  const hn::Repartition<int16_t, decltype(d32)> d16;
+  const hn::Rebind<float, decltype(d32)> df;
+  using V = hn::Vec<decltype(d32)>;
+  const size_t N = hn::Lanes(d32);
+  const size_t NR = NRV * N;
+  const int16_t* a = static_cast<const int16_t*>(a_v);
+  const uint8_t* panel = static_cast<const uint8_t*>(panel_v);
+  const int32_t* c0 = reinterpret_cast<const int32_t*>(panel);
+  const float* scale = reinterpret_cast<const float*>(panel + NR * 4);
+  const int16_t* w = reinterpret_cast<const int16_t*>(panel + NR * 8);
+  const int16_t* ar[MR];
+  for (size_t i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : mr - 1) * a_stride;
+
+  V acc0[MR][NRV], acc1[MR][NRV];
+  HWY_UNROLL(16)
+  for (size_t i = 0; i < MR; ++i) {
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) acc0[i][j] = acc1[i][j] = hn::Zero(d32);
+  }
+  for (size_t k = 0; k < kp; k += 2) {
+    hn::Vec<decltype(d16)> wv[NRV];
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) wv[j] = hn::LoadU(d16, w + k * NR + j * 2 * N);
+    HWY_UNROLL(16)
+    for (size_t i = 0; i < MR; ++i) {
+      const auto av = hn::BitCast(d16, hn::Set(d32, LoadI32(ar[i] + k)));
+      HWY_UNROLL(4)
+      for (size_t j = 0; j < NRV; ++j) {
+        acc0[i][j] = hn::ReorderWidenMulAccumulate(d32, av, wv[j], acc0[i][j], acc1[i][j]);
+      }
+    }
+  }
+  const auto fmin = hn::Set(df, e.min_less_zp);
+  const auto fmax = hn::Set(df, e.max_less_zp);
+  const V zp = hn::Set(d32, e.output_zero_point);
+  for (size_t i = 0; i < mr; ++i) {
+    const V rb = hn::Set(d32, row_bias != nullptr ? row_bias[i] : 0);
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) {
+      if (j * N >= nr) break;
+      V v = hn::RearrangeToOddPlusEven(acc0[i][j], acc1[i][j]);
+      v = hn::Add(hn::Add(v, hn::LoadU(d32, c0 + j * N)), rb);
+      const size_t cols = nr - j * N < N ? nr - j * N : N;
+      RequantStoreFp32(d32, v, hn::LoadU(df, scale + j * N), fmin, fmax, zp, c + i * ldc + j * N,
+                       cols);
+    }
+  }
+}
+#else
+// ---- portable fallback over the int16 packing (NR = 4).
+template <size_t MR, size_t NRV>
+void Qs8GemmInt16(size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_stride,
+                  const void* panel_v, const int32_t* row_bias, int8_t* c, size_t ldc,
+                  const Qs8GemmEpilogue& e) {
+  constexpr size_t NR = NRV;
+  const int16_t* a = static_cast<const int16_t*>(a_v);
+  const uint8_t* panel = static_cast<const uint8_t*>(panel_v);
+  const int32_t* c0 = reinterpret_cast<const int32_t*>(panel);
+  const float* scale = reinterpret_cast<const float*>(panel + NR * 4);
+  const int16_t* w = reinterpret_cast<const int16_t*>(panel + NR * 8);
+  for (size_t i = 0; i < mr; ++i) {
+    const int16_t* ai = a + i * a_stride;
+    for (size_t j = 0; j < nr; ++j) {
+      int32_t acc = c0[j] + (row_bias != nullptr ? row_bias[i] : 0);
+      for (size_t k = 0; k < kp; k += 2) {
+        acc += int32_t{ai[k]} * w[k * NR + 2 * j] + int32_t{ai[k + 1]} * w[k * NR + 2 * j + 1];
+      }
+      c[i * ldc + j] = static_cast<int8_t>(
+          requantize_fp32(acc, scale[j], e.output_zero_point, e.act_min, e.act_max));
+    }
+  }
+}
+#endif
+
+// ---- packing A rows
+void PackRowsU8(size_t rows, size_t k, size_t kp, const int8_t* src, size_t lda, int32_t /*a_zp*/,
+                int32_t w_zp, void* dst_v, size_t dst_stride, int32_t* row_bias) {
+  const hn::ScalableTag<uint8_t> du8;
+  const size_t N = hn::Lanes(du8);
+  const auto flip = hn::Set(du8, 0x80);
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* s = reinterpret_cast<const uint8_t*>(src + r * lda);
+    uint8_t* d = static_cast<uint8_t*>(dst_v) + r * dst_stride;
+    auto sums = hn::Zero(hn::Repartition<uint64_t, decltype(du8)>());
+    size_t i = 0;
+    for (; i + N <= k; i += N) {
+      const auto v = hn::Xor(hn::LoadU(du8, s + i), flip);
+      hn::StoreU(v, du8, d + i);
+      sums = hn::Add(sums, hn::SumsOf8(v));
+    }
+    uint64_t sum = hn::GetLane(hn::SumOfLanes(hn::Repartition<uint64_t, decltype(du8)>(), sums));
+    for (; i < k; ++i) {
+      d[i] = static_cast<uint8_t>(s[i] ^ 0x80);
+      sum += d[i];
+    }
+    for (; i < kp; ++i) d[i] = 0;
+    if (row_bias != nullptr) row_bias[r] = -w_zp * static_cast<int32_t>(sum);
+  }
+}
+
+void PackRowsI16(size_t rows, size_t k, size_t kp, const int8_t* src, size_t lda, int32_t a_zp,
+                 int32_t /*w_zp*/, void* dst_v, size_t dst_stride, int32_t* /*row_bias*/) {
+  const hn::ScalableTag<int16_t> d16;
+  const hn::Rebind<int8_t, decltype(d16)> d8;
+  const size_t N = hn::Lanes(d16);
+  const auto zp = hn::Set(d16, static_cast<int16_t>(a_zp));
+  for (size_t r = 0; r < rows; ++r) {
+    const int8_t* s = src + r * lda;
+    int16_t* d = static_cast<int16_t*>(dst_v) + r * dst_stride;
+    size_t i = 0;
+    for (; i + N <= k; i += N) hn::StoreU(hn::Sub(hn::PromoteTo(d16, hn::LoadU(d8, s + i)), zp), d16, d + i);
+    for (; i < k; ++i) d[i] = static_cast<int16_t>(s[i] - a_zp);
+    for (; i < kp; ++i) d[i] = 0;
+  }
+}
+
+const Qs8GemmUkernels* GetQs8GemmUkernels() {
+  static const Qs8GemmUkernels k = [] {
+    Qs8GemmUkernels u;
+    u.isa = hwy::TargetName(HWY_TARGET);
+#if HWY_TARGET == HWY_AVX3_DL
+    u.gemm = {"qs8_gemm_fp32_8x32c4__avx3_dl", Qs8GemmKind::kVnniU8S8, 8, 32, 4,
+              &Qs8GemmVnni<8, 2>};
+    u.pack_rows = &PackRowsU8;
+#elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+    u.gemm = {"qs8_gemm_fp32_4x4c2__scalar", Qs8GemmKind::kInt16Pairs, 4, 4, 2,
+              &Qs8GemmInt16<4, 4>};
+    u.pack_rows = &PackRowsI16;
+#else
+    const hn::ScalableTag<int32_t> d32;
+    const size_t nr = 2 * hn::Lanes(d32);
+#if HWY_TARGET == HWY_AVX3
+    u.gemm = {"qs8_gemm_fp32_8x32c2__avx3", Qs8GemmKind::kInt16Pairs, 8, nr, 2,
+              &Qs8GemmInt16<8, 2>};
+#elif HWY_TARGET == HWY_AVX2
+    u.gemm = {"qs8_gemm_fp32_4x16c2__avx2", Qs8GemmKind::kInt16Pairs, 4, nr, 2,
+              &Qs8GemmInt16<4, 2>};
+#else
+    u.gemm = {"qs8_gemm_fp32_4x8c2__sse", Qs8GemmKind::kInt16Pairs, 4, nr, 2,
+              &Qs8GemmInt16<4, 2>};
+#endif
+    u.pack_rows = &PackRowsI16;
+#endif
+    return u;
+  }();
+  return &k;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pcv::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pcv::kernels {
+
+HWY_EXPORT(GetQs8GemmUkernels);
+
+const char* apply_forced_isa();  // gemm.h
+
+const Qs8GemmUkernels& qs8_gemm_ukernels() {
+  apply_forced_isa();
+  return *HWY_DYNAMIC_DISPATCH(GetQs8GemmUkernels)();
+}
+
+}  // namespace pcv::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,240 @@
+// Fast int8 conv2d / fully connected (qs8_conv_fast.h, qs8_gemm.h) against the reference
+// kernels in fp32 (LiteRT) requantization mode: outputs must be identical, for every Highway
+// target the machine runs, over channel / row tails, strides, padding, dilation, zero points
+// (symmetric int8 and uint8-style filters) and thread counts.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL 1  // enumerate the VNNI target like the kernels do
+#endif
+#include <gtest/gtest.h>
+#include <hwy/highway.h>
+#include <hwy/targets.h>
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/aligned.h"
+#include "base/thread_pool.h"
+#include "kernels/conv/conv.h"
+#include "kernels/conv/qs8_conv_fast.h"
+#include "kernels/fully_connected/fully_connected.h"
+#include "kernels/gemm/qs8_gemm.h"
+
+namespace pcv::kernels {
+const char* apply_forced_isa();
+namespace {
+
+using Path = Qs8Conv2dPacked::Path;
+
+// Calls fn() once per compiled and supported Highway target, dispatch pinned to it.
+template <class Fn>
+void for_each_target(Fn fn) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    if (std::string(qs8_gemm_ukernels().isa) != hwy::TargetName(target)) {
+      ASSERT_NE(apply_forced_isa(), nullptr);  // PCV_FORCE_ISA pins one target
+      continue;
+    }
+    SCOPED_TRACE(std::string("isa ") + hwy::TargetName(target));
+    fn();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+struct QCase {
+  int batch, in_h, in_w, in_c, out_c, kh, kw, stride, dilation, pad, groups;
+  int32_t filter_zp;  // 0: TFLite int8; nonzero: uint8 model read as int8
+  bool relu6;
+  Path expect;
+};
+
+int out_size(int in, int k, int stride, int dilation, int pad) {
+  return (in + 2 * pad - ((k - 1) * dilation + 1)) / stride + 1;
+}
+
+void check_conv(const QCase& c, std::mt19937& rng, ThreadPool* pool) {
+  Conv2dParams p;
+  p.batch = c.batch;
+  p.in_h = c.in_h;
+  p.in_w = c.in_w;
+  p.in_c = c.in_c;
+  p.out_c = c.out_c;
+  p.kernel_h = c.kh;
+  p.kernel_w = c.kw;
+  p.stride_h = p.stride_w = c.stride;
+  p.dilation_h = p.dilation_w = c.dilation;
+  p.pad_top = p.pad_left = c.pad;
+  p.groups = c.groups;
+  p.out_h = out_size(c.in_h, c.kh, c.stride, c.dilation, c.pad);
+  p.out_w = out_size(c.in_w, c.kw, c.stride, c.dilation, c.pad);
+  const int cpg = c.in_c / c.groups;
+  std::uniform_int_distribution<int> byte(-128, 127);
+  std::uniform_real_distribution<float> sd(0.5f, 2.0f);
+  std::vector<int8_t> in(static_cast<size_t>(c.batch) * c.in_h * c.in_w * c.in_c);
+  std::vector<int8_t> w(static_cast<size_t>(c.out_c) * c.kh * c.kw * cpg);
+  std::vector<int32_t> bias(static_cast<size_t>(c.out_c));
+  std::vector<float> scale(static_cast<size_t>(c.out_c));
+  for (auto& v : in) v = static_cast<int8_t>(byte(rng));
+  for (auto& v : w) v = static_cast<int8_t>(byte(rng));
+  for (auto& v : bias) v = std::uniform_int_distribution<int>(-20000, 20000)(rng);
+  // Scales that spread the outputs over the int8 range: ~1 / (128 * sqrt(taps) * 128).
+  const float taps = static_cast<float>(c.kh * c.kw * cpg);
+  for (auto& v : scale) v = sd(rng) / (128.f * std::sqrt(taps) * 40.f);
+  QuantConv2dParams q;
+  q.input_zero_point = byte(rng) / 2;
+  q.filter_zero_point = c.filter_zp;
+  q.output_zero_point = byte(rng) / 4;
+  q.mode = RequantMode::kFp32;
+  q.requant_scale = scale.data();
+  if (c.relu6) {
+    q.act_min = q.output_zero_point;
+    q.act_max = std::min(127, q.output_zero_point + 100);
+  }
+  std::vector<int8_t> ref(static_cast<size_t>(c.batch) * p.out_h * p.out_w * c.out_c);
+  qs8_conv2d__ref(p, q, in.data(), w.data(), bias.data(), ref.data());
+  auto packed = prepare_qs8_conv2d_fast(p, q, w.data(), bias.data());
+  ASSERT_TRUE(packed) << packed.status().to_string();
+  EXPECT_EQ(packed->path, c.expect);
+  const int threads = pool != nullptr ? pool->threads() : 1;
+  AlignedBuffer scratch(packed->scratch_bytes(threads) + 64);
+  constexpr int8_t kGuard = 0x5a;
+  std::vector<int8_t> out(ref.size() + 1, kGuard);
+  qs8_conv2d_fast(*packed, in.data(), out.data(), scratch.data(), pool);
+  size_t bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (out[i] != ref[i] && bad++ < 5) {
+      ADD_FAILURE() << "out[" << i << "] = " << int{out[i]} << ", want " << int{ref[i]};
+    }
+  }
+  EXPECT_EQ(out.back(), kGuard) << "wrote past the output";
+  EXPECT_EQ(bad, 0u) << "batch " << c.batch << " in " << c.in_h << "x" << c.in_w << "x" << c.in_c
+                     << " out_c " << c.out_c << " k " << c.kh << "x" << c.kw << " s" << c.stride
+                     << " d" << c.dilation << " g" << c.groups << " wzp " << c.filter_zp
+                     << " threads " << threads << " ukernel " << packed->ukernel_name;
+}
+
+const int kTails[] = {1, 7, 8, 9, 15, 16, 17, 127};
+
+TEST(Qs8ConvFast, ListsTargets) {
+  for_each_target([] {
+    std::printf("  %-8s %s %s\n", qs8_gemm_ukernels().isa, qs8_gemm_ukernels().gemm.name,
+                qs8_dwconv_ukernel().name);
+  });
+}
+
+TEST(Qs8ConvFast, Pointwise1x1Tails) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(1);
+  for_each_target([&] {
+    for (int in_c : kTails) {
+      for (int out_c : kTails) {
+        const int v = in_c + 3 * out_c;
+        check_conv({1 + v % 2, 3, 5, in_c, out_c, 1, 1, 1, 1, 0, 1, v % 3 ? 0 : 17, v % 4 == 1,
+                    Path::kGemm1x1},
+                   rng, v % 2 ? &pool2 : nullptr);
+        if (::testing::Test::HasFailure()) return;
+      }
+    }
+  });
+}
+
+TEST(Qs8ConvFast, Im2colStridesPaddingDilation) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(2);
+  for_each_target([&] {
+    for (int in_c : {1, 3, 8, 17}) {
+      for (int out_c : {1, 9, 16, 33}) {
+        for (int stride : {1, 2}) {
+          const int v = in_c + out_c + stride;
+          check_conv({1, 9, 8, in_c, out_c, 3, 3, stride, v % 5 == 0 ? 2 : 1, 1, 1, v % 2 ? -40 : 0,
+                      v % 3 == 0, Path::kIm2colGemm},
+                     rng, v % 2 ? &pool2 : nullptr);
+          if (::testing::Test::HasFailure()) return;
+        }
+      }
+    }
+    // A 1x1 with stride 2 and a 5x5 valid conv also take im2col.
+    check_conv({2, 8, 8, 24, 20, 1, 1, 2, 1, 0, 1, 0, false, Path::kIm2colGemm}, rng, nullptr);
+    check_conv({1, 7, 9, 5, 6, 5, 5, 1, 1, 0, 1, 3, true, Path::kIm2colGemm}, rng, &pool2);
+  });
+}
+
+TEST(Qs8ConvFast, DepthwiseTails) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(3);
+  for_each_target([&] {
+    for (int c : kTails) {
+      for (int stride : {1, 2}) {
+        const int v = c + stride;
+        // One channel is a plain conv (groups == 1): it takes im2col.
+        check_conv({1 + v % 2, 7, 6, c, c, 3, 3, stride, 1, 1, c, v % 3 ? 0 : -9, v % 2 == 0,
+                    c == 1 ? Path::kIm2colGemm : Path::kDepthwise},
+                   rng, v % 2 ? &pool2 : nullptr);
+        if (::testing::Test::HasFailure()) return;
+      }
+    }
+    check_conv({1, 9, 9, 24, 24, 5, 5, 2, 1, 2, 24, 0, true, Path::kDepthwise}, rng, nullptr);
+    check_conv({1, 9, 9, 16, 16, 3, 3, 1, 2, 2, 16, 5, false, Path::kDepthwise}, rng, &pool2);
+  });
+}
+
+TEST(Qs8ConvFast, FallsBackForGroupedConv) {
+  Conv2dParams p;
+  p.in_h = p.in_w = p.out_h = p.out_w = 4;
+  p.in_c = p.out_c = 8;
+  p.groups = 2;
+  std::vector<int8_t> w(8 * 4);
+  std::vector<float> s(8, 0.01f);
+  QuantConv2dParams q;
+  q.mode = RequantMode::kFp32;
+  q.requant_scale = s.data();
+  auto packed = prepare_qs8_conv2d_fast(p, q, w.data(), nullptr);
+  ASSERT_FALSE(packed);
+  EXPECT_EQ(packed.status().code(), StatusCode::kUnsupported);
+}
+
+// Fully connected through the GEMM directly (what the runtime runs) against the reference.
+TEST(Qs8GemmFast, FullyConnectedTails) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<int> byte(-128, 127);
+  for_each_target([&] {
+    for (int batch : {1, 3, 9}) {
+      for (int in_f : kTails) {
+        for (int out_f : {1, 8, 17, 127, 1001}) {
+          FullyConnectedParams p{batch, in_f, out_f};
+          std::vector<int8_t> x(static_cast<size_t>(batch) * in_f), w(static_cast<size_t>(out_f) * in_f);
+          std::vector<int32_t> bias(static_cast<size_t>(out_f));
+          std::vector<float> scale(static_cast<size_t>(out_f));
+          for (auto& v : x) v = static_cast<int8_t>(byte(rng));
+          for (auto& v : w) v = static_cast<int8_t>(byte(rng));
+          for (auto& v : bias) v = byte(rng) * 50;
+          for (auto& v : scale) v = 1.f / (64.f * std::sqrt(static_cast<float>(in_f)) * 128.f);
+          QuantFullyConnectedParams q;
+          q.input_zero_point = byte(rng) / 2;
+          q.weights_zero_point = in_f % 2 ? 11 : 0;
+          q.output_zero_point = -3;
+          q.mode = RequantMode::kFp32;
+          q.requant_scale = scale.data();
+          std::vector<int8_t> ref(static_cast<size_t>(batch) * out_f), out(ref.size() + 1, 0x5a);
+          qs8_fully_connected__ref(p, q, x.data(), w.data(), bias.data(), ref.data());
+          auto packed = pack_qs8_gemm_w(static_cast<size_t>(in_f), static_cast<size_t>(out_f), w.data(),
+                                        q.weights_zero_point, bias.data(), scale.data(), q.input_zero_point,
+                                        q.output_zero_point, q.act_min, q.act_max);
+          ASSERT_TRUE(packed) << packed.status().to_string();
+          ThreadPool* pool = batch == 9 ? &pool2 : nullptr;
+          AlignedBuffer scratch(qs8_gemm_scratch_bytes(*packed, false, pool ? 2 : 1));
+          qs8_gemm_packed(static_cast<size_t>(batch), x.data(), static_cast<size_t>(in_f), {}, *packed,
+                          out.data(), static_cast<size_t>(out_f), scratch.data(), pool);
+          ASSERT_TRUE(std::equal(ref.begin(), ref.end(), out.begin()))
+              << "batch " << batch << " in " << in_f << " out " << out_f << " " << packed->ukernel.name;
+          ASSERT_EQ(out.back(), 0x5a);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace pcv::kernels
