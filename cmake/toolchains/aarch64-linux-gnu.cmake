@@ -40,3 +40,11 @@ if(EXISTS "${PCV_AARCH64_DEPS}/usr/lib/aarch64-linux-gnu")
   # Tests run under qemu: it must find libpthreadpool.so.0 too.
   set(CMAKE_BUILD_RPATH "${PCV_AARCH64_DEPS}/usr/lib/aarch64-linux-gnu")
 endif()
+
+# NOTE: Highway also compiles SVE / SVE2 variants on aarch64. SVE vectors are sizeless types,
+# which can't be array elements or class members; the f32 GEMM kernel keeps its accumulators in
+# arrays of vectors (`V acc[MR][NRV]`), so those variants don't compile. Until the kernels are
+# SVE-clean, this build compiles NEON only (what every arm64 phone has; SVE phones run NEON).
+# (A forced include, since the macro's value needs Highway's own target names.)
+set(CMAKE_C_FLAGS_INIT "-include ${CMAKE_CURRENT_LIST_DIR}/hwy_neon_only.h")
+set(CMAKE_CXX_FLAGS_INIT "-include ${CMAKE_CURRENT_LIST_DIR}/hwy_neon_only.h")

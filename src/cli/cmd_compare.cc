@@ -38,7 +38,7 @@ Runner setup(CLI::App& sub) {
     if (!b) return b.status();
     PCV_ASSIGN_OR_RETURN(predict::CompareResult r, predict::compare_models(*a, *b, *opts));
     if (*json) {
-      nlohmann::json j = {{"a", *path_a}, {"b", *path_b}, {"inputs", r.inputs}, {"samples", r.samples},
+      nlohmann::json j = {{"a", *path_a}, {"b", *path_b}, {"inputs", r.inputs}, {"samples", r.samples}, {"skipped", r.skipped},
                           {"top1_agreement", r.top1_agreement}, {"max_abs_diff", r.max_abs_diff},
                           {"mean_abs_diff", r.mean_abs_diff}, {"output_snr_db", r.output_snr_db},
                           {"match", r.match}, {"compute_layers", {r.compute_layers_a, r.compute_layers_b}},
@@ -56,6 +56,7 @@ Runner setup(CLI::App& sub) {
     out("A            {}\n", *path_a);
     out("B            {}\n", *path_b);
     out("inputs       {} ({} samples)\n", r.inputs, r.samples);
+    for (const auto& m : r.skipped) err("warning: skipped {}\n", m);
     out("top-1 agree  {:.1f}%\n", 100.0 * r.top1_agreement);
     out("output diff  max {:.3g}  mean {:.3g}  SNR {} dB\n", r.max_abs_diff, r.mean_abs_diff, snr_text(r.output_snr_db));
     out("layers       {} matched by {} (A has {} compute layers, B {}); threshold {:.1f} dB\n", r.layers.size(),

@@ -65,12 +65,14 @@ Runner setup(CLI::App& sub) {
   auto json = std::make_shared<bool>(false);
   auto trace = std::make_shared<bool>(false);
   auto reference = std::make_shared<bool>(false);
+  auto warmup = std::make_shared<int>(0);
   sub.add_option("model", *model_path, "Model (.pcv, .tflite, .mlmodel, .mlpackage, .onnx)")->required();
   sub.add_option("images", *images, "JPEG or PNG pictures")->required();
   sub.add_option("--top-k,-k", *k, "Classes to show per image")->capture_default_str()->check(CLI::Range(1, 100000));
   sub.add_option("--threads", *threads, "Threads")->capture_default_str()->check(CLI::Range(1, 64));
   sub.add_flag("--json", *json, "Print JSON");
   sub.add_flag("--trace", *trace, "Show where the time went: decode, preprocess, each layer, postprocess");
+  sub.add_option("--warmup", *warmup, "Untimed runs first (steady-state trace)")->capture_default_str()->check(CLI::Range(0, 1000));
   sub.add_flag("--reference", *reference, "Reference kernels only");
   return [=]() -> Status {
     PCV_ASSIGN_OR_RETURN(ir::Model model, formats::load_model(*model_path));
@@ -78,6 +80,7 @@ Runner setup(CLI::App& sub) {
     po.threads = *threads;
     po.profile = *trace;
     po.fast_kernels = !*reference;
+    po.warmup_runs = *warmup;
     PCV_ASSIGN_OR_RETURN(auto predictor, predict::Predictor::create(std::move(model), po));
     nlohmann::json j = {{"model", *model_path}, {"predictions", nlohmann::json::array()}};
     Status first_error;

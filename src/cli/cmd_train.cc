@@ -94,6 +94,7 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--threads", o.threads, "Threads")->capture_default_str();
   sub.add_option("--limit", o.limit, "Use only N images (seeded choice), for quick runs");
   sub.add_flag("!--no-augment", o.augment, "Disable training augmentation");
+  sub.add_option("--test-limit", o.test_limit, "Fashion-MNIST: test only the first N test images");
   sub.add_option("-o,--output", o.output_path, "Output model (.pcv, .tflite, .mlmodel, ...)")->required();
   return [f]() -> Status {
     train::TrainOptions o = f->o;

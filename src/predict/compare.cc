@@ -281,7 +281,12 @@ Expected<CompareResult> compare_models(const ir::Model& a_in, const ir::Model& b
     hint.min_width = std::max(hint.min_width, hb.min_width);
     r.inputs = "photos";
     for (const auto& path : photos) {
-      PCV_ASSIGN_OR_RETURN(vision::Image img, vision::read_image(path, hint));
+      auto img_or = vision::read_image(path, hint);
+      if (!img_or) {  // like ImageFolder: an unreadable picture is skipped and reported
+        r.skipped.push_back(img_or.status().message());
+        continue;
+      }
+      const vision::Image& img = *img_or;
       PCV_RETURN_IF_ERROR(image_to_input(img, pa, sa.input(0), sa.input_info(0).quant, sa.input_info(0).name));
       PCV_RETURN_IF_ERROR(image_to_input(img, pb, sb.input(0), sb.input_info(0).quant, sb.input_info(0).name));
       PCV_RETURN_IF_ERROR(run_sample());
@@ -312,6 +317,8 @@ Expected<CompareResult> compare_models(const ir::Model& a_in, const ir::Model& b
     }
   }
 
+  PCV_ENSURE(r.samples > 0, StatusCode::kInvalidArgument, "{}: no picture could be read ({})", options.data_dir,
+             r.skipped.empty() ? std::string("none found") : r.skipped.front());
   r.top1_agreement = r.samples ? static_cast<double>(agree) / r.samples : 0;
   r.max_abs_diff = out_acc.max_abs;
   r.mean_abs_diff = out_acc.mean_abs();

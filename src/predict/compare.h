@@ -57,6 +57,7 @@ struct LayerDiff {
 struct CompareResult {
   std::string inputs;          // "random" or "photos"
   int samples = 0;
+  std::vector<std::string> skipped;  // photos that could not be read (their error messages)
   double top1_agreement = 0;   // fraction of samples with the same argmax of the class output
   double max_abs_diff = 0;     // class output (dequantized), over all samples
   double mean_abs_diff = 0;
@@ -68,9 +69,10 @@ struct CompareResult {
   double threshold_snr_db = 0;
 };
 
-// Errors: invalid_argument when the models' inputs cannot be fed the same data (different
-// counts, or non-image inputs with different element counts), a missing / empty data_dir, or
-// a picture that does not decode (named); the errors of Session::create.
+// Pictures that do not decode are skipped (CompareResult::skipped). Errors: invalid_argument
+// when the models' inputs cannot be fed the same data (different counts, or non-image inputs
+// with different element counts), a missing / empty data_dir or one without a readable
+// picture; the errors of Session::create.
 Expected<CompareResult> compare_models(const ir::Model& a, const ir::Model& b,
                                        const CompareOptions& options = {});
 

@@ -219,6 +219,8 @@ Expected<std::unique_ptr<Predictor>> Predictor::create(ir::Model model,
   PCV_ENSURE(in_dtype == ir::DType::kF32 || in_dtype == ir::DType::kI8 || in_dtype == ir::DType::kU8,
              StatusCode::kUnsupported, "input '{}' is {}: predict feeds f32, i8 or u8 inputs",
              p->session_->input_info(0).name, ir::dtype_name(in_dtype));
+  for (int i = 0; i < options.warmup_runs; ++i) PCV_RETURN_IF_ERROR(p->session_->run());
+  if (options.profile) p->session_->reset_profile();
   p->class_output_ = class_output_index(p->session_->graph(), p->model_.input_spec.labels);
   p->output_is_softmax_ = ends_in_softmax(p->session_->graph(), p->class_output_);
   return p;

@@ -33,6 +33,9 @@ struct PredictorOptions {
   // Time every layer (PredictionTrace::layers). Costs a timer call per node.
   bool profile = false;
   vision::ResizeMode resize = vision::ResizeMode::kCenterCrop;
+  // Untimed runs at create (on a zero input), so traces show steady-state times rather than
+  // first-touch costs (page faults in the arena, cold caches).
+  int warmup_runs = 0;
 };
 
 struct Classification {

@@ -47,6 +47,10 @@ std::string shape_text(const json& s) {
   for (const auto& d : s) out += (out.empty() ? "" : "×") + std::to_string(d.get<int64_t>());
   return out;
 }
+std::string base_name(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
 std::string short_name(std::string s, size_t width = 48) {
   s = s.substr(0, s.find(';'));
   if (s.size() > width) s = "…" + s.substr(s.size() - (width - 1));
@@ -153,8 +157,8 @@ const char* kChartScript = R"js(
     return {
       type: 'line',
       data: {datasets: [
-        {label: 'train (running)', data: d.train.map(function (p) { return {x: p.x, y: p[key]}; }), borderColor: C.blue,
-         backgroundColor: 'rgba(37,99,235,.08)', fill: true, pointRadius: 0, borderWidth: 2, tension: .25},
+        {label: 'train', data: d.train.map(function (p) { return {x: p.x, y: p[key]}; }), borderColor: C.blue,
+         backgroundColor: 'rgba(37,99,235,.08)', fill: true, pointRadius: d.train.length > 12 ? 0 : 4, borderWidth: 2, tension: .25},
         {label: 'validation (end of epoch)', data: d.val.map(function (p) { return {x: p.x, y: p[key]}; }), borderColor: C.amber,
          backgroundColor: C.amber, pointRadius: 5, borderWidth: 2, showLine: d.val.length > 1}]},
       options: {parsing: false, scales: {
@@ -345,6 +349,9 @@ void Page::train_card(int n) {
     for (const auto& e : (*s)["epochs"]) {
       val.push_back({{"x", e["epoch"]}, {"loss", e["val_loss"]}, {"accuracy", e["val_accuracy"]}});
     }
+    if (train.empty()) {  // no per-batch progress (e.g. a head trained on cached features): epoch means
+      for (const auto& e : (*s)["epochs"]) train.push_back({{"x", e["epoch"]}, {"loss", e["loss"]}, {"accuracy", e["accuracy"]}});
+    }
     charts_["loss"] = {{"train", train}, {"val", val}};
     charts_["accuracy"] = {{"train", train}, {"val", val}};
     h_ += "<div class=\"grid2\"><div><h3>Loss</h3>";
@@ -426,7 +433,7 @@ void Page::convert_card(int n) {
       h_ += fmt::format(
           "<tr><td><b>{}</b></td><td class=mono>{}</td><td class=r>{}</td><td class=r>{}</td><td class=r>{}</td><td class=r>{}</td>"
           "<td class=r>{}</td><td><span class=\"pill {}\">{}</span></td></tr>",
-          html_escape(get_str(f, "format")), html_escape(get_str(f, "path")), bytes_text(get_num(f, "bytes")),
+          html_escape(get_str(f, "format")), html_escape(base_name(get_str(f, "path"))), bytes_text(get_num(f, "bytes")),
           pct_text(get_num(f, "top1_agreement")), std::isfinite(get_num(f, "max_abs_diff")) ? fmt::format("{:.3g}", get_num(f, "max_abs_diff")) : kDash,
           !std::isfinite(snr) ? kDash : snr >= 200 ? std::string("exact") : fmt::format("{:.1f} dB", snr),
           has_num(f, "layers_matched") ? fmt::format("{:.0f} by {}", get_num(f, "layers_matched"), html_escape(get_str(f, "layer_match"))) : kDash,
@@ -471,15 +478,17 @@ void Page::optimize_card(int n) {
     canvas("latency");
     h_ += "</div></div>";
     h_ += fmt::format("<h3>Accuracy and latency per variant</h3><p class=\"lead\">{}</p>", html_escape(get_str(r_, "variants_note")));
-    h_ += "<table><tr><th>variant</th><th>file</th><th class=r>size</th><th></th><th class=r>accuracy</th><th class=r>latency</th></tr>";
+    h_ += "<table><tr><th>variant</th><th>file</th><th class=r>size</th><th></th><th class=r>gzipped</th><th class=r>accuracy</th>"
+          "<th class=r>latency</th></tr>";
     for (const auto& v : vs) {
       const double b = get_num(v, "bytes", 0);
       h_ += fmt::format(
-          "<tr><td><b>{}</b></td><td class=mono>{}</td><td class=r>{}</td><td style=\"width:22%\"><div class=\"bar\"><span style=\"width:{:.1f}%\"></span></div></td>"
-          "<td class=r>{}</td><td class=r>{}</td></tr>",
-          html_escape(get_str(v, "name")), html_escape(get_str(v, "path")), bytes_text(b), max_bytes > 0 ? 100.0 * b / max_bytes : 0.0,
-          pct_text(get_num(v, "accuracy")), ms_text(get_num(v, "latency_ms")));
-      if (v.contains("error")) h_ += "<tr><td colspan=6><div class=\"err\">" + html_escape(get_str(v, "error")) + "</div></td></tr>";
+          "<tr><td><b>{}</b></td><td class=mono title=\"{}\">{}</td><td class=r>{}</td><td style=\"width:20%\"><div class=\"bar\"><span style=\"width:{:.1f}%\"></span></div></td>"
+          "<td class=r>{}</td><td class=r>{}</td><td class=r>{}</td></tr>",
+          html_escape(get_str(v, "name")), html_escape(get_str(v, "path")), html_escape(base_name(get_str(v, "path"))), bytes_text(b),
+          max_bytes > 0 ? 100.0 * b / max_bytes : 0.0, bytes_text(get_num(v, "gzip_bytes")), pct_text(get_num(v, "accuracy")),
+          ms_text(get_num(v, "latency_ms")));
+      if (v.contains("error")) h_ += "<tr><td colspan=7><div class=\"err\">" + html_escape(get_str(v, "error")) + "</div></td></tr>";
     }
     h_ += "</table>";
   }
@@ -514,7 +523,7 @@ void Page::integrate_card(int n) {
     }
     h_ += "</div></div><div>";
     h_ += fmt::format("<div class=\"truth\">true class: <b>{}</b> · model <span class=mono>{}</span></div>",
-                      html_escape(get_str(*s, "true_label")), html_escape(get_str(*s, "model_path")));
+                      html_escape(get_str(*s, "true_label")), html_escape(base_name(get_str(*s, "model_path"))));
     top_list((*s)["top"], -1);
     const json& tr = (*s)["trace"];
     const bool agree = s->contains("agrees_with_predict") && (*s)["agrees_with_predict"].get<bool>();

@@ -264,12 +264,14 @@ Status Pipeline::train_stage(json& s) {
     }
     if (o_.quick) to.limit = 300;
   }
-  s["arch"] = to.init_model.empty() ? to.arch : fmt::format("{} (transfer from {})", to.arch, to.init_model);
+  s["arch"] = to.init_model.empty() ? fmt::format("{}{}", to.arch, to.width != 1.0f ? fmt::format(" {:g}", to.width) : "")
+                                     : fmt::format("{} + new head", fs::path(to.init_model).filename().string());
   s["dataset"] = o_.data_dir.empty() ? "Fashion-MNIST" : o_.data_dir;
   s["steps"] = json::array();
   train::TrainCallbacks cb;
   int64_t last_point = -1;
   cb.batch = [&](int epoch, const std::string& phase, int64_t done, int64_t total, double loss, double acc, double) {
+    if (phase == "features") return;  // the feature cache being filled: no loss yet
     // About 40 points per epoch.
     const int64_t bucket = total > 0 ? done * 40 / total : 0;
     if (bucket == last_point && done != total) return;
@@ -432,6 +434,10 @@ void Pipeline::variants_section() {
   for (const auto& vf : variant_files_) {
     say(fmt::format("  measuring {}", vf.path));
     json v = {{"name", vf.name}, {"file", vf.kind}, {"path", vf.path}, {"bytes", path_bytes(vf.path)}};
+#if defined(PCV_OPTIMIZE_AVAILABLE)
+    int64_t raw = 0, gz = 0;
+    if (optimize::measure_file(vf.path, &raw, &gz).is_ok()) v["gzip_bytes"] = gz;
+#endif
     auto m = formats::load_model(vf.path);
     if (!m) {
       v["error"] = m.status().to_string();
@@ -568,6 +574,7 @@ Status Pipeline::predict_stage(json& s) {
   PCV_RETURN_IF_ERROR(pick_samples());
   predict::PredictorOptions po;
   po.profile = true;
+  po.warmup_runs = 2;
   PCV_ASSIGN_OR_RETURN(auto predictor, predict::Predictor::create(model_, po));
   s["model_path"] = model_path_;
   s["samples"] = json::array();

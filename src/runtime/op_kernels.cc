@@ -427,7 +427,7 @@ Expected<std::unique_ptr<OpKernel>> unary(const Ctx& c) {
 }
 
 // ---- add / mul ----
-Expected<std::unique_ptr<OpKernel>> binary(const Ctx& c) {
+Expected<std::unique_ptr<OpKernel>> binary(const PrepareContext& pc, const Ctx& c) {
   const auto& a = c.n.attr<EltwiseAttrs>();
   const Value& x0 = c.in(0);
   const Value& x1 = c.in(1);
@@ -463,6 +463,14 @@ Expected<std::unique_ptr<OpKernel>> binary(const Ctx& c) {
       auto q = k::make_qs8_add_xnn_params(per_tensor_scale(x0), per_tensor_zp(x0), per_tensor_scale(x1),
                                           per_tensor_zp(x1), per_tensor_scale(y), per_tensor_zp(y), r.min, r.max);
       if (q.shift < 12 || q.shift > 30) return c.error("int8 add: input / output scale ratio outside [2^-10, 2^8)");
+      if (pc.fast_kernels && x0.shape == x1.shape) {
+        const size_t n = static_cast<size_t>(num_elements(x0.shape));
+        auto kern = make("qs8_vadd_xnn");
+        kern->fn = [n, q, ai, bi, yi](const RunContext& r) {
+          k::qs8_vadd_xnn(n, q, ptr<int8_t>(r, ai), ptr<int8_t>(r, bi), ptr<int8_t>(r, yi));
+        };
+        return std::unique_ptr<OpKernel>(std::move(kern));
+      }
       auto kern = make("qs8_add_xnn__ref");
       kern->fn = [s, q, ai, bi, yi](const RunContext& r) {
         k::qs8_add_xnn__ref(s, q, ptr<int8_t>(r, ai), ptr<int8_t>(r, bi), ptr<int8_t>(r, yi));
@@ -771,6 +779,24 @@ Expected<std::unique_ptr<OpKernel>> quantize(const Ctx& c) {
     const int32_t iz = per_tensor_zp(x);
     const bool in_u8 = x.dtype == DType::kU8, out_u8 = y.dtype == DType::kU8;
     const bool identity = std::fabs(per_tensor_scale(x) - os) == 0.f;
+    if (identity && in_u8 != out_u8 && oz - iz == (in_u8 ? -128 : 128)) {
+      // u8 <-> i8 with the same scale and zero points 128 apart (a uint8 model's edges): the
+      // requantization is exact and equals flipping the top bit.
+      auto kern = make(fmt::format("{}_to_{}_flip", dtype_name(x.dtype), dtype_name(y.dtype)));
+      kern->fn = [n, xi, yi](const RunContext& r) {
+        const auto* in = static_cast<const uint8_t*>((*r.values)[static_cast<size_t>(xi)].raw());
+        auto* out = static_cast<uint8_t*>((*r.values)[static_cast<size_t>(yi)].raw());
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+          uint64_t w;
+          std::memcpy(&w, in + i, 8);
+          w ^= 0x8080808080808080ull;
+          std::memcpy(out + i, &w, 8);
+        }
+        for (; i < n; ++i) out[i] = static_cast<uint8_t>(in[i] ^ 0x80);
+      };
+      return std::unique_ptr<OpKernel>(std::move(kern));
+    }
     auto kern = make(fmt::format("{}_to_{}_requantize", dtype_name(x.dtype), dtype_name(y.dtype)));
     kern->fn = [n, m, iz, oz, in_u8, out_u8, identity, xi, yi](const RunContext& r) {
       const void* in = (*r.values)[static_cast<size_t>(xi)].raw();
@@ -845,7 +871,7 @@ Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& pc, con
     case OpType::kHardSwish:
     case OpType::kSigmoid: return unary(c);
     case OpType::kAdd:
-    case OpType::kMul: return binary(c);
+    case OpType::kMul: return binary(pc, c);
     case OpType::kConcat: return concat(c);
     case OpType::kMaxPool:
     case OpType::kAveragePool: return pool(c);

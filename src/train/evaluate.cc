@@ -9,6 +9,7 @@
 
 #include "data/loader.h"
 #include "runtime/session.h"
+#include "zoo/zoo.h"
 
 namespace pcv::train {
 
@@ -61,7 +62,8 @@ Expected<EvalReport> evaluate_model(const ir::Model& model, std::shared_ptr<cons
   const auto t0 = std::chrono::steady_clock::now();
   PCV_ASSIGN_OR_RETURN(vision::Preprocess pre, preprocess_for_model(model));
   runtime::SessionOptions so;
-  so.threads = options.threads;
+  // Small models gain nothing from a second thread (waking it costs more than the work).
+  so.threads = zoo::count_macs(model.graph) < 20'000'000 ? 1 : options.threads;
   so.batch = options.batch;
   PCV_ASSIGN_OR_RETURN(auto session, runtime::Session::create(model, so));
   PCV_ENSURE(session->num_outputs() >= 1, StatusCode::kInvalidModel, "model has no output");
@@ -79,7 +81,7 @@ Expected<EvalReport> evaluate_model(const ir::Model& model, std::shared_ptr<cons
   data::LoaderOptions lo;
   lo.batch_size = options.batch;
   lo.shuffle = false;
-  lo.threads = std::max(1, options.threads);
+  lo.threads = 1;  // the loader's producer thread decodes while the session runs
   lo.preprocess = pre;
   lo.augment = false;
   PCV_ASSIGN_OR_RETURN(auto loader, data::DataLoader::create(dataset, indices, lo));

@@ -13,11 +13,18 @@ namespace pcv::train {
 namespace {
 
 constexpr size_t kChunk = 1 << 15;
+// Below this many elements an op runs on the caller's thread: waking the pool's workers costs
+// more than the work (and on a loaded machine a descheduled worker stalls every parallel_for).
+constexpr size_t kParallelMinElems = size_t{1} << 18;
+
+bool use_pool(ThreadPool* pool, size_t elems) {
+  return pool != nullptr && pool->threads() > 1 && elems >= kParallelMinElems;
+}
 
 // fn(begin, end) over [0, n) in chunks; elementwise work only (no cross-chunk state).
 template <class F>
 void parallel_chunks(ThreadPool* pool, size_t n, F&& fn) {
-  if (pool == nullptr || pool->threads() <= 1 || n <= kChunk) {
+  if (!use_pool(pool, n)) {
     fn(size_t{0}, n);
     return;
   }
@@ -28,11 +35,22 @@ void parallel_chunks(ThreadPool* pool, size_t n, F&& fn) {
 inline size_t slice_begin(size_t rows, size_t s, size_t slices) { return rows * s / slices; }
 
 // fn(s, begin, end) for s in [0, kReduceSlices), possibly in parallel.
+// fn(begin, end) over rows [0, rows) of `cols` elements each.
 template <class F>
-void for_slices(ThreadPool* pool, size_t rows, F&& fn) {
+void parallel_rows(ThreadPool* pool, size_t rows, size_t cols, F&& fn) {
+  if (!use_pool(pool, rows * cols)) {
+    fn(size_t{0}, rows);
+    return;
+  }
+  const size_t tile = std::max<size_t>(1, kChunk / std::max<size_t>(cols, 1));
+  pool->parallel_for_tiles(rows, tile, [&](size_t b, size_t e) { fn(b, e); });
+}
+
+template <class F>
+void for_slices(ThreadPool* pool, size_t rows, size_t cols, F&& fn) {
   const size_t S = kReduceSlices;
   auto one = [&](size_t s) { fn(s, slice_begin(rows, s, S), slice_begin(rows, s + 1, S)); };
-  if (pool == nullptr || pool->threads() <= 1 || rows < 64) {
+  if (!use_pool(pool, rows * cols)) {
     for (size_t s = 0; s < S; ++s) one(s);
   } else {
     pool->parallel_for(S, one);
@@ -125,7 +143,7 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
   const size_t C = static_cast<size_t>(c);
   // Pass 1: per-slice sums (float within a slice of rows, double across slices).
   std::vector<float> part(kReduceSlices * C, 0.f);
-  for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
     float* acc = part.data() + s * C;
     for (size_t r = b; r < e; ++r) {
       const float* xr = x + r * C;
@@ -142,7 +160,7 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
   }
   // Pass 2: centered squares (two passes: no cancellation).
   std::fill(part.begin(), part.end(), 0.f);
-  for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
     float* acc = part.data() + s * C;
     for (size_t r = b; r < e; ++r) {
       const float* xr = x + r * C;
@@ -162,7 +180,7 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
     scale[k] = invstd[k] * gamma[k];
     shift[k] = beta[k] - mean[k] * scale[k];
   }
-  parallel_chunks(pool, rows, [&](size_t b, size_t e) {
+  parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
     for (size_t r = b; r < e; ++r) {
       const float* xr = x + r * C;
       float* yr = y + r * C;
@@ -177,7 +195,7 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
   const size_t C = static_cast<size_t>(c);
   // sum(dy) and sum(dy * xhat) per channel.
   std::vector<float> part(kReduceSlices * 2 * C, 0.f);
-  for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
     float* sdy = part.data() + s * 2 * C;
     float* sdyx = sdy + C;
     for (size_t r = b; r < e; ++r) {
@@ -203,7 +221,7 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
     coef[k] = gamma[k] * invstd[k];
   }
   if (dx == nullptr) return;
-  parallel_chunks(pool, rows, [&](size_t b, size_t e) {
+  parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
     for (size_t r = b; r < e; ++r) {
       const float* xr = x + r * C;
       const float* g = dy + r * C;
@@ -225,7 +243,7 @@ void batch_norm_forward_eval(size_t rows, int c, const float* x, const float* ga
     scale[k] = invstd[k] * gamma[k];
     shift[k] = beta[k] - mean[k] * scale[k];
   }
-  parallel_chunks(pool, rows, [&](size_t b, size_t e) {
+  parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
     for (size_t r = b; r < e; ++r) {
       for (size_t k = 0; k < C; ++k) y[r * C + k] = x[r * C + k] * scale[k] + shift[k];
     }
@@ -238,7 +256,7 @@ void batch_norm_backward_eval(size_t rows, int c, const float* x, const float* g
   const size_t C = static_cast<size_t>(c);
   if (dgamma != nullptr || dbeta != nullptr) {
     std::vector<float> part(kReduceSlices * 2 * C, 0.f);
-    for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+    for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
       float* sdy = part.data() + s * 2 * C;
       float* sdyx = sdy + C;
       for (size_t r = b; r < e; ++r) {
@@ -262,7 +280,7 @@ void batch_norm_backward_eval(size_t rows, int c, const float* x, const float* g
   if (dx == nullptr) return;
   std::vector<float> coef(C);
   for (size_t k = 0; k < C; ++k) coef[k] = gamma[k] * invstd[k];
-  parallel_chunks(pool, rows, [&](size_t b, size_t e) {
+  parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
     for (size_t r = b; r < e; ++r) {
       for (size_t k = 0; k < C; ++k) dx[r * C + k] += dy[r * C + k] * coef[k];
     }
@@ -281,7 +299,7 @@ void batch_norm_update_running(int c, size_t rows, float momentum, const float* 
 void column_sums_accumulate(size_t rows, int c, const float* x, float* out, ThreadPool* pool) {
   const size_t C = static_cast<size_t>(c);
   std::vector<float> part(kReduceSlices * C, 0.f);
-  for_slices(pool, rows, [&](size_t s, size_t b, size_t e) {
+  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
     float* acc = part.data() + s * C;
     for (size_t r = b; r < e; ++r) {
       for (size_t k = 0; k < C; ++k) acc[k] += x[r * C + k];
@@ -335,7 +353,7 @@ void max_pool_forward(const kernels::Pool2dParams& p, const float* x, float* y, 
       }
     }
   };
-  if (pool == nullptr || pool->threads() <= 1) {
+  if (!use_pool(pool, static_cast<size_t>(p.batch) * in_image)) {
     for (int n = 0; n < p.batch; ++n) image(static_cast<size_t>(n));
   } else {
     pool->parallel_for(static_cast<size_t>(p.batch), image);
@@ -354,7 +372,7 @@ void max_pool_backward(const kernels::Pool2dParams& p, const int32_t* argmax, co
       if (a[i] >= 0) d[a[i]] += g[i];  // accumulates (overlapping windows add up)
     }
   };
-  if (pool == nullptr || pool->threads() <= 1) {
+  if (!use_pool(pool, static_cast<size_t>(p.batch) * in_image)) {
     for (int n = 0; n < p.batch; ++n) image(static_cast<size_t>(n));
   } else {
     pool->parallel_for(static_cast<size_t>(p.batch), image);
@@ -364,6 +382,7 @@ void max_pool_backward(const kernels::Pool2dParams& p, const int32_t* argmax, co
 namespace {
 template <class F>
 void avg_pool_windows(const kernels::Pool2dParams& p, ThreadPool* pool, F&& fn) {
+  const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.channels;
   auto image = [&](size_t n) {
     for (int oy = 0; oy < p.out_h; ++oy) {
       const int y0 = std::max(oy * p.stride_h - p.pad_top, 0);
@@ -375,7 +394,7 @@ void avg_pool_windows(const kernels::Pool2dParams& p, ThreadPool* pool, F&& fn) 
       }
     }
   };
-  if (pool == nullptr || pool->threads() <= 1) {
+  if (!use_pool(pool, static_cast<size_t>(p.batch) * in_image)) {
     for (int n = 0; n < p.batch; ++n) image(static_cast<size_t>(n));
   } else {
     pool->parallel_for(static_cast<size_t>(p.batch), image);

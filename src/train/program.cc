@@ -45,6 +45,14 @@ void clamp_inplace(size_t n, float lo, float hi, float* y) {
 
 float* as_f32(AlignedBuffer& b) { return reinterpret_cast<float*>(b.data()); }
 
+// GEMM-sized work below this many multiply-adds runs on the caller's thread (see layers.cc).
+constexpr int64_t kParallelMinMacs = int64_t{1} << 23;
+ThreadPool* pool_for(ThreadPool* pool, int64_t macs) { return macs >= kParallelMinMacs ? pool : nullptr; }
+
+int64_t conv_macs(const kernels::Conv2dParams& p) {
+  return static_cast<int64_t>(p.batch) * p.out_h * p.out_w * p.out_c * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
+}
+
 }  // namespace
 
 struct Slot {
@@ -417,9 +425,10 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
         st.packed_version = version;
         st.packed_batch = n;
       }
-      const int threads = pool != nullptr ? pool->threads() : 1;
+      ThreadPool* cpool = pool_for(pool, conv_macs(p));
+      const int threads = cpool != nullptr ? cpool->threads() : 1;
       float* scratch_ptr = scratch_floats(st.conv_packed.scratch_bytes(threads) / sizeof(float) + 16);
-      kernels::f32_conv2d_fast(st.conv_packed, x, st.act_lo, st.act_hi, y, scratch_ptr, pool);
+      kernels::f32_conv2d_fast(st.conv_packed, x, st.act_lo, st.act_hi, y, scratch_ptr, cpool);
       break;
     }
     case OpType::kFullyConnected: {  // (N, K) -> (N, O)
@@ -436,7 +445,8 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
             static_cast<size_t>(p.in_features), static_cast<size_t>(p.out_features), w, b).value());
         st.packed_version = version;
       }
-      kernels::f32_fully_connected_fast(static_cast<size_t>(n), x, st.fc_packed, st.act_lo, st.act_hi, y, pool);
+      kernels::f32_fully_connected_fast(static_cast<size_t>(n), x, st.fc_packed, st.act_lo, st.act_hi, y,
+                                        pool_for(pool, int64_t{n} * p.in_features * p.out_features));
       break;
     }
     case OpType::kBatchNorm: {  // (rows, C)
@@ -588,7 +598,7 @@ void Program::Impl::backward_node(size_t i) {
       } else {
         float* scratch_ptr = scratch_floats(st.conv_bwd.scratch_elems);
         kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, dx, dw, db,
-                                          scratch_ptr, pool);
+                                          scratch_ptr, pool_for(pool, conv_macs(p)));
       }
       break;
     }
@@ -601,7 +611,8 @@ void Program::Impl::backward_node(size_t i) {
       if (!opt.fast_kernels) {
         kernels::f32_fully_connected_backward__ref(p, x, data(node.inputs[1]), dy, dx, dw, db);
       } else {
-        kernels::f32_fully_connected_backward_fast(p, x, data(node.inputs[1]), dy, dx, dw, db, &st.fc_bwd, pool);
+        kernels::f32_fully_connected_backward_fast(p, x, data(node.inputs[1]), dy, dx, dw, db, &st.fc_bwd,
+                                                   pool_for(pool, int64_t{n} * p.in_features * p.out_features));
       }
       break;
     }
@@ -805,6 +816,8 @@ void Program::set_frozen(const std::function<bool(const std::string&)>& frozen) 
   for (Parameter& p : impl_->params) p.frozen = frozen(p.name);
   impl_->propagate_needs_grad();
 }
+
+void Program::set_thread_pool(ThreadPool* pool) { impl_->pool = pool; }
 
 void Program::weights_changed() { ++impl_->version; }
 uint64_t Program::seed() const { return impl_->seed; }

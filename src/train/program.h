@@ -97,6 +97,8 @@ class Program {
   // (optimizer steps, gradchecks) before the next Mode::kEval forward. Train-mode forwards
   // always repack.
   void weights_changed();
+  // Swaps the thread pool (nullptr: caller's thread). Results do not depend on it.
+  void set_thread_pool(ThreadPool* pool);
   uint64_t seed() const;
   void set_seed(uint64_t seed);  // dropout seed base
 

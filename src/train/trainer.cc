@@ -201,6 +201,14 @@ class Run {
   Status end_epoch(EpochMetrics m, const Optimizer& opt, const std::string& phase);
   Status write_trace();
   OptimizerOptions optimizer_options() const;
+  // Thread autotuning on the first steps of a run: steps 1-2 with the pool, 4-5 without
+  // (0 and 3 warm up); the faster setting is kept. Safe because results do not depend on
+  // the thread count. On an oversubscribed machine one thread can be several times faster.
+  void tune_before_step(Program* p, int step);
+  void tune_after_step(Program* p, int step, double seconds);
+  bool tuned_ = false;
+  bool use_pool_ = true;
+  double tune_pool_s_ = 1e30, tune_single_s_ = 1e30;
   Schedule schedule_for(const Phase& ph, int64_t steps_per_epoch) const;
 
   TrainOptions o_;
@@ -220,6 +228,25 @@ class Run {
   int epochs_this_run_ = 0;
   bool stop_ = false;
 };
+
+void Run::tune_before_step(Program* p, int step) {
+  if (tuned_ || o_.threads <= 1 || !o_.autotune_threads) return;
+  p->set_thread_pool(step < 3 ? &pool_ : nullptr);
+}
+
+void Run::tune_after_step(Program* p, int step, double seconds) {
+  if (tuned_ || o_.threads <= 1 || !o_.autotune_threads) return;
+  if (step == 1 || step == 2) tune_pool_s_ = std::min(tune_pool_s_, seconds);
+  if (step == 4 || step == 5) tune_single_s_ = std::min(tune_single_s_, seconds);
+  if (step == 5) {
+    tuned_ = true;
+    const bool pool = tune_pool_s_ <= tune_single_s_;
+    p->set_thread_pool(pool ? &pool_ : nullptr);
+    use_pool_ = pool;
+    message(fmt::format("threads: {} ms/step with {} threads, {} ms/step with 1: using {}", std::lround(tune_pool_s_ * 1e3),
+                        o_.threads, std::lround(tune_single_s_ * 1e3), pool ? o_.threads : 1));
+  }
+}
 
 Status Run::load_data() {
   if (o_.data_dir.empty()) {
@@ -365,7 +392,7 @@ Status Run::end_epoch(EpochMetrics m, const Optimizer& opt, const std::string& p
 Status Run::run_phase(const Phase& ph, int first_epoch, int phase_epoch_offset) {
   ProgramOptions po;
   po.batch = o_.batch;
-  PCV_ASSIGN_OR_RETURN(auto prog, Program::create(model_, po, &pool_));
+  PCV_ASSIGN_OR_RETURN(auto prog, Program::create(model_, po, use_pool_ ? &pool_ : nullptr));
   prog->set_seed(o_.seed);
   if (ph.frozen_backbone) prog->set_frozen([](const std::string& n) { return !is_head_parameter(n); });
   Optimizer opt(optimizer_options(), prog->parameters());
@@ -376,7 +403,7 @@ Status Run::run_phase(const Phase& ph, int first_epoch, int phase_epoch_offset) 
   lo.batch_size = o_.batch;
   lo.shuffle = true;
   lo.seed = o_.seed;
-  lo.threads = o_.threads;
+  lo.threads = 1;  // the producer thread alone: decode overlaps compute without a spinning pool
   lo.preprocess = pre_;
   lo.augment = o_.augment;
   if (o_.data_dir.empty()) {
@@ -405,9 +432,12 @@ Status Run::run_phase(const Phase& ph, int first_epoch, int phase_epoch_offset) 
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     float lr = sched.lr_at(opt.steps());
+    int step_in_epoch = 0;
     while (true) {
       PCV_ASSIGN_OR_RETURN(bool more, train_loader->next(&b));
       if (!more) break;
+      const auto ts = Clock::now();
+      tune_before_step(prog.get(), step_in_epoch);
       PCV_ENSURE(b.images.size() == static_cast<size_t>(b.size) * per_sample, StatusCode::kInternal,
                  "batch of {} floats for {} samples of {}", b.images.size(), b.size, per_sample);
       std::memcpy(prog->input(), b.images.data(), b.images.size() * sizeof(float));
@@ -420,6 +450,7 @@ Status Run::run_phase(const Phase& ph, int first_epoch, int phase_epoch_offset) 
       lr = sched.lr_at(opt.steps());
       opt.step(prog->parameters(), lr);
       ++state_.global_step;
+      tune_after_step(prog.get(), step_in_epoch++, seconds_since(ts));
       loss_sum += lr_res.loss_sum;
       correct += lr_res.correct;
       seen += b.size;
@@ -477,7 +508,7 @@ Status Run::run_cached_phase(const Phase& ph, int first_epoch, int phase_epoch_o
     data::LoaderOptions lo;
     lo.batch_size = o_.batch;
     lo.shuffle = false;
-    lo.threads = o_.threads;
+    lo.threads = 1;  // the producer thread alone: decode overlaps compute without a spinning pool
     lo.preprocess = pre_;
     lo.augment = false;
     PCV_ASSIGN_OR_RETURN(auto loader, data::DataLoader::create(dataset_, idx, lo));
@@ -616,6 +647,7 @@ Expected<TrainResult> Run::go() {
     EvalOptions eo;
     eo.batch = o_.batch;
     eo.threads = o_.threads;
+    eo.limit = static_cast<size_t>(o_.test_limit);
     PCV_ASSIGN_OR_RETURN(EvalReport rep, evaluate_model(best, test_set_, {}, eo));
     result_.test_accuracy = rep.accuracy;
     result_.test_samples = rep.samples;
@@ -639,7 +671,7 @@ Status validate(const TrainOptions& o) {
   if (!(o.val_split > 0.0 && o.val_split < 1.0)) return bad(fmt::format("--val-split {} must be in (0, 1)", o.val_split));
   if (o.threads < 1 || o.threads > 64) return bad(fmt::format("--threads {} must be in 1..64", o.threads));
   if (o.fine_tune_epochs < 0 || o.fine_tune_epochs > 100000) return bad(fmt::format("--fine-tune-epochs {} must be >= 0", o.fine_tune_epochs));
-  if (o.limit < 0) return bad(fmt::format("--limit {} must be >= 0", o.limit));
+  if (o.limit < 0 || o.test_limit < 0) return bad(fmt::format("--limit {} must be >= 0", o.limit));
   if (!(o.width > 0.f && o.width <= 4.f)) return bad(fmt::format("--width {} must be in (0, 4]", o.width));
   if (!(o.label_smoothing >= 0.f && o.label_smoothing < 1.f)) return bad(fmt::format("--label-smoothing {} must be in [0, 1)", o.label_smoothing));
   if (!(o.weight_decay >= 0.f) || o.weight_decay > 1.f) return bad(fmt::format("--weight-decay {} must be in [0, 1]", o.weight_decay));

@@ -60,9 +60,14 @@ struct TrainOptions {
   float fine_tune_lr = 0.0f;  // 0: lr / 10
   std::string resume_path;
   int threads = 2;
+  // Time the first steps with `threads` and with 1 thread and keep the faster (results are
+  // identical either way); false: always use `threads`.
+  bool autotune_threads = true;
   int64_t limit = 0;  // use only this many images (seeded choice), 0: all
   bool augment = true;
   std::string output_path = "model.pcv";
+  // Fashion-MNIST: evaluate the best model on only the first N test images (0: all 10k).
+  int64_t test_limit = 0;
   // Stop after this many epochs of this run (tests of resume); 0: no stop.
   int stop_after_epochs = 0;
 };

@@ -41,7 +41,7 @@ TEST(TrainCli, TrainsFashionMnistSubsetThenEvaluates) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "needs /usr/share/datasets/fashion-mnist";
   const std::string dir = make_temp_dir("pcv_train_cli");
   const std::string model = dir + "/fm.pcv";
-  const CliResult r = run_cli({"train", "--limit", "1000", "--epochs", "2", "--seed", "3", "-o", model});
+  const CliResult r = run_cli({"train", "--limit", "1000", "--epochs", "2", "--seed", "3", "--test-limit", "500", "-o", model});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // stderr is not a TTY here: plain lines, one per epoch with every metric.
   EXPECT_NE(r.err.find("epoch 1/2 train: loss"), std::string::npos) << r.err;
@@ -68,7 +68,7 @@ TEST(TrainCli, TrainsFashionMnistSubsetThenEvaluates) {
   EXPECT_NE(t.out.find("precision"), std::string::npos);
 
   // Resume a finished run: nothing left to do, the history is kept.
-  const CliResult again = run_cli({"train", "--limit", "1000", "--epochs", "2", "--seed", "3", "--resume",
+  const CliResult again = run_cli({"train", "--limit", "1000", "--epochs", "2", "--seed", "3", "--test-limit", "500", "--resume",
                                    dir + "/fm.ckpt", "-o", model});
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find("resumed"), std::string::npos);

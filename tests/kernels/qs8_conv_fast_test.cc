@@ -174,6 +174,15 @@ TEST(Qs8ConvFast, DepthwiseTails) {
         if (::testing::Test::HasFailure()) return;
       }
     }
+    // Rows long enough for the 3x3 interior path (whole vectors of channels), both strides.
+    for (int c : {16, 32, 48, 64}) {
+      for (int stride : {1, 2}) {
+        for (int pad : {0, 1}) {
+          check_conv({1, 20, 19, c, c, 3, 3, stride, 1, pad, c, c == 48 ? 7 : 0, pad == 1, Path::kDepthwise},
+                     rng, stride == 2 ? &pool2 : nullptr);
+        }
+      }
+    }
     check_conv({1, 9, 9, 24, 24, 5, 5, 2, 1, 2, 24, 0, true, Path::kDepthwise}, rng, nullptr);
     check_conv({1, 9, 9, 16, 16, 3, 3, 1, 2, 2, 16, 5, false, Path::kDepthwise}, rng, &pool2);
   });

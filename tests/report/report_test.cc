@@ -53,24 +53,25 @@ TEST(Thumbnail, DataUriShrinksLargePictures) {
 TEST(Html, EscapesText) { EXPECT_EQ(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"); }
 
 json minimal_report() {
+  json epoch = {{"epoch", 1}, {"phase", "train"}, {"loss", 1.0}, {"accuracy", 0.5}, {"val_loss", 0.9},
+                {"val_accuracy", 0.6}, {"lr", 0.01}, {"images_per_sec", 100}, {"seconds", 1}};
+  json steps = json::array({json{{"x", 0.5}, {"loss", 1.2}, {"accuracy", 0.4}},
+                            json{{"x", 1.0}, {"loss", 1.0}, {"accuracy", 0.5}}});
+  json classes = json::array({json{{"name", "cat</script><script>alert(1)</script>"}, {"support", 2},
+                                   {"precision", 0.67}, {"recall", 1.0}, {"f1", 0.8}},
+                              json{{"name", "dog"}, {"support", 2}, {"precision", 1.0}, {"recall", 0.5}, {"f1", 0.67}}});
+  json eval = {{"source", "test"}, {"samples", 4}, {"accuracy", 0.75}, {"loss", 0.5},
+               {"confusion", json::array({json::array({2, 0}), json::array({1, 1})})}, {"classes", classes}};
+  json train = {{"id", "train"}, {"title", "Train"}, {"status", "ok"}, {"message", ""}, {"seconds", 1.0},
+                {"arch", "simple_cnn"}, {"dataset", "Fashion-MNIST"}, {"epochs", json::array({epoch})},
+                {"steps", steps}, {"best_epoch", 1}, {"eval", eval}};
+  json convert = {{"id", "convert"}, {"title", "Convert"}, {"status", "failed"},
+                  {"message", "io_error: disk <full>"}, {"seconds", 0.1}};
   return {{"title", "pocketcv pipeline"},
           {"generated", "now"},
           {"options", {{"data", "Fashion-MNIST"}, {"out", "/tmp/x"}, {"quick", true}}},
           {"summary", {{"stages_ok", 1}, {"stages", 2}, {"seconds", 3.0}}},
-          {"stages",
-           {{{"id", "train"}, {"title", "Train"}, {"status", "ok"}, {"message", ""}, {"seconds", 1.0},
-             {"arch", "simple_cnn"}, {"dataset", "Fashion-MNIST"},
-             {"epochs", {{{"epoch", 1}, {"phase", "train"}, {"loss", 1.0}, {"accuracy", 0.5}, {"val_loss", 0.9},
-                          {"val_accuracy", 0.6}, {"lr", 0.01}, {"images_per_sec", 100}, {"seconds", 1}}}},
-             {"steps", {{{"x", 0.5}, {"loss", 1.2}, {"accuracy", 0.4}}, {{"x", 1.0}, {"loss", 1.0}, {"accuracy", 0.5}}}},
-             {"best_epoch", 1},
-             {"eval", {{"source", "test"}, {"samples", 4}, {"accuracy", 0.75}, {"loss", 0.5},
-                       {"confusion", {{2, 0}, {1, 1}}},
-                       {"classes", {{{"name", "cat</script><script>alert(1)</script>"}, {"support", 2}, {"precision", 0.67},
-                                     {"recall", 1.0}, {"f1", 0.8}},
-                                    {{"name", "dog"}, {"support", 2}, {"precision", 1.0}, {"recall", 0.5}, {"f1", 0.67}}}}}}},
-            {{"id", "convert"}, {"title", "Convert"}, {"status", "failed"}, {"message", "io_error: disk <full>"},
-             {"seconds", 0.1}}}}}};
+          {"stages", json::array({train, convert})}};
 }
 
 TEST(Html, RendersTablesChartsAndFailures) {

@@ -201,6 +201,7 @@ TrainOptions small_run(const std::string& dir, const std::string& name) {
   o.batch = 32;
   o.threads = 2;
   o.seed = 7;
+  o.test_limit = 1000;
   o.output_path = dir + "/" + name + ".pcv";
   return o;
 }
@@ -256,8 +257,10 @@ TEST(Trainer, DeterministicAcrossThreadCounts) {
   const std::string dir = pcv::testing::make_temp_dir("pcv_train_det");
   TrainOptions a = small_run(dir, "t1");
   a.limit = 600;
+  a.test_limit = 100;
   a.epochs = 1;
   a.threads = 1;
+  a.autotune_threads = false;
   TrainOptions b = a;
   b.threads = 2;
   b.output_path = dir + "/t2.pcv";
@@ -273,6 +276,7 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
   const std::string dir = pcv::testing::make_temp_dir("pcv_train_resume");
   TrainOptions full = small_run(dir, "full");
   full.limit = 600;
+  full.test_limit = 100;
   auto rf = train(full);
   ASSERT_TRUE(rf.has_value()) << rf.status().to_string();
   // The same run interrupted after epoch 1, then resumed from its checkpoint.

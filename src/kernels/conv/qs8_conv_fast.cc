@@ -12,6 +12,17 @@
 namespace pcv::kernels {
 namespace {
 
+// memcpy for the short rows of conv patches (9 bytes for a 3x3 RGB conv): fixed-size copies
+// compile to plain moves instead of a library call.
+inline void copy_short(int8_t* d, const int8_t* s, size_t len) {
+  if (len >= 8 && len <= 16) {
+    std::memcpy(d, s, 8);
+    std::memcpy(d + len - 8, s + len - 8, 8);
+  } else {
+    std::memcpy(d, s, len);
+  }
+}
+
 bool is_1x1_direct(const Conv2dParams& p) {
   return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
          p.pad_top == 0 && p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w &&
@@ -25,20 +36,27 @@ struct PatchGather {
   const int8_t* input;
 };
 
-void gather_patches(const void* ctx, size_t m0, size_t rows, int8_t* dst) {
+void gather_patches(const void* ctx, size_t m0, size_t rows, int8_t* dst, size_t dst_stride) {
   const auto& g = *static_cast<const PatchGather*>(ctx);
   const Conv2dParams& p = g.k->params;
   const size_t c = static_cast<size_t>(p.in_c);
   const auto pad = static_cast<int8_t>(g.k->input_zero_point);
-  const size_t K = static_cast<size_t>(p.kernel_h) * p.kernel_w * c;
   for (size_t r = 0; r < rows; ++r) {
     const size_t m = m0 + r;
     const size_t ox = m % static_cast<size_t>(p.out_w);
     const size_t oy = (m / static_cast<size_t>(p.out_w)) % static_cast<size_t>(p.out_h);
     const size_t n = m / (static_cast<size_t>(p.out_w) * p.out_h);
-    int8_t* d = dst + r * K;
+    int8_t* d = dst + r * dst_stride;
     for (int ky = 0; ky < p.kernel_h; ++ky) {
       const int iy = static_cast<int>(oy) * p.stride_h - p.pad_top + ky * p.dilation_h;
+      const int ix0 = static_cast<int>(ox) * p.stride_w - p.pad_left;
+      if (p.dilation_w == 1 && iy >= 0 && iy < p.in_h && ix0 >= 0 && ix0 + p.kernel_w <= p.in_w) {
+        // The whole row of taps is inside the input and contiguous.
+        copy_short(d + static_cast<size_t>(ky) * p.kernel_w * c,
+                   g.input + ((n * p.in_h + static_cast<size_t>(iy)) * p.in_w + static_cast<size_t>(ix0)) * c,
+                   static_cast<size_t>(p.kernel_w) * c);
+        continue;
+      }
       for (int kx = 0; kx < p.kernel_w; ++kx) {
         const int ix = static_cast<int>(ox) * p.stride_w - p.pad_left + kx * p.dilation_w;
         int8_t* t = d + (static_cast<size_t>(ky) * p.kernel_w + kx) * c;
@@ -89,15 +107,22 @@ Expected<Qs8Conv2dPacked> prepare_qs8_conv2d_fast(const Conv2dParams& p,
     const size_t taps = static_cast<size_t>(p.kernel_h) * p.kernel_w;
     if (!k.dw_weights.resize(taps * k.c_padded * sizeof(int32_t)) ||
         !k.dw_bias.resize(k.c_padded * sizeof(int32_t)) ||
+        !k.dw_bias_full.resize(k.c_padded * sizeof(int32_t)) ||
         !k.dw_scale.resize(k.c_padded * sizeof(float))) {
       return out_of_memory("qs8 dwconv weights");
     }
     auto* w = reinterpret_cast<int32_t*>(k.dw_weights.data());
     auto* b = reinterpret_cast<int32_t*>(k.dw_bias.data());
+    auto* bf = reinterpret_cast<int32_t*>(k.dw_bias_full.data());
     auto* s = reinterpret_cast<float*>(k.dw_scale.data());
     for (size_t oc = 0; oc < c; ++oc) {
-      for (size_t t = 0; t < taps; ++t) w[t * k.c_padded + oc] = filter[oc * taps + t] - q.filter_zero_point;
+      int32_t sum = 0;
+      for (size_t t = 0; t < taps; ++t) {
+        w[t * k.c_padded + oc] = filter[oc * taps + t] - q.filter_zero_point;
+        sum += w[t * k.c_padded + oc];
+      }
       b[oc] = bias != nullptr ? bias[oc] : 0;
+      bf[oc] = b[oc] - q.input_zero_point * sum;
       s[oc] = q.requant_scale[oc];
     }
     return k;

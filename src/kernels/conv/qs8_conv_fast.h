@@ -40,8 +40,10 @@ struct Qs8Conv2dPacked {
   Qs8GemmPackedW gemm;  // kGemm1x1, kIm2colGemm
   // kDepthwise: (w - filter_zp) as int32 [kernel_h * kernel_w][c_padded], bias int32 and
   // requant scale float [c_padded] (zero padded).
+  // dw_bias_full = bias - input_zp * sum over all taps of (w - filter_zp): windows entirely
+  // inside the input then need no zero-point subtraction per tap.
   size_t c_padded = 0;
-  AlignedBuffer dw_weights, dw_bias, dw_scale;
+  AlignedBuffer dw_weights, dw_bias, dw_bias_full, dw_scale;
   Qs8GemmEpilogue epilogue;
   Qs8DwconvFn dw_fn = nullptr;
   const char* ukernel_name = nullptr;

@@ -20,6 +20,7 @@
 // 255 * 2^20 < 2^28 and |(a - zp1)(b - zp2)| <= 65025: no int32 overflow.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/common/requant.h"
@@ -102,6 +103,10 @@ QuantAddXnnParams make_qs8_add_xnn_params(float scale1, int32_t zero_point1, flo
                                           int32_t act_max = 127);
 void qs8_add_xnn__ref(const BroadcastShape& s, const QuantAddXnnParams& q, const int8_t* a,
                       const int8_t* b, int8_t* output);
+// The same for two inputs of one shape (n elements), vectorized (Highway, run-time dispatch):
+// identical outputs.
+void qs8_vadd_xnn(size_t n, const QuantAddXnnParams& q, const int8_t* a, const int8_t* b,
+                  int8_t* output);
 void qs8_mul__ref(const BroadcastShape& s, const QuantMulParams& q, const int8_t* a,
                   const int8_t* b, int8_t* output);
 

@@ -22,7 +22,11 @@ Expected<Qs8GemmPackedW> pack_qs8_gemm_w(size_t k, size_t n, const int8_t* w, in
   Qs8GemmPackedW p;
   p.k = k;
   p.n = n;
-  p.ukernel = uk.gemm;
+  // Fewer instructions per k step wins: the wide kernel issues MR broadcasts + 2 MR dot
+  // products per panel, the narrow one MR + MR, over its own (padded) panel count.
+  const size_t wide_panels = (n + uk.gemm.nr - 1) / uk.gemm.nr;
+  const size_t narrow_panels = (n + uk.narrow.nr - 1) / uk.narrow.nr;
+  p.ukernel = narrow_panels * 2 < wide_panels * 3 ? uk.narrow : uk.gemm;
   p.pack_rows = uk.pack_rows;
   p.isa = uk.isa;
   p.kp = (k + p.ukernel.kk - 1) / p.ukernel.kk * p.ukernel.kk;
@@ -84,7 +88,7 @@ size_t round64(size_t b) { return (b + 63) / 64 * 64; }
 size_t task_scratch_bytes(const Qs8GemmPackedW& w, bool gathered) {
   const size_t rows = qs8_gemm_block_rows(w);
   return rows * w.a_row_bytes() + round64(rows * sizeof(int32_t)) +
-         (gathered ? round64(rows * w.k) : 0);
+         (gathered ? rows * w.a_row_bytes() : 0);
 }
 
 }  // namespace
@@ -109,18 +113,22 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
     uint8_t* apack = s;
     int32_t* rb = reinterpret_cast<int32_t*>(s + block * w.a_row_bytes());
     int8_t* rows_buf = reinterpret_cast<int8_t*>(s + block * w.a_row_bytes() + round64(block * sizeof(int32_t)));
+    // Gathered rows: stride a_row_bytes, padding -128 (see Qs8RowGather), packed whole.
+    const size_t row_bytes = w.a_row_bytes();
+    const size_t k_pack = gathered ? (w.a_elem_bytes() == 1 ? row_bytes : w.kp) : w.k;
+    if (gathered) std::memset(rows_buf, -128, block * row_bytes);
     for (size_t b = slot; b < blocks; b += slots) {
       const size_t m0 = b * block;
       const size_t rows = std::min(block, m - m0);
       const int8_t* src = a + m0 * lda;
       size_t src_ld = lda;
       if (gathered) {
-        gather.fn(gather.ctx, m0, rows, rows_buf);
+        gather.fn(gather.ctx, m0, rows, rows_buf, row_bytes);
         src = rows_buf;
-        src_ld = w.k;
+        src_ld = row_bytes;
       }
-      w.pack_rows(rows, w.k, w.kp, src, src_ld, w.a_zero_point, w.w_zero_point, apack, a_stride,
-                  row_bias ? rb : nullptr);
+      w.pack_rows(rows, k_pack, std::max(k_pack, w.kp), src, src_ld, w.a_zero_point, w.w_zero_point,
+                  apack, a_stride, row_bias ? rb : nullptr);
       for (size_t p = 0; p < w.panels(); ++p) {
         const size_t n0 = p * nr;
         const size_t cols = std::min(nr, w.n - n0);

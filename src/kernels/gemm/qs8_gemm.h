@@ -70,7 +70,8 @@ using Qs8PackRowsFn = void (*)(size_t rows, size_t k, size_t kp, const int8_t* s
 
 struct Qs8GemmUkernels {
   const char* isa = nullptr;
-  Qs8GemmUkernel gemm;
+  Qs8GemmUkernel gemm;    // 2 vectors of columns: the default
+  Qs8GemmUkernel narrow;  // 1 vector: when it computes fewer padded columns (N = 16, 48...)
   Qs8PackRowsFn pack_rows = nullptr;
 };
 const Qs8GemmUkernels& qs8_gemm_ukernels();
@@ -103,10 +104,12 @@ Expected<Qs8GemmPackedW> pack_qs8_gemm_w(size_t k, size_t n, const int8_t* w, in
                                          int32_t a_zp, int32_t output_zp, int32_t act_min,
                                          int32_t act_max);
 
-// Rows of A handed to the driver: gather(m0, rows, dst) writes `rows` int8 rows of K values
-// starting at row m0 into dst (row stride K). nullptr = A is contiguous at `a` with stride lda.
+// Rows of A handed to the driver: gather(m0, rows, dst, dst_stride) writes `rows` int8 rows of
+// K values starting at row m0 into dst. nullptr = A is contiguous at `a` with stride lda.
+// NOTE: the driver pre-fills each gathered row's bytes [K, dst_stride) with -128 (u8 0 in the
+// VNNI packing, a zero weight in the int16 one), so rows pack with whole vectors.
 struct Qs8RowGather {
-  void (*fn)(const void* ctx, size_t m0, size_t rows, int8_t* dst) = nullptr;
+  void (*fn)(const void* ctx, size_t m0, size_t rows, int8_t* dst, size_t dst_stride) = nullptr;
   const void* ctx = nullptr;
 };
 

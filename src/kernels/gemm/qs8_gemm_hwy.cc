@@ -52,11 +52,16 @@ __attribute__((target("avx512vnni"))) void Qs8GemmVnni(size_t mr, size_t nr, siz
   const uint8_t* ar[MR];
   for (size_t i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : mr - 1) * a_stride;
 
+  // Accumulators start from the folded constants c0[n] + r0[m].
   __m512i acc[MR][NRV];
+  __m512i c0v[NRV];
+  HWY_UNROLL(4)
+  for (size_t j = 0; j < NRV; ++j) c0v[j] = _mm512_load_si512(c0 + j * 16);
   HWY_UNROLL(16)
   for (size_t i = 0; i < MR; ++i) {
+    const __m512i rb = _mm512_set1_epi32(row_bias != nullptr && i < mr ? row_bias[i] : 0);
     HWY_UNROLL(4)
-    for (size_t j = 0; j < NRV; ++j) acc[i][j] = _mm512_setzero_si512();
+    for (size_t j = 0; j < NRV; ++j) acc[i][j] = _mm512_add_epi32(c0v[j], rb);
   }
   for (size_t k = 0; k < kp; k += 4) {
     __m512i wv[NRV];
@@ -74,13 +79,10 @@ __attribute__((target("avx512vnni"))) void Qs8GemmVnni(size_t mr, size_t nr, siz
   const __m512i zp = _mm512_set1_epi32(e.output_zero_point);
   for (size_t i = 0; i < mr; ++i) {
     int8_t* ci = c + i * ldc;
-    const __m512i rb = _mm512_set1_epi32(row_bias != nullptr ? row_bias[i] : 0);
     HWY_UNROLL(4)
     for (size_t j = 0; j < NRV; ++j) {
       if (j * 16 >= nr) break;
-      __m512i v = _mm512_add_epi32(acc[i][j], _mm512_load_si512(c0 + j * 16));
-      v = _mm512_add_epi32(v, rb);
-      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_load_ps(scale + j * 16));
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][j]), _mm512_load_ps(scale + j * 16));
       f = _mm512_min_ps(_mm512_max_ps(f, fmin), fmax);
       const __m128i q = _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
       const size_t cols = nr - j * 16;
@@ -175,23 +177,32 @@ void Qs8GemmInt16(size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_str
 }
 #endif
 
-// ---- packing A rows
+// ---- packing A rows: full vectors, then 16-byte vectors (K = 16, 24, 144... leave tails),
+// then bytes.
+template <class D>
+HWY_INLINE uint64_t FlipRowU8(D d, const uint8_t* HWY_RESTRICT s, uint8_t* HWY_RESTRICT d_out,
+                              size_t k, size_t* i) {
+  const size_t N = hn::Lanes(d);
+  const auto flip = hn::Set(d, 0x80);
+  auto sums = hn::Zero(hn::Repartition<uint64_t, D>());
+  for (; *i + N <= k; *i += N) {
+    const auto v = hn::Xor(hn::LoadU(d, s + *i), flip);
+    hn::StoreU(v, d, d_out + *i);
+    sums = hn::Add(sums, hn::SumsOf8(v));
+  }
+  return hn::GetLane(hn::SumOfLanes(hn::Repartition<uint64_t, D>(), sums));
+}
+
 void PackRowsU8(size_t rows, size_t k, size_t kp, const int8_t* src, size_t lda, int32_t /*a_zp*/,
                 int32_t w_zp, void* dst_v, size_t dst_stride, int32_t* row_bias) {
-  const hn::ScalableTag<uint8_t> du8;
-  const size_t N = hn::Lanes(du8);
-  const auto flip = hn::Set(du8, 0x80);
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* s = reinterpret_cast<const uint8_t*>(src + r * lda);
     uint8_t* d = static_cast<uint8_t*>(dst_v) + r * dst_stride;
-    auto sums = hn::Zero(hn::Repartition<uint64_t, decltype(du8)>());
     size_t i = 0;
-    for (; i + N <= k; i += N) {
-      const auto v = hn::Xor(hn::LoadU(du8, s + i), flip);
-      hn::StoreU(v, du8, d + i);
-      sums = hn::Add(sums, hn::SumsOf8(v));
-    }
-    uint64_t sum = hn::GetLane(hn::SumOfLanes(hn::Repartition<uint64_t, decltype(du8)>(), sums));
+    uint64_t sum = FlipRowU8(hn::ScalableTag<uint8_t>(), s, d, k, &i);
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    sum += FlipRowU8(hn::Full128<uint8_t>(), s, d, k, &i);
+#endif
     for (; i < k; ++i) {
       d[i] = static_cast<uint8_t>(s[i] ^ 0x80);
       sum += d[i];
@@ -201,17 +212,27 @@ void PackRowsU8(size_t rows, size_t k, size_t kp, const int8_t* src, size_t lda,
   }
 }
 
-void PackRowsI16(size_t rows, size_t k, size_t kp, const int8_t* src, size_t lda, int32_t a_zp,
-                 int32_t /*w_zp*/, void* dst_v, size_t dst_stride, int32_t* /*row_bias*/) {
-  const hn::ScalableTag<int16_t> d16;
-  const hn::Rebind<int8_t, decltype(d16)> d8;
+template <class D16>
+HWY_INLINE void WidenRowI16(D16 d16, const int8_t* HWY_RESTRICT s, int16_t* HWY_RESTRICT d,
+                            int32_t a_zp, size_t k, size_t* i) {
+  const hn::Rebind<int8_t, D16> d8;
   const size_t N = hn::Lanes(d16);
   const auto zp = hn::Set(d16, static_cast<int16_t>(a_zp));
+  for (; *i + N <= k; *i += N) {
+    hn::StoreU(hn::Sub(hn::PromoteTo(d16, hn::LoadU(d8, s + *i)), zp), d16, d + *i);
+  }
+}
+
+void PackRowsI16(size_t rows, size_t k, size_t kp, const int8_t* src, size_t lda, int32_t a_zp,
+                 int32_t /*w_zp*/, void* dst_v, size_t dst_stride, int32_t* /*row_bias*/) {
   for (size_t r = 0; r < rows; ++r) {
     const int8_t* s = src + r * lda;
     int16_t* d = static_cast<int16_t*>(dst_v) + r * dst_stride;
     size_t i = 0;
-    for (; i + N <= k; i += N) hn::StoreU(hn::Sub(hn::PromoteTo(d16, hn::LoadU(d8, s + i)), zp), d16, d + i);
+    WidenRowI16(hn::ScalableTag<int16_t>(), s, d, a_zp, k, &i);
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    WidenRowI16(hn::Full64<int16_t>(), s, d, a_zp, k, &i);
+#endif
     for (; i < k; ++i) d[i] = static_cast<int16_t>(s[i] - a_zp);
     for (; i < kp; ++i) d[i] = 0;
   }
@@ -224,10 +245,13 @@ const Qs8GemmUkernels* GetQs8GemmUkernels() {
 #if HWY_TARGET == HWY_AVX3_DL
     u.gemm = {"qs8_gemm_fp32_8x32c4__avx3_dl", Qs8GemmKind::kVnniU8S8, 8, 32, 4,
               &Qs8GemmVnni<8, 2>};
+    u.narrow = {"qs8_gemm_fp32_8x16c4__avx3_dl", Qs8GemmKind::kVnniU8S8, 8, 16, 4,
+                &Qs8GemmVnni<8, 1>};
     u.pack_rows = &PackRowsU8;
 #elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
     u.gemm = {"qs8_gemm_fp32_4x4c2__scalar", Qs8GemmKind::kInt16Pairs, 4, 4, 2,
               &Qs8GemmInt16<4, 4>};
+    u.narrow = u.gemm;
     u.pack_rows = &PackRowsI16;
 #else
     const hn::ScalableTag<int32_t> d32;
@@ -235,12 +259,18 @@ const Qs8GemmUkernels* GetQs8GemmUkernels() {
 #if HWY_TARGET == HWY_AVX3
     u.gemm = {"qs8_gemm_fp32_8x32c2__avx3", Qs8GemmKind::kInt16Pairs, 8, nr, 2,
               &Qs8GemmInt16<8, 2>};
+    u.narrow = {"qs8_gemm_fp32_8x16c2__avx3", Qs8GemmKind::kInt16Pairs, 8, nr / 2, 2,
+                &Qs8GemmInt16<8, 1>};
 #elif HWY_TARGET == HWY_AVX2
     u.gemm = {"qs8_gemm_fp32_4x16c2__avx2", Qs8GemmKind::kInt16Pairs, 4, nr, 2,
               &Qs8GemmInt16<4, 2>};
+    u.narrow = {"qs8_gemm_fp32_4x8c2__avx2", Qs8GemmKind::kInt16Pairs, 4, nr / 2, 2,
+                &Qs8GemmInt16<4, 1>};
 #else
     u.gemm = {"qs8_gemm_fp32_4x8c2__sse", Qs8GemmKind::kInt16Pairs, 4, nr, 2,
               &Qs8GemmInt16<4, 2>};
+    u.narrow = {"qs8_gemm_fp32_4x4c2__sse", Qs8GemmKind::kInt16Pairs, 4, nr / 2, 2,
+                &Qs8GemmInt16<4, 1>};
 #endif
     u.pack_rows = &PackRowsI16;
 #endif
