@@ -73,10 +73,10 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--data", o.data_dir, "Photo folder DIR/<class>/*.jpg|png (default: Fashion-MNIST)");
   sub.add_option("--arch", o.arch, "Architecture: simple_cnn | mobilenet_v2")->capture_default_str();
   sub.add_option("--width", o.width, "MobileNetV2 width multiplier")->capture_default_str();
-  sub.add_option("--size", o.size, "Input size (default 28 for Fashion-MNIST, 224 for photos)");
+  CLI::Option* size_opt = sub.add_option("--size", o.size, "Input size (default 28 for Fashion-MNIST, 224 for photos)");
   sub.add_option("--epochs", o.epochs, "Epochs (with --freeze-backbone: head epochs)")->capture_default_str();
   sub.add_option("--batch", o.batch, "Batch size")->capture_default_str();
-  sub.add_option("--lr", f->lr, "Learning rate (default 0.01 for SGD, 0.001 for Adam/AdamW)");
+  CLI::Option* lr_opt = sub.add_option("--lr", f->lr, "Learning rate (default 0.01 for SGD, 0.001 for Adam/AdamW)");
   sub.add_option("--optimizer", o.optimizer, "sgd | adam | adamw")->capture_default_str();
   sub.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   sub.add_flag("--nesterov", o.nesterov, "Nesterov momentum");
@@ -89,25 +89,24 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--init", o.init_model, "Pretrained model to start from (any format): transfer learning");
   sub.add_flag("--freeze-backbone", o.freeze_backbone, "With --init: train the new head only (cached features)");
   sub.add_option("--fine-tune-epochs", o.fine_tune_epochs, "Then unfreeze everything for N epochs")->capture_default_str();
-  sub.add_option("--fine-tune-lr", f->fine_tune_lr, "Learning rate of the fine-tune epochs (default lr / 10)");
+  CLI::Option* ft_lr_opt =
+      sub.add_option("--fine-tune-lr", f->fine_tune_lr, "Learning rate of the fine-tune epochs (default lr / 10)");
   sub.add_option("--resume", o.resume_path, "Continue from a checkpoint (MODEL.ckpt)");
   sub.add_option("--threads", o.threads, "Threads")->capture_default_str();
   sub.add_option("--limit", o.limit, "Use only N images (seeded choice), for quick runs");
   sub.add_flag("!--no-augment", o.augment, "Disable training augmentation");
   sub.add_option("--test-limit", o.test_limit, "Fashion-MNIST: test only the first N test images");
   sub.add_option("-o,--output", o.output_path, "Output model (.pcv, .tflite, .mlmodel, ...)")->required();
-  return [f]() -> Status {
+  return [f, lr_opt, ft_lr_opt, size_opt]() -> Status {
     train::TrainOptions o = f->o;
-    if (f->lr != -1.f) {
+    if (size_opt->count() > 0 && o.size < 1) return invalid_argument(fmt::format("--size {} must be in 1..4096", o.size));
+    if (lr_opt->count() > 0) {
       if (!(f->lr > 0.f)) return invalid_argument(fmt::format("--lr {} must be > 0", f->lr));
       o.lr = f->lr;
     }
-    if (f->fine_tune_lr != -1.f) {
+    if (ft_lr_opt->count() > 0) {
       if (!(f->fine_tune_lr > 0.f)) return invalid_argument(fmt::format("--fine-tune-lr {} must be > 0", f->fine_tune_lr));
       o.fine_tune_lr = f->fine_tune_lr;
-    }
-    if (o.size == 0 && f->o.size == 0) {
-      // keep the default
     }
     PCV_RETURN_IF_ERROR(train::validate(o));
     const bool tty = isatty(STDERR_FILENO) != 0;

@@ -337,13 +337,16 @@ void max_pool_forward(const kernels::Pool2dParams& p, const float* x, float* y, 
           for (int kx = 0; kx < p.kernel_w; ++kx) {
             const int ix = ox * p.stride_w - p.pad_left + kx;
             if (ix < 0 || ix >= p.in_w) continue;
-            const size_t off = (static_cast<size_t>(iy) * p.in_w + ix) * C;
-            const float* xr = xi + off;
+            const int32_t off = static_cast<int32_t>((static_cast<size_t>(iy) * p.in_w + ix) * C);
+            // Branch-free select (vectorizes): the first maximum wins ties.
+            const float* __restrict xr = xi + off;
+            float* __restrict yv = yo;
+            int32_t* __restrict av = ao;
             for (size_t k = 0; k < C; ++k) {
-              if (xr[k] > yo[k]) {  // first maximum wins ties
-                yo[k] = xr[k];
-                ao[k] = static_cast<int32_t>(off + k);
-              }
+              const float v = xr[k], best = yv[k];
+              const bool gt = v > best;
+              yv[k] = gt ? v : best;
+              av[k] = gt ? off + static_cast<int32_t>(k) : av[k];
             }
           }
         }

@@ -23,6 +23,7 @@ TEST(TrainCli, AbsurdOptionsGiveClearErrors) {
       {{"train", "--lr", "0", "-o", "m.pcv"}, "--lr"},
       {{"train", "--lr", "-1", "-o", "m.pcv"}, "--lr"},
       {{"train", "--size", "-1", "-o", "m.pcv"}, "--size"},
+      {{"train", "--size", "0", "-o", "m.pcv"}, "--size"},
       {{"train", "--val-split", "1.5", "-o", "m.pcv"}, "--val-split"},
       {{"train", "--val-split", "0", "-o", "m.pcv"}, "--val-split"},
       {{"train", "--threads", "65", "-o", "m.pcv"}, "--threads"},

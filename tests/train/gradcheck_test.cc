@@ -388,6 +388,26 @@ TEST(Gradcheck, ConvReluPoolDenseChain) {
   gradcheck(m.finish(y), o, "conv-relu-pool-dense");
 }
 
+// conv -> batch_norm -> relu6 -> add (residual): the relu6 is fused into the batch norm's clamp
+// inside the Program (its output shares the batch norm's buffer).
+TEST(Gradcheck, ConvBatchNormRelu6FusedChain) {
+  for (Mode mode : {Mode::kTrain, Mode::kEval}) {
+    OneOp m({3, 5, 5, 4});
+    ValueId y = m.model.graph.add_node(OpType::kConv2d, "conv", {m.x, m.param("w", {4, 3, 3, 4})}, Conv2dAttrs{});
+    y = m.model.graph.add_node(
+        OpType::kBatchNorm, "bn",
+        {y, m.param("gamma", {4}, 0.5f, 1.5f), m.param("beta", {4}), m.constant("mean", {4}, -0.2f, 0.2f),
+         m.constant("var", {4}, 0.5f, 1.5f)});
+    y = m.model.graph.add_node(OpType::kRelu6, "relu6", {y});
+    y = m.model.graph.add_node(OpType::kAdd, "add", {m.x, y}, EltwiseAttrs{});
+    CheckOptions o;
+    o.mode = mode;
+    o.batch = 3;
+    o.allowed_miss_fraction = 0.1;
+    gradcheck(m.finish(y), o, mode == Mode::kTrain ? "conv-bn-relu6 train" : "conv-bn-relu6 eval");
+  }
+}
+
 // Whole zoo models (small inputs): every op the zoo uses, chained. ReLU/ReLU6 are swapped for
 // sigmoid so the whole function is smooth: with thousands of kinks a central difference
 // straddles some of them and measures a mix of slopes, which would hide real errors in noise.
