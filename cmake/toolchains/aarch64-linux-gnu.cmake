@@ -3,8 +3,8 @@
 # Libraries come from Debian multiarch (`dpkg --add-architecture arm64` + `apt-get install
 # libhwy-dev:arm64 ...`, see scripts/aarch64-test): arm64 libraries live in
 # /usr/lib/aarch64-linux-gnu, headers are shared in /usr/include. Host tools (flatc) stay the
-# build machine's. Tests run under qemu-user (CMAKE_CROSSCOMPILING_EMULATOR), so ctest and
-# gtest_discover_tests work unchanged.
+# build machine's. Tests run under qemu-user (CMAKE_CROSSCOMPILING_EMULATOR, see the NOTE
+# there), so ctest and gtest_discover_tests work unchanged.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_LIBRARY_ARCHITECTURE aarch64-linux-gnu)
@@ -24,9 +24,15 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 set(ENV{PKG_CONFIG_LIBDIR} "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig")
 set(ENV{PKG_CONFIG_PATH} "")
 
+# NOTE: qemu's -L (the guest's root for the dynamic loader) must be "/", the multiarch root,
+# not /usr/aarch64-linux-gnu: the binaries' RUNPATH includes /usr/lib/aarch64-linux-gnu (where
+# libhwy etc. live), so libc.so.6 comes from the multiarch libc6:arm64 there, and it must be
+# paired with that package's ld-linux-aarch64.so.1. With the cross package's loader instead
+# (2.36-8cross1 vs 2.36-9+deb12u14), pthread_create spins forever: every test that starts a
+# thread hangs.
 find_program(PCV_QEMU_AARCH64 qemu-aarch64)
 if(PCV_QEMU_AARCH64)
-  set(CMAKE_CROSSCOMPILING_EMULATOR ${PCV_QEMU_AARCH64} -L /usr/aarch64-linux-gnu)
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${PCV_QEMU_AARCH64} -L /)
 endif()
 
 # Packages that can't be co-installed with the host's (libpthreadpool-dev is not
