@@ -164,7 +164,9 @@ typedef struct pcv_session_options {
   size_t struct_size;        /* = sizeof(pcv_session_options) */
   int32_t threads;           /* 0: default (1); -1: one per core; 1..64: that many */
   int32_t reference_kernels; /* nonzero: plain reference kernels only (slow; for checks) */
-  int64_t max_memory_bytes;  /* 0: default (8 GiB); refuse models needing more */
+  int64_t max_memory_bytes;  /* 0: default (8 GiB); refuse models needing more (weights +
+                                activations + packed weights) with PCV_ERROR_OUT_OF_MEMORY,
+                                before allocating */
 } pcv_session_options;
 
 #define PCV_SESSION_OPTIONS_INIT {sizeof(pcv_session_options), 0, 0, 0}

@@ -80,11 +80,17 @@ Expected<std::string> read_text_file(const std::string& path) {
   return std::string(bytes.begin(), bytes.end());
 }
 
+Status check_output_dir(const std::string& path) {
+  const std::string dir = parent_dir(path);
+  if (!is_directory(dir)) return io_error(path + ": directory " + dir + " does not exist");
+  return Status::ok();
+}
+
 Status write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
   if (path.empty()) return invalid_argument("empty output path");
   if (is_directory(path)) return io_error(path + ": is a directory, cannot write a file there");
+  PCV_RETURN_IF_ERROR(check_output_dir(path));
   const std::string dir = parent_dir(path);
-  if (!is_directory(dir)) return io_error(path + ": directory " + dir + " does not exist");
   const std::string tmp = path + ".tmp-" + random_suffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return io_error(path + ": cannot create a file in " + dir + ": " + errno_text(errno));
@@ -123,8 +129,8 @@ Status write_file_atomic(const std::string& path, std::string_view text) {
 }
 
 Status make_temp_dir_beside(const std::string& path, std::string* temp_dir) {
+  PCV_RETURN_IF_ERROR(check_output_dir(path));
   const std::string dir = parent_dir(path);
-  if (!is_directory(dir)) return io_error(path + ": directory " + dir + " does not exist");
   std::string tmp = path + ".tmp-" + random_suffix();
   if (::mkdir(tmp.c_str(), 0755) != 0) {
     return io_error(path + ": cannot create a directory in " + dir + ": " + errno_text(errno));

@@ -21,6 +21,10 @@ Expected<std::vector<uint8_t>> read_file(const std::string& path,
                                          uint64_t max_bytes = uint64_t{1} << 32);
 Expected<std::string> read_text_file(const std::string& path);
 
+// io_error "PATH: directory DIR does not exist" unless the directory a file at `path` would be
+// written in exists: for commands that work a long time (train, optimize) before they write.
+Status check_output_dir(const std::string& path);
+
 // Writes `bytes` to `path` atomically (temp file + fsync + rename).
 Status write_file_atomic(const std::string& path, std::span<const uint8_t> bytes);
 Status write_file_atomic(const std::string& path, std::string_view text);

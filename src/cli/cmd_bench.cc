@@ -61,6 +61,7 @@ Runner setup(CLI::App& sub) {
   auto json = std::make_shared<bool>(false);
   auto reference = std::make_shared<bool>(false);
   auto top = std::make_shared<int>(15);
+  auto max_memory = std::make_shared<uint64_t>(0);
   sub.add_option("model", *path, "Model file")->required();
   sub.add_option("--threads", *threads, "Threads")->capture_default_str()->check(CLI::Range(1, 64));
   sub.add_option("--runs", *runs, "Timed runs")->capture_default_str()->check(CLI::Range(1, 100000));
@@ -68,15 +69,19 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--top", *top, "Ops to list in the profile")->capture_default_str();
   sub.add_flag("--json", *json, "Print JSON");
   sub.add_flag("--reference", *reference, "Reference kernels only");
+  add_max_memory_option(sub, *max_memory);
   return [=]() -> Status {
     const auto t_load = Clock::now();
-    PCV_ASSIGN_OR_RETURN(auto model, formats::load_model(*path));
+    PCV_ASSIGN_OR_RETURN(auto model, formats::load_model(*path, {.max_bytes = *max_memory}));
     const double load_ms = ms_since(t_load);
     runtime::SessionOptions so;
     so.threads = *threads;
     so.fast_kernels = !*reference;
+    if (*max_memory > 0) so.max_memory_bytes = static_cast<int64_t>(*max_memory);
     const auto t_prep = Clock::now();
-    PCV_ASSIGN_OR_RETURN(auto session, runtime::Session::create(model, so));
+    auto created = runtime::Session::create(model, so);
+    if (!created) return created.status().with_context(*path);
+    auto session = std::move(created).value();
     const double prepare_ms = ms_since(t_prep);
     for (int i = 0; i < session->num_inputs(); ++i) fill_random(session->input(i), 42 + static_cast<uint64_t>(i));
     auto t0 = Clock::now();

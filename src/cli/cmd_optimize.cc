@@ -3,6 +3,7 @@
 // accuracy report (table, or JSON with --json).
 #include <sstream>
 
+#include "base/file.h"
 #include "cli/command.h"
 #include "formats/model_io.h"
 #include "optimize/optimize.h"
@@ -64,6 +65,7 @@ Runner setup(CLI::App& sub) {
     PCV_ASSIGN_OR_RETURN(o.schedule, optimize::schedule_kind_from_name(a->schedule));
     PCV_ASSIGN_OR_RETURN(auto format, formats::format_from_path(a->out));
     (void)format;
+    PCV_RETURN_IF_ERROR(check_output_dir(a->out));  // before minutes of calibration or fine-tuning
     o.calibration.percentile = a->percentile;
     o.calibration_data = a->calibration;
     o.calibration_size = a->calibration_size;

@@ -1,4 +1,4 @@
-// pocketcv predict MODEL IMAGE... [--top-k K] [--json] [--trace] [--threads N]
+// pocketcv predict MODEL IMAGE... [--top-k K] [--json] [--trace] [--threads N] [--max-memory SIZE]
 //
 // One block per image: "label score" lines, highest first (a "== IMAGE" header when there
 // are several images). --trace adds where the time went: decode, preprocess, inference with
@@ -66,6 +66,7 @@ Runner setup(CLI::App& sub) {
   auto trace = std::make_shared<bool>(false);
   auto reference = std::make_shared<bool>(false);
   auto warmup = std::make_shared<int>(0);
+  auto max_memory = std::make_shared<uint64_t>(0);
   sub.add_option("model", *model_path, "Model (.pcv, .tflite, .mlmodel, .mlpackage, .onnx)")->required();
   sub.add_option("images", *images, "JPEG or PNG pictures")->required();
   sub.add_option("--top-k,-k", *k, "Classes to show per image")->capture_default_str()->check(CLI::Range(1, 100000));
@@ -74,14 +75,18 @@ Runner setup(CLI::App& sub) {
   sub.add_flag("--trace", *trace, "Show where the time went: decode, preprocess, each layer, postprocess");
   sub.add_option("--warmup", *warmup, "Untimed runs first (steady-state trace)")->capture_default_str()->check(CLI::Range(0, 1000));
   sub.add_flag("--reference", *reference, "Reference kernels only");
+  add_max_memory_option(sub, *max_memory);
   return [=]() -> Status {
-    PCV_ASSIGN_OR_RETURN(ir::Model model, formats::load_model(*model_path));
+    PCV_ASSIGN_OR_RETURN(ir::Model model, formats::load_model(*model_path, {.max_bytes = *max_memory}));
     predict::PredictorOptions po;
     po.threads = *threads;
+    if (*max_memory > 0) po.max_memory_bytes = static_cast<int64_t>(*max_memory);
     po.profile = *trace;
     po.fast_kernels = !*reference;
     po.warmup_runs = *warmup;
-    PCV_ASSIGN_OR_RETURN(auto predictor, predict::Predictor::create(std::move(model), po));
+    auto created = predict::Predictor::create(std::move(model), po);
+    if (!created) return created.status().with_context(*model_path);
+    auto predictor = std::move(created).value();
     nlohmann::json j = {{"model", *model_path}, {"predictions", nlohmann::json::array()}};
     Status first_error;
     for (size_t i = 0; i < images->size(); ++i) {

@@ -15,17 +15,22 @@ Runner setup(CLI::App& sub) {
   auto out_dir = std::make_shared<std::string>();
   auto threads = std::make_shared<int>(1);
   auto reference = std::make_shared<bool>(false);
+  auto max_memory = std::make_shared<uint64_t>(0);
   sub.add_option("model", *path, "Model file")->required();
   sub.add_option("--input", *inputs, "Raw little-endian input tensor, one per model input, in order")->required();
   sub.add_option("--output-dir", *out_dir, "Directory for output_<i>.bin (raw little-endian)")->required();
-  sub.add_option("--threads", *threads, "Threads")->capture_default_str();
+  sub.add_option("--threads", *threads, "Threads")->capture_default_str()->check(CLI::Range(1, 64));
   sub.add_flag("--reference", *reference, "Use the reference kernels only");
+  add_max_memory_option(sub, *max_memory);
   return [=]() -> Status {
-    PCV_ASSIGN_OR_RETURN(auto model, formats::load_model(*path));
+    PCV_ASSIGN_OR_RETURN(auto model, formats::load_model(*path, {.max_bytes = *max_memory}));
     runtime::SessionOptions so;
     so.threads = *threads;
     so.fast_kernels = !*reference;
-    PCV_ASSIGN_OR_RETURN(auto session, runtime::Session::create(model, so));
+    if (*max_memory > 0) so.max_memory_bytes = static_cast<int64_t>(*max_memory);
+    auto created = runtime::Session::create(model, so);
+    if (!created) return created.status().with_context(*path);
+    auto session = std::move(created).value();
     if (static_cast<int>(inputs->size()) != session->num_inputs()) {
       return invalid_argument(fmt::format("{} has {} inputs, {} --input given", *path, session->num_inputs(), inputs->size()));
     }

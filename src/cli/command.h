@@ -48,6 +48,11 @@ void err(fmt::format_string<Args...> f, Args&&... args) {
   fmt::print(stderr, f, std::forward<Args>(args)...);
 }
 
+// --max-memory SIZE ("512M", "2G", plain bytes; K = 1024) for the commands that load and run a
+// model: the model file (weights) and then the session's weights + activations + packed
+// weights must fit, checked before allocating. 0 (the default) keeps the library's limit.
+CLI::Option* add_max_memory_option(CLI::App& sub, uint64_t& bytes);
+
 // "1.2 MB", "340 KB", "512 B".
 std::string human_bytes(int64_t bytes);
 // "3.5M", "12.3K", "980".

@@ -19,6 +19,14 @@ std::string human_bytes(int64_t b) {
   return fmt::format("{} B", b);
 }
 
+CLI::Option* add_max_memory_option(CLI::App& sub, uint64_t& bytes) {
+  return sub
+      .add_option("--max-memory", bytes,
+                  "Refuse models needing more memory (weights + activations), e.g. 512M, 2G; 0: 8G")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 50));
+}
+
 std::string human_count(int64_t n) {
   if (n >= 1000000) return fmt::format("{:.2f}M", static_cast<double>(n) / 1e6);
   if (n >= 1000) return fmt::format("{:.1f}K", static_cast<double>(n) / 1e3);

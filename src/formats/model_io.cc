@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <filesystem>
+
 #include "base/file.h"
 #include "ir/pcv_format.h"
 
@@ -25,6 +27,55 @@ namespace {
 [[maybe_unused]] bool has_prefix(const std::vector<uint8_t>& b, size_t offset, const char* magic) {
   const size_t n = std::char_traits<char>::length(magic);
   return b.size() >= offset + n && std::equal(magic, magic + n, b.begin() + static_cast<long>(offset));
+}
+
+// Bytes on disk: the file's size, or the sum over a bundle directory's regular files.
+uint64_t bytes_on_disk(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) {
+    const auto n = std::filesystem::file_size(path, ec);
+    return ec ? 0 : n;
+  }
+  uint64_t total = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+Expected<ir::Model> read_as(Format format, const std::string& path) {
+  switch (format) {
+    case Format::kPcv: return ir::load_pcv(path);
+    case Format::kTflite: {
+#if PCV_TFLITE_AVAILABLE
+      PCV_ASSIGN_OR_RETURN(auto bytes, read_file(path));
+      return tflite::read_tflite(bytes, path);
+#else
+      return not_built(format);
+#endif
+    }
+    case Format::kMlmodel:
+#if PCV_COREML_AVAILABLE
+      return coreml::load_mlmodel(path);
+#else
+      return not_built(format);
+#endif
+    case Format::kMlpackage:
+#if PCV_COREML_AVAILABLE
+      return coreml::read_mlpackage(path);
+#else
+      return not_built(format);
+#endif
+    case Format::kOnnx: {
+#if PCV_ONNX_AVAILABLE
+      return onnx::load_onnx(path);
+#else
+      return not_built(format);
+#endif
+    }
+  }
+  return internal_error("unreachable");
 }
 
 }  // namespace
@@ -62,8 +113,17 @@ Expected<Format> format_from_path(const std::string& path) {
                                       path, ext));
 }
 
-Expected<ir::Model> load_model(const std::string& path) {
+Expected<ir::Model> load_model(const std::string& path, const LoadOptions& options) {
   if (!file_exists(path)) return io_error(path + ": no such file");
+  const uint64_t size = bytes_on_disk(path);
+  std::error_code ec;
+  if (size == 0 && std::filesystem::is_regular_file(path, ec)) {
+    return invalid_model(path + ": empty file (0 bytes)");
+  }
+  if (options.max_bytes > 0 && size > options.max_bytes) {
+    return out_of_memory(fmt::format("{}: the model is {} bytes on disk, above the memory limit of {} bytes", path,
+                                     size, options.max_bytes));
+  }
   auto format = format_from_path(path);
   if (!format) {
     // Sniff the content: flatbuffers identifiers sit at offset 4.
@@ -73,37 +133,12 @@ Expected<ir::Model> load_model(const std::string& path) {
     else if (has_prefix(bytes, 4, "TFL3")) format = Format::kTflite;
     else return invalid_model(path + ": not a model file pocketcv recognizes (extension and content)");
   }
-  switch (*format) {
-    case Format::kPcv: return ir::load_pcv(path);
-    case Format::kTflite: {
-#if PCV_TFLITE_AVAILABLE
-      PCV_ASSIGN_OR_RETURN(auto bytes, read_file(path));
-      return tflite::read_tflite(bytes, path);
-#else
-      return not_built(*format);
-#endif
-    }
-    case Format::kMlmodel:
-#if PCV_COREML_AVAILABLE
-      return coreml::load_mlmodel(path);
-#else
-      return not_built(*format);
-#endif
-    case Format::kMlpackage:
-#if PCV_COREML_AVAILABLE
-      return coreml::read_mlpackage(path);
-#else
-      return not_built(*format);
-#endif
-    case Format::kOnnx: {
-#if PCV_ONNX_AVAILABLE
-      return onnx::load_onnx(path);
-#else
-      return not_built(*format);
-#endif
-    }
+  // Every error names the file, whichever reader produced it.
+  auto model = read_as(*format, path);
+  if (!model && model.status().message().find(path) == std::string::npos) {
+    return model.status().with_context(path);
   }
-  return internal_error("unreachable");
+  return model;
 }
 
 Status save_model(const ir::Model& model, const std::string& path, Format format, const SaveOptions& options) {

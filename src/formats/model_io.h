@@ -8,6 +8,7 @@
 // A format this build was configured without gives an unsupported error saying so.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "base/status.h"
@@ -23,7 +24,15 @@ Expected<Format> format_from_name(const std::string& name);
 // From a path's extension; invalid_argument naming the path when unknown.
 Expected<Format> format_from_path(const std::string& path);
 
-Expected<ir::Model> load_model(const std::string& path);
+struct LoadOptions {
+  // Refuse a model whose bytes on disk (the file, or all files of a .mlpackage bundle) exceed
+  // this, before reading any of it (out_of_memory naming the path); 0: no limit.
+  uint64_t max_bytes = 0;
+};
+
+// Errors name the path: io_error (missing, unreadable), invalid_model (empty, malformed,
+// truncated), unsupported (an op or feature pocketcv lacks, a format this build left out).
+Expected<ir::Model> load_model(const std::string& path, const LoadOptions& options = {});
 
 struct SaveOptions {
   bool fp16_weights = false;  // Core ML: fp16 weights (.mlpackage defaults to fp16 regardless)

@@ -213,6 +213,7 @@ Expected<std::unique_ptr<Predictor>> Predictor::create(ir::Model model,
   so.fast_kernels = options.fast_kernels;
   so.profile = options.profile;
   so.batch = 1;
+  if (options.max_memory_bytes > 0) so.max_memory_bytes = options.max_memory_bytes;
   p->model_ = std::move(model);
   PCV_ASSIGN_OR_RETURN(p->session_, runtime::Session::create(p->model_, so));
   const ir::DType in_dtype = p->session_->input_info(0).dtype;

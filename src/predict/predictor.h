@@ -36,6 +36,9 @@ struct PredictorOptions {
   // Untimed runs at create (on a zero input), so traces show steady-state times rather than
   // first-touch costs (page faults in the arena, cold caches).
   int warmup_runs = 0;
+  // Refuse models needing more (weights + activations + packed weights); see
+  // runtime::SessionOptions::max_memory_bytes. 0: the session's default.
+  int64_t max_memory_bytes = 0;
 };
 
 struct Classification {

@@ -67,6 +67,14 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
   impl->options = options;
   if (options.threads > 64) return invalid_argument(fmt::format("threads={} is above the limit of 64", options.threads));
   if (options.batch < 0 || options.batch > 4096) return invalid_argument(fmt::format("batch={} must be in 0..4096", options.batch));
+  int64_t weight_bytes = 0;
+  for (const Value& v : model.graph.values) {
+    if (v.is_constant()) weight_bytes += static_cast<int64_t>(v.data.size_bytes());
+  }
+  if (weight_bytes > options.max_memory_bytes) {
+    return out_of_memory(fmt::format("the model's weights are {} bytes, above the memory limit of {} bytes",
+                                     weight_bytes, options.max_memory_bytes));
+  }
   Graph& g = impl->graph;
   g = model.graph;
   PCV_RETURN_IF_ERROR(verify(g));
@@ -96,6 +104,11 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
     if (!kern) return kern.status();
     scratch_bytes = std::max(scratch_bytes, (*kern)->scratch_bytes);
     impl->packed_bytes += (*kern)->packed_bytes;
+    if (weight_bytes + impl->packed_bytes > options.max_memory_bytes) {
+      return out_of_memory(fmt::format("the model's weights ({} bytes) and packed weights ({} bytes so far) are "
+                                       "above the memory limit of {} bytes",
+                                       weight_bytes, impl->packed_bytes, options.max_memory_bytes));
+    }
     impl->steps.push_back(static_cast<int>(ni));
     impl->kernels.push_back(std::move(kern).value());
   }
@@ -134,10 +147,10 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
   MemoryPlan plan = plan_memory(requests, !options.keep_all_values);
   const int64_t scratch_aligned = static_cast<int64_t>((scratch_bytes + 63) / 64 * 64);
   const int64_t total = plan.arena_bytes + scratch_aligned;
-  if (total + impl->packed_bytes > options.max_memory_bytes) {
-    return out_of_memory(fmt::format("the model needs {} bytes of activations and {} of packed weights, above the "
-                                     "limit of {} bytes",
-                                     total, impl->packed_bytes, options.max_memory_bytes));
+  if (weight_bytes + total + impl->packed_bytes > options.max_memory_bytes) {
+    return out_of_memory(fmt::format("the model needs {} bytes of weights, {} of activations and {} of packed "
+                                     "weights, above the memory limit of {} bytes",
+                                     weight_bytes, total, impl->packed_bytes, options.max_memory_bytes));
   }
   if (!impl->arena.resize(static_cast<size_t>(std::max<int64_t>(total, 64)))) {
     return out_of_memory(fmt::format("cannot allocate the {}-byte arena", total));

@@ -31,7 +31,9 @@ struct SessionOptions {
   // Keep every intermediate value alive after run() (no buffer reuse), for per-layer
   // comparisons; costs memory.
   bool keep_all_values = false;
-  // Refuse models whose arena + packed weights exceed this (out_of_memory, before allocating).
+  // Refuse models whose weights + activation arena + packed weights exceed this
+  // (out_of_memory): weights are checked before anything is copied or packed, the arena before
+  // it is allocated.
   int64_t max_memory_bytes = int64_t{8} << 30;
   // Override the batch dimension of every graph input (shapes re-inferred); 0 keeps it.
   int batch = 0;

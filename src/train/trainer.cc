@@ -614,6 +614,8 @@ Status Run::run_cached_phase(const Phase& ph, int first_epoch, int phase_epoch_o
 Expected<TrainResult> Run::go() {
   const auto t0 = Clock::now();
   PCV_RETURN_IF_ERROR(validate(o_));
+  // Fail before the first epoch, not after it, when the outputs cannot be written there.
+  PCV_RETURN_IF_ERROR(check_output_dir(o_.output_path));
   PCV_RETURN_IF_ERROR(load_data());
   PCV_RETURN_IF_ERROR(build_model());
   const OptimizerKind kind = optimizer_from_name(o_.optimizer).value();

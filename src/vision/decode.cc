@@ -164,6 +164,8 @@ Expected<Image> decode_jpeg(std::span<const uint8_t> bytes, std::string_view nam
     }
   }
 
+  PCV_ENSURE(int64_t{sw} * sh <= opt.max_pixels, StatusCode::kInvalidArgument,
+             "{}: JPEG of {}x{} pixels is above the limit of {} pixels", name, sw, sh, opt.max_pixels);
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   const int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
   const int pixel_bytes = cmyk ? 4 : 3;
@@ -228,8 +230,8 @@ void png_warning_cb(png_structp, png_const_charp) {}  // ancillary problems: ign
 
 // Plain C-style body: no object with a destructor lives across setjmp.
 // Returns 0 on success, 1 on a libpng error (message in r->error), 2 on a size error.
-int png_decode_raw(PngReader* r, int max_side, std::vector<uint8_t>* pixels, int* out_w,
-                   int* out_h) {
+int png_decode_raw(PngReader* r, int max_side, int64_t max_pixels, std::vector<uint8_t>* pixels,
+                   int* out_w, int* out_h) {
   png_structp png =
       png_create_read_struct(PNG_LIBPNG_VER_STRING, r, png_error_cb, png_warning_cb);
   if (png == nullptr) return 1;
@@ -253,6 +255,12 @@ int png_decode_raw(PngReader* r, int max_side, std::vector<uint8_t>* pixels, int
       h > static_cast<png_uint_32>(max_side)) {
     std::snprintf(r->error, sizeof(r->error), "PNG dimensions %ux%u outside [1, %d]",
                   static_cast<unsigned>(w), static_cast<unsigned>(h), max_side);
+    png_destroy_read_struct(&png, &info, nullptr);
+    return 2;
+  }
+  if (int64_t{w} * h > max_pixels) {
+    std::snprintf(r->error, sizeof(r->error), "PNG of %ux%u pixels is above the limit of %lld pixels",
+                  static_cast<unsigned>(w), static_cast<unsigned>(h), static_cast<long long>(max_pixels));
     png_destroy_read_struct(&png, &info, nullptr);
     return 2;
   }
@@ -283,7 +291,7 @@ Expected<Image> decode_png(std::span<const uint8_t> bytes, std::string_view name
   PngReader r{bytes.data(), bytes.size(), 0, {0}};
   std::vector<uint8_t> pixels;
   int w = 0, h = 0;
-  const int rc = png_decode_raw(&r, opt.max_side, &pixels, &w, &h);
+  const int rc = png_decode_raw(&r, opt.max_side, opt.max_pixels, &pixels, &w, &h);
   if (rc != 0) {
     return invalid_argument(
         fmt::format("{}: PNG decode failed: {}", name, r.error[0] ? r.error : "libpng error"));

@@ -23,7 +23,9 @@
 //  samples are scaled with rounding (v * 255 / 65535). Alpha is DROPPED, not composited (as
 //  PIL's convert("RGB") and tf.io.decode_png(channels=3) do): a transparent pixel keeps its
 //  stored color. CRC errors in critical chunks and truncation are errors.
-// Both: sides must be in [1, max_side] (default 2^15), else an error before any allocation.
+// Both: sides must be in [1, max_side] (default 2^15) and the decoded picture at most
+// max_pixels (default 2^28, 768 MiB of RGB), else an error before any allocation: a few bytes
+// of header must not make the decoder allocate gigabytes.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +46,7 @@ struct DecodeOptions {
   bool apply_exif_orientation = true;
   bool allow_truncated = false;
   int max_side = 1 << 15;
+  int64_t max_pixels = int64_t{1} << 28;
 };
 
 enum class ImageFormat { kUnknown, kJpeg, kPng };
