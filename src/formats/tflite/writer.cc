@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <limits>
 #include <set>
 
@@ -77,6 +78,7 @@ class Writer {
   Expected<Padding2d> padding_of(const Node& n, Padding mode, int kh, int kw, int sh, int sw, int dh, int dw,
                                  int pt, int pb, int pl, int pr, fb::Padding* out);
   Expected<int32_t> explicit_pad_input(const Node& n, ValueId x, const Padding2d& p);
+  bool non_negative(ValueId x) const;
   void emit(OpSpec op) { ops_.push_back(std::move(op)); }
   const Value& val(ValueId v) const { return g_.value(v); }
   static std::vector<int32_t> dims(const Shape& s) { return {s.begin(), s.end()}; }
@@ -188,6 +190,20 @@ Expected<int32_t> Writer::explicit_pad_input(const Node& n, ValueId x, const Pad
   return out;
 }
 
+// True when `x` comes from a relu / relu6 / sigmoid, alone or fused into its producer.
+bool Writer::non_negative(ValueId x) const {
+  const int p = g_.producer(x);
+  if (p < 0) return false;
+  const Node& n = g_.nodes[static_cast<size_t>(p)];
+  if (n.op == OpType::kRelu || n.op == OpType::kRelu6 || n.op == OpType::kSigmoid) return true;
+  return std::visit(
+      [](const auto& a) {
+        if constexpr (requires { a.activation; }) return a.activation != Activation::kNone;
+        return false;
+      },
+      n.attrs);
+}
+
 // The bias tensor: the node's own (int32 biases get scale input_scale * weight_scale[c]), or
 // zeros when the node has none (TFLite's kernels and op versions expect one).
 Expected<int32_t> Writer::bias_for(const Node& n, int64_t out_c, int32_t input_t, const Value& w) {
@@ -279,8 +295,21 @@ Status Writer::pool(const Node& n, fb::BuiltinOperator code) {
   fb::Padding pad_mode;
   PCV_ASSIGN_OR_RETURN(Padding2d ep, padding_of(n, a.padding, a.kernel_h, a.kernel_w, a.stride_h, a.stride_w, 1, 1,
                                                 a.pad_top, a.pad_bottom, a.pad_left, a.pad_right, &pad_mode));
-  if (ep.out_h > 0) return fail_node(n, "explicit pool padding other than SAME/VALID has no TFLite form");
-  PCV_ASSIGN_OR_RETURN(int32_t xt, tensor(n.inputs[0]));
+  int32_t xt;
+  if (ep.out_h > 0) {
+    // Explicit pads SAME can't express (PyTorch's MaxPool2d(3, 2, padding=1) on an even size):
+    // PAD with zeros + a VALID pool is exact for a max pool over non-negative values (a relu
+    // before it), as every window holds a real element when the pads are smaller than the kernel.
+    const bool pads_fit = ep.pad_top < a.kernel_h && ep.pad_bottom < a.kernel_h && ep.pad_left < a.kernel_w &&
+                          ep.pad_right < a.kernel_w;
+    if (code != fb::BuiltinOperator::MAX_POOL_2D || !pads_fit || !non_negative(n.inputs[0])) {
+      return fail_node(n, "explicit pool padding other than SAME/VALID has no TFLite form (only a max pool of "
+                          "non-negative values, after a relu, has: PAD + VALID)");
+    }
+    PCV_ASSIGN_OR_RETURN(xt, explicit_pad_input(n, n.inputs[0], ep));
+  } else {
+    PCV_ASSIGN_OR_RETURN(xt, tensor(n.inputs[0]));
+  }
   PCV_ASSIGN_OR_RETURN(int32_t yt, tensor(n.outputs[0]));
   OpSpec op{code, val(n.inputs[0]).dtype == DType::kI8 ? 2 : 1, {xt}, {yt}};
   op.options_type = fb::BuiltinOptions::Pool2DOptions;
@@ -483,15 +512,17 @@ void convert_weights_to_f16(Graph& g) {
     if ((n.op == OpType::kConv2d || n.op == OpType::kFullyConnected) && n.inputs.size() >= 2) {
       const ValueId w = n.inputs[1];
       if (g.value(w).is_constant() && g.value(w).dtype == DType::kF32) {
+        // Copies, not references: add_constant below grows g.values.
         const Tensor& src = g.value(w).data;
-        Tensor h(DType::kF16, src.shape());
+        const Shape shape = src.shape();
+        Tensor h(DType::kF16, shape);
         for (int64_t k = 0; k < src.num_elements(); ++k) h.data<uint16_t>()[k] = fp16_from_f32(src.data<float>()[k]);
         const std::string name = g.value(w).name;
         const ValueId hv = g.add_constant(name + "/fp16", std::move(h));
         Value deq;
         deq.name = name + "/dequantized";
         deq.dtype = DType::kF32;
-        deq.shape = src.shape();
+        deq.shape = shape;
         g.values.push_back(std::move(deq));
         const auto dv = static_cast<ValueId>(g.values.size() - 1);
         Node d;
@@ -523,13 +554,29 @@ std::vector<uint8_t> Writer::serialize() {
     buffers.push_back(fb::CreateBuffer(fbb, v));
   }
   std::vector<Offset<fb::Tensor>> tensors;
+  // Per-channel zero points are all 0 (symmetric weights and their int32 biases) and TFLite
+  // wants as many as there are scales (int64 each: 16 bytes per output channel for a conv's
+  // weights + bias). One zero vector per channel count is shared by every tensor that needs
+  // it: flatbuffers allow several tables to point at one vector, and readers see the same
+  // values. Per-tensor parameters are written as they come, so write(read(f)) of a
+  // converter's per-tensor model stays byte-identical.
+  std::map<size_t, Offset<flatbuffers::Vector<int64_t>>> shared_zero_points;
   for (const TensorSpec& t : tensors_) {
     Offset<fb::QuantizationParameters> q = 0;
     if (!t.quant.empty()) {
-      std::vector<int64_t> zp(t.quant.zero_point.begin(), t.quant.zero_point.end());
-      q = fb::CreateQuantizationParametersDirect(fbb, nullptr, nullptr, &t.quant.scale, &zp,
-                                                 fb::QuantizationDetails::NONE, 0,
-                                                 t.quant.per_channel() ? t.quant.axis : 0);
+      const bool all_zero = std::all_of(t.quant.zero_point.begin(), t.quant.zero_point.end(),
+                                        [](int32_t z) { return z == 0; });
+      auto scale = fbb.CreateVector(t.quant.scale);  // before the zero points, as flatc's Direct does
+      Offset<flatbuffers::Vector<int64_t>> zp;
+      if (t.quant.per_channel() && all_zero) {
+        auto [it, fresh] = shared_zero_points.try_emplace(t.quant.zero_point.size());
+        if (fresh) it->second = fbb.CreateVector(std::vector<int64_t>(t.quant.zero_point.size(), 0));
+        zp = it->second;
+      } else {
+        zp = fbb.CreateVector(std::vector<int64_t>(t.quant.zero_point.begin(), t.quant.zero_point.end()));
+      }
+      q = fb::CreateQuantizationParameters(fbb, 0, 0, scale, zp, fb::QuantizationDetails::NONE, 0,
+                                           t.quant.per_channel() ? t.quant.axis : 0);
     }
     tensors.push_back(fb::CreateTensorDirect(fbb, &t.shape, t.type, t.buffer, t.name.c_str(), q));
   }

@@ -467,6 +467,62 @@ TEST(OnnxReader, ImportedModelConvertsThroughModelIo) {
   Status s = formats::save_model(*m, temp_path("import.mlmodel"));
   EXPECT_TRUE(s.is_ok() || s.code() == StatusCode::kUnsupported) << s.to_string();
 }
+
+#if PCV_HAVE_TFLITE
+// torchvision ResNet's stem: Conv(7x7, stride 2, pads 3) -> Relu -> MaxPool(3x3, stride 2, pads 1)
+// on an even size, where the pads are not TFLite's SAME (that puts the odd pad at the end). The
+// .tflite gets PAD + VALID ops (zero padding is exact for a max pool after a relu) and runs in
+// LiteRT like pocketcv; a max pool of values that may be negative is refused with the reason.
+TEST(OnnxReader, ResNetStemExplicitPaddingConvertsToTflite) {
+  for (const bool relu : {true, false}) {
+    SCOPED_TRACE(relu ? "conv -> relu -> max pool" : "conv -> max pool");
+    GB b(13, "pytorch");
+    b.input("input", {1, 3, 32, 32});
+    b.init_random("w", {8, 3, 7, 7}, 71);
+    b.init_random("bias", {8}, 72);
+    auto* c = b.node("Conv", {"input", "w", "bias"}, {"c"});
+    GB::attr(c, "strides", std::vector<int64_t>{2, 2});
+    GB::attr(c, "pads", std::vector<int64_t>{3, 3, 3, 3});
+    if (relu) b.node("Relu", {"c"}, {"r"});
+    auto* mp = b.node("MaxPool", {relu ? "r" : "c"}, {"mp"});
+    GB::attr(mp, "kernel_shape", std::vector<int64_t>{3, 3});
+    GB::attr(mp, "strides", std::vector<int64_t>{2, 2});
+    GB::attr(mp, "pads", std::vector<int64_t>{1, 1, 1, 1});
+    b.node("GlobalAveragePool", {"mp"}, {"p"});
+    b.node("Flatten", {"p"}, {"f"});
+    b.init_random("fc", {4, 8}, 73);
+    auto* g = b.node("Gemm", {"f", "fc"}, {"logits"});
+    GB::attr(g, "transB", int64_t{1});
+    b.output("logits");
+    auto m = onnx::read_onnx(b.bytes(), "stem.onnx");
+    ASSERT_TRUE(m.has_value()) << m.status().to_string();
+    const std::string tfl = temp_path(relu ? "stem_relu.tflite" : "stem.tflite");
+    Status s = formats::save_model(*m, tfl);
+    if (!relu) {
+      ASSERT_FALSE(s.is_ok());
+      EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+      EXPECT_NE(s.message().find("non-negative"), std::string::npos) << s.message();
+      continue;
+    }
+    ASSERT_TRUE(s.is_ok()) << s.to_string();
+    auto back = formats::load_model(tfl);
+    ASSERT_TRUE(back.has_value()) << back.status().to_string();
+    EXPECT_EQ(count_ops(*back, ir::OpType::kPad), 2) << ir::to_text(*back);  // conv's and max pool's
+    const auto x = random_floats(32 * 32 * 3, 74, -2.f, 2.f);
+    auto ours = run_ours(*m, x);
+    ASSERT_TRUE(ours.has_value()) << ours.status().to_string();
+    auto again = run_ours(*back, x);
+    ASSERT_TRUE(again.has_value()) << again.status().to_string();
+    EXPECT_TRUE(all_close(*again, *ours, 1e-5f, 1e-6f));
+    if (auto why = testing::oracle_unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+    std::vector<testing::OracleTensor> lite;
+    std::string err;
+    ASSERT_TRUE(testing::run_tflite_oracle(tfl, "litert", {float_bytes(x)}, &lite, &err)) << err;
+    ASSERT_EQ(lite.size(), 1u);
+    EXPECT_TRUE(all_close(floats_from_bytes(lite[0].bytes), *ours, 1e-5f, 1e-5f));
+  }
+}
+#endif  // PCV_HAVE_TFLITE
 #endif
 
 }  // namespace
