@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <span>
 #include <utility>
+#include <vector>
 
 namespace pcv {
 
@@ -59,5 +61,15 @@ class AlignedBuffer {
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };
+
+// Flatbuffers are read in place, so their buffer must start 8-byte aligned (the largest scalar);
+// a model handed over from memory, or nested in another file, may not be. Returns `bytes`
+// when it is aligned, else a copy kept in *storage (operator new aligns to 16).
+inline std::span<const uint8_t> aligned_for_flatbuffers(std::span<const uint8_t> bytes,
+                                                        std::vector<uint8_t>* storage) {
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % 8 == 0) return bytes;
+  storage->assign(bytes.begin(), bytes.end());
+  return {storage->data(), storage->size()};
+}
 
 }  // namespace pcv

@@ -1,7 +1,10 @@
 #include "ir/pcv_format.h"
 
+#include <cstring>
+
 #include <fmt/core.h>
 
+#include "base/aligned.h"
 #include "base/file.h"
 #include "ir/pcv_generated.h"
 
@@ -44,9 +47,14 @@ flatbuffers::Offset<fb::Node> write_node(flatbuffers::FlatBufferBuilder& b, cons
   return fb::CreateNodeDirect(b, op_name(n.op), n.name.c_str(), &n.inputs, &n.outputs, &attrs);
 }
 
+// Copies bytes: the verifier checks a vector's 4-byte length prefix alignment, not its
+// elements', so an int64 vector in a damaged file can sit at 4 mod 8 (a misaligned load is
+// undefined behaviour). Flatbuffers are little-endian, as every host we build for.
 template <class T>
 std::vector<T> to_vec(const flatbuffers::Vector<T>* v) {
-  return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
+  std::vector<T> out(v ? v->size() : 0);
+  if (!out.empty()) std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
+  return out;
 }
 std::string to_str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
@@ -95,7 +103,9 @@ bool looks_like_pcv(std::span<const uint8_t> bytes) {
   return bytes.size() >= 8 && fb::ModelBufferHasIdentifier(bytes.data());
 }
 
-Expected<Model> read_pcv(std::span<const uint8_t> bytes, const std::string& name) {
+Expected<Model> read_pcv(std::span<const uint8_t> bytes_in, const std::string& name) {
+  std::vector<uint8_t> aligned_copy;
+  const std::span<const uint8_t> bytes = aligned_for_flatbuffers(bytes_in, &aligned_copy);
   auto fail = [&](const std::string& what) { return invalid_model(name + ": " + what); };
   if (bytes.size() < 8) return fail(fmt::format("truncated: {} bytes is too small for a .pcv file", bytes.size()));
   if (!looks_like_pcv(bytes)) return fail("not a .pcv file (missing the PCV1 identifier)");

@@ -99,6 +99,7 @@ struct Reader {
   std::span<const uint8_t> b;
   size_t pos = 0;
   bool get(void* p, size_t n) {
+    if (n == 0) return true;  // an empty slot's data() may be null
     if (pos + n > b.size()) return false;
     std::memcpy(p, b.data() + pos, n);
     pos += n;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "base/aligned.h"
 #include "formats/tflite/metadata.h"
 #include "formats/tflite/op_map.h"
 #include "formats/tflite/tflite.h"
@@ -37,7 +38,9 @@ std::string quant_text(const fb::QuantizationParameters* q) {
 
 }  // namespace
 
-std::string describe_tflite(std::span<const uint8_t> bytes) {
+std::string describe_tflite(std::span<const uint8_t> bytes_in) {
+  std::vector<uint8_t> aligned_copy;
+  const std::span<const uint8_t> bytes = aligned_for_flatbuffers(bytes_in, &aligned_copy);
   if (bytes.size() < 8 || !fb::ModelBufferHasIdentifier(bytes.data())) return "not a TFLite model (no TFL3 identifier)\n";
   flatbuffers::Verifier verifier(bytes.data(), bytes.size(), 128, 10'000'000);
   if (!fb::VerifyModelBuffer(verifier)) return "corrupt TFLite model (flatbuffer verification failed)\n";

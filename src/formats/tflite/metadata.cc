@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "base/aligned.h"
 #include "formats/tflite/metadata_schema_generated.h"
 
 namespace pcv::tflite {
@@ -72,7 +73,9 @@ std::vector<uint8_t> build_metadata(const ir::Model& model, int num_inputs, int 
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
-Expected<ParsedMetadata> parse_metadata(std::span<const uint8_t> bytes) {
+Expected<ParsedMetadata> parse_metadata(std::span<const uint8_t> bytes_in) {
+  std::vector<uint8_t> aligned_copy;
+  const std::span<const uint8_t> bytes = aligned_for_flatbuffers(bytes_in, &aligned_copy);
   flatbuffers::Verifier v(bytes.data(), bytes.size());
   if (!m::VerifyModelMetadataBuffer(v)) {
     return invalid_model("TFLITE_METADATA: not a valid metadata flatbuffer (schema M001)");

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "base/aligned.h"
 #include "base/file.h"
 #include "formats/tflite/metadata.h"
 #include "formats/tflite/op_map.h"
@@ -168,7 +169,10 @@ Status Reader::load_tensors() {
         }
         for (size_t k = 0; k < n; ++k) {
           const float s = q->scale()->Get(static_cast<flatbuffers::uoffset_t>(k));
-          const int64_t z = q->zero_point()->Get(static_cast<flatbuffers::uoffset_t>(q->zero_point()->size() == 1 ? 0 : k));
+          // The verifier checks the vector's 4-byte alignment only: copy the int64 bytes (a
+          // damaged file can place them at 4 mod 8, and a misaligned load is undefined).
+          int64_t z;
+          std::memcpy(&z, q->zero_point()->Data() + (q->zero_point()->size() == 1 ? 0 : k) * sizeof(int64_t), sizeof(z));
           if (!(s > 0.f) || !std::isfinite(s)) return err(fmt::format("{}: quantization scale {} is not positive", who, s));
           if (z < INT32_MIN || z > INT32_MAX) return err(fmt::format("{}: zero point {} out of range", who, z));
           ti.quant.scale.push_back(s);
@@ -695,7 +699,7 @@ Status Reader::read_metadata(Model& model) {
     model.metadata = parsed->info;
     InputSpec& spec = model.input_spec;
     if (parsed->has_color) spec.color = parsed->color;
-    auto fill = [&spec](const std::vector<float>& src, std::array<float, 3>& dst) {
+    auto fill = [](const std::vector<float>& src, std::array<float, 3>& dst) {
       if (src.empty()) return;
       for (size_t c = 0; c < 3; ++c) dst[c] = src[std::min(c, src.size() - 1)];
     };
@@ -815,7 +819,8 @@ Expected<Model> Reader::run() {
 }  // namespace
 
 Expected<Model> read_tflite(std::span<const uint8_t> bytes, const std::string& name) {
-  Reader r(bytes, name);
+  std::vector<uint8_t> aligned_copy;
+  Reader r(aligned_for_flatbuffers(bytes, &aligned_copy), name);
   return r.run();
 }
 

@@ -38,11 +38,12 @@ HWY_INLINE int32_t LoadI32(const void* p) {
 #if HWY_TARGET == HWY_AVX3_DL
 // ---- VNNI: A is u8 (x + 128) rows of kp bytes, panel [NR c0][NR scale][kp/4][NR][4] int8.
 // NOTE: Highway 1.0.3's AVX3_DL target string names "avxvnni" (VEX) instead of "avx512vnni",
-// although its CPU check requires AVX512_VNNI; the kernel adds the feature itself.
+// although its CPU check requires AVX512_VNNI; the kernel adds the feature itself, on top of
+// the target's own list (clang lets a function's target attribute replace the namespace's).
 template <size_t MR, size_t NRV>
-__attribute__((target("avx512vnni"))) void Qs8GemmVnni(size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_stride,
-                 const void* panel_v, const int32_t* row_bias, int8_t* c, size_t ldc,
-                 const Qs8GemmEpilogue& e) {
+__attribute__((target(HWY_TARGET_STR ",avx512vnni"))) void Qs8GemmVnni(
+    size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_stride, const void* panel_v,
+    const int32_t* row_bias, int8_t* c, size_t ldc, const Qs8GemmEpilogue& e) {
   constexpr size_t NR = NRV * 16;
   const uint8_t* a = static_cast<const uint8_t*>(a_v);
   const uint8_t* panel = static_cast<const uint8_t*>(panel_v);
