@@ -50,8 +50,15 @@ Status save_optimized(const ir::Model& model, const std::string& path, QuantizeM
     return coreml::save_mlmodel(model, path, o);
   }
   if (format == formats::Format::kMlpackage) {
+    // Compressed weights decompress to fp16 (Core ML's usual compute precision for them).
     coreml::MlPackageOptions o;
-    o.fp16 = quantize == QuantizeMode::kFp16;
+    if (palettize_bits > 0) {
+      o.weights = coreml::PackageWeightFormat::kLookupTable;
+      o.lookup_table_bits = palettize_bits;
+    } else if (quantize == QuantizeMode::kDynamic || quantize == QuantizeMode::kInt8) {
+      o.weights = coreml::PackageWeightFormat::kAffineInt8;
+    }
+    o.fp16 = quantize == QuantizeMode::kFp16 || o.weights != coreml::PackageWeightFormat::kFloat;
     return coreml::save_mlpackage(model, path, o);
   }
 #endif
@@ -161,8 +168,8 @@ Expected<Report> optimize_model(const ir::Model& model, const std::string& model
     report.steps.push_back(fmt::format("palettization: {} weight tensors clustered to {} values ({} bits, k-means)",
                                        info.size(), 1 << o.palettize_bits, o.palettize_bits));
     const std::string ext = fs::path(output_path).extension().string();
-    if (ext != ".mlmodel") {
-      report.notes.push_back("palettized weights are stored as f32 values of the lookup table outside .mlmodel "
+    if (ext != ".mlmodel" && ext != ".mlpackage") {
+      report.notes.push_back("palettized weights are stored as f32 values of the lookup table outside Core ML "
                              "(the saving shows in the gzip column)");
     }
   }

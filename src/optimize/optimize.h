@@ -6,7 +6,8 @@
 // Output formats: .tflite (int8 and fp16 / int8 weights behind DEQUANTIZE as TFLite writes
 // them), .pcv (the IR as is), .mlmodel (weights fp16 / linear 8-bit / lookup table by the
 // step: Core ML stores activations in float, so int8 becomes 8-bit weights), .mlpackage
-// (fp16 with --quantize fp16, else fp32). The optimized variant is evaluated from the file
+// (palettize: constexpr_lut_to_dense weights, dynamic / int8: constexpr_affine_dequantize int8
+// weights, both decompressing to fp16 (iOS 16, opset CoreML6); fp16: fp16 weights; else fp32). The optimized variant is evaluated from the file
 // read back (what a user ships) when the format can be read, else from memory.
 #pragma once
 

@@ -4,11 +4,13 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 
 #include "base/fp16.h"
 #include "formats/coreml/coreml.h"
+#include "ir/passes/passes.h"
 
 namespace pcv::coreml::detail {
 
@@ -81,6 +83,24 @@ Expected<ir::Model> to_float_model(const ir::Model& in) {
     v.dtype = ir::DType::kF32;
     v.quant = {};
   }
+  int folded = 0;
+  for (size_t i = 0; i < m.graph.nodes.size();) {
+    const ir::Node& n = m.graph.nodes[i];
+    const auto& outs = m.graph.outputs;
+    const bool is_output = !n.outputs.empty() && std::find(outs.begin(), outs.end(), n.outputs[0]) != outs.end();
+    if (n.op != ir::OpType::kDequantize || n.inputs.size() != 1 || n.outputs.size() != 1 || is_output ||
+        !m.graph.value(n.inputs[0]).is_constant()) {
+      ++i;
+      continue;
+    }
+    ir::Value& out = m.graph.value(n.outputs[0]);
+    out.data = m.graph.value(n.inputs[0]).data;
+    out.dtype = ir::DType::kF32;
+    out.quant = {};
+    m.graph.nodes.erase(m.graph.nodes.begin() + static_cast<std::ptrdiff_t>(i));
+    ++folded;
+  }
+  if (folded) PCV_RETURN_IF_ERROR(ir::prune_unused(m.graph).status());
   // A quantized input takes raw pixels: real = scale * (q - zero_point), q = pixel (uint8) or
   // pixel - 128 (int8), i.e. mean = zero_point (+128), std = 1 / scale.
   if (in.graph.inputs.size() == 1) {

@@ -16,8 +16,10 @@ namespace spec = ::CoreML::Specification;
 
 // A float-only copy of `model` for the writers: quantized / fp16 constants dequantized to f32,
 // every activation f32 without quant params, a quantized graph input's quantization folded into
-// the input spec's mean/std (see coreml.h). Quantize/dequantize nodes stay (writers treat them
-// as identities).
+// the input spec's mean/std (see coreml.h). A dequantize of a constant (int8 / fp16 weights
+// behind a DEQUANTIZE, as the optimize stage and TFLite store them) is folded: its output
+// becomes the f32 constant. Other quantize/dequantize nodes stay (writers treat them as
+// identities).
 Expected<ir::Model> to_float_model(const ir::Model& model);
 
 // OHWI (out, kh, kw, in) <-> OIHW (out, in, kh, kw), float.

@@ -25,14 +25,16 @@
 //
 // Quantized IR (int8/uint8 weights and activations, e.g. TFLite models) is written as float:
 // weights are dequantized (real = scale * (q - zero_point), per channel where given) and then
-// stored as fp32/fp16 (or re-quantized with Core ML's own weight quantization, see
-// WeightFormat); quantize/dequantize nodes become identities. A quantized graph input takes raw
-// pixels, so its quantization becomes the image normalization: mean = zero_point (+128 for
-// int8), std = 1/scale.
+// stored as fp32/fp16 (or re-quantized with Core ML's own weight compression, see WeightFormat
+// and PackageWeightFormat); quantize/dequantize nodes become identities (a dequantize of a
+// constant folds into it). A quantized graph input takes raw pixels, so its quantization
+// becomes the image normalization: mean = zero_point (+128 for int8), std = 1/scale.
 //
 // Readers treat files as untrusted: protobuf parsing is bounded (size and recursion), every
 // weight count is checked against the layer's shape, blob offsets/sizes against the file, and
-// the resulting graph goes through ir::verify. Unsupported layers/ops are reported by name.
+// the resulting graph goes through ir::verify. Compressed ML Program weights
+// (constexpr_affine_dequantize, constexpr_lut_to_dense) are dequantized to f32 on reading.
+// Unsupported layers/ops are reported by name.
 //
 // All functions are reentrant (no shared state).
 #pragma once
@@ -70,8 +72,32 @@ struct MlModelOptions {
   bool fold_batch_norm = true;
 };
 
+// How convolution / linear weights are stored in an .mlpackage. Every other constant (biases,
+// batch norm, eltwise operands) is a `const` of the compute dtype, and so is a weight at or
+// below MlPackageOptions::weight_threshold elements or that compression would not make smaller
+// (a small tensor beside its table or scales).
+enum class PackageWeightFormat : uint8_t {
+  // `const` of the compute dtype (fp16 or fp32; MlPackageOptions::fp16).
+  kFloat = 0,
+  // constexpr_affine_dequantize: int8 quantized_data (the weight's shape), int8 zero_point 0,
+  // scale per output channel (axis 0) in the compute dtype; symmetric, scale = max|w| / 127.
+  kAffineInt8,
+  // constexpr_lut_to_dense: one table per tensor in the compute dtype (k-means, or exactly the
+  // values of an already palettized tensor), LSB-first packed uint8 indices, uint32 shape.
+  kLookupTable,
+};
+const char* package_weight_format_name(PackageWeightFormat f);  // "float", "int8", "lut"
+
 struct MlPackageOptions {
   bool fp16 = true;  // fp16 weights and compute (cast ops at the ends); false: fp32 throughout
+  PackageWeightFormat weights = PackageWeightFormat::kFloat;
+  // kLookupTable: 1..8 bits of palette. iOS 16's constexpr_lut_to_dense takes tables of
+  // 2, 4, 16, 64 or 256 entries (1, 2, 4, 6, 8 bits): 3, 5 and 7 bits are stored with the next
+  // size up (4, 6, 8-bit indices; the extra entries are 0 and unused).
+  int lookup_table_bits = 4;
+  // Weights of at most this many elements stay float (coremltools' weight_threshold, 2048 there
+  // too): little size to gain, and small layers (first conv, early depthwise) are sensitive.
+  int64_t weight_threshold = 2048;
   bool classifier = true;
   std::string input_name;
   bool fold_batch_norm = true;  // as MlModelOptions::fold_batch_norm
@@ -83,10 +109,16 @@ struct MlPackageOptions {
 //   2 (iOS 11.2): fp16 weights (float16Value).
 //   3 (iOS 12): quantized weights (rawValue with linear or lookup-table quantization).
 //   6 (iOS 15): ML Program (.mlpackage), opset "CoreML5".
+//   7 (iOS 16): ML Program with constexpr_affine_dequantize / constexpr_lut_to_dense weights,
+//               opset "CoreML6" (only when such weights are written; float packages stay 6).
+// The function's opset name is also the key of its block in block_specializations.
 inline constexpr int kSpecVersionBase = 1;
 inline constexpr int kSpecVersionFp16 = 2;
 inline constexpr int kSpecVersionQuantized = 3;
 inline constexpr int kSpecVersionMlProgram = 6;
+inline constexpr int kSpecVersionMlProgramCompressed = 7;
+inline constexpr const char* kOpsetMlProgram = "CoreML5";
+inline constexpr const char* kOpsetMlProgramCompressed = "CoreML6";
 
 // Model.proto bytes of a .mlmodel. Errors: unsupported (an op or attribute Core ML's
 // NeuralNetwork cannot express, named), invalid_argument (options).

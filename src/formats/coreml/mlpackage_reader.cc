@@ -5,6 +5,9 @@
 // tensor's layout equals the IR one (kSame), which `reshape` needs, and
 // `transpose(perm = [0, 3, 1, 2])` turns it back. Leading `mul` / `add` by constants on the
 // image input become the input spec's std / mean; `cast` ops are identities (the IR is f32).
+// Compressed weights (iOS 16 constexpr_affine_dequantize / constexpr_lut_to_dense, parameters
+// as attributes, or as inputs bound to values / consts the way iOS 18 files have them) are
+// dequantized to f32 constants here, after checking every size against the others.
 #include <fmt/core.h>
 
 #include <cmath>
@@ -20,6 +23,7 @@
 #include "formats/coreml/blob_storage.h"
 #include "formats/coreml/common.h"
 #include "formats/coreml/coreml.h"
+#include "formats/coreml/weights.h"
 
 namespace pcv::coreml {
 namespace {
@@ -30,12 +34,14 @@ using ir::OpType;
 
 constexpr int64_t kMaxElems = int64_t{1} << 31;
 
-// A compile-time constant: float tensor (any float dtype), ints, bools, strings.
+// A compile-time constant: float tensor (any float dtype), ints (int32/int64/uint32/bool),
+// raw bytes (int8/uint8), strings.
 struct Const {
   mil::DataType type = mil::UNUSED_TYPE;
   std::vector<int64_t> shape;
   std::vector<float> f;
   std::vector<int64_t> i;
+  std::vector<uint8_t> b;
   std::vector<std::string> s;
 };
 
@@ -174,6 +180,10 @@ class MilReader {
       PCV_ASSIGN_OR_RETURN(BlobView b, read_blob(*file, v.blobfilevalue().offset(), v.blobfilevalue().filename()));
       const size_t es = blob_type_size(b.type);
       if (b.data.size() != static_cast<size_t>(n) * es) return count_error(static_cast<int64_t>(b.data.size() / es));
+      if ((b.type == BlobType::kUInt8 && c.type == mil::UINT8) || (b.type == BlobType::kInt8 && c.type == mil::INT8)) {
+        c.b.assign(b.data.begin(), b.data.end());
+        return c;
+      }
       c.f.resize(static_cast<size_t>(n));
       if (b.type == BlobType::kFloat16 && c.type == mil::FLOAT16) {
         for (int64_t i = 0; i < n; ++i) c.f[static_cast<size_t>(i)] = f32_from_fp16(static_cast<uint16_t>(b.data[2 * i] | (b.data[2 * i + 1] << 8)));
@@ -206,6 +216,28 @@ class MilReader {
       case mil::INT64:
         if (t.longints().values_size() != n) return count_error(t.longints().values_size());
         c.i.assign(t.longints().values().begin(), t.longints().values().end());
+        break;
+      case mil::INT8:
+      case mil::UINT8: {
+        const std::string& b = t.bytes().values();
+        if (static_cast<int64_t>(b.size()) != n) return count_error(static_cast<int64_t>(b.size()));
+        c.b.assign(b.begin(), b.end());
+        break;
+      }
+      case mil::UINT32:
+        // Little-endian bytes (coremltools), or ints (older writers).
+        if (t.has_ints()) {
+          if (t.ints().values_size() != n) return count_error(t.ints().values_size());
+          for (int32_t x : t.ints().values()) c.i.push_back(static_cast<uint32_t>(x));
+        } else {
+          const std::string& b = t.bytes().values();
+          if (static_cast<int64_t>(b.size()) != 4 * n) return count_error(static_cast<int64_t>(b.size() / 4));
+          for (int64_t k = 0; k < n; ++k) {
+            uint32_t x = 0;
+            for (int j = 3; j >= 0; --j) x = (x << 8) | static_cast<uint8_t>(b[static_cast<size_t>(4 * k + j)]);
+            c.i.push_back(x);
+          }
+        }
         break;
       case mil::BOOL:
         if (t.bools().values_size() != n) return count_error(t.bools().values_size());
@@ -351,6 +383,125 @@ class MilReader {
     return true;
   }
 
+  // A constexpr op's parameter: an attribute (iOS 16 / 17 files), else an input.
+  Expected<Const> constexpr_param(const mil::Operation& op, const std::string& param) {
+    auto it = op.attributes().find(param);
+    if (it != op.attributes().end()) {
+      auto c = read_value(it->second);
+      if (!c) return c.status().with_context(fmt::format("parameter '{}'", param));
+      return std::move(*c);
+    }
+    return need_const(op, param);
+  }
+
+  // The op's declared output type must be a float tensor of `shape`; returns its dtype.
+  static Expected<mil::DataType> constexpr_output(const mil::Operation& op, const std::vector<int64_t>& shape,
+                                                  mil::DataType value_type) {
+    if (op.outputs_size() != 1) return invalid_model("needs one output");
+    const auto& t = op.outputs(0).type();
+    if (!t.has_tensortype()) return invalid_model("output is not a tensor");
+    const auto& tt = t.tensortype();
+    bool same = tt.dimensions_size() == static_cast<int>(shape.size());
+    for (int d = 0; same && d < tt.dimensions_size(); ++d) {
+      same = tt.dimensions(d).has_constant() && tt.dimensions(d).constant().size() == static_cast<uint64_t>(shape[static_cast<size_t>(d)]);
+    }
+    if (!same) return invalid_model(fmt::format("declared output shape differs from the data's {}", ir::shape_to_string(shape)));
+    if (tt.datatype() != value_type) {
+      return invalid_model(fmt::format("declared output data type {} differs from the values' {}", static_cast<int>(tt.datatype()),
+                                       static_cast<int>(value_type)));
+    }
+    return tt.datatype();
+  }
+  static bool is_float_type(mil::DataType t) { return t == mil::FLOAT16 || t == mil::FLOAT32; }
+
+  // w = scale * (quantized_data - zero_point), scale / zero_point scalars or vectors along `axis`.
+  Expected<Const> read_affine_dequantize(const mil::Operation& op) {
+    PCV_ASSIGN_OR_RETURN(Const q, constexpr_param(op, "quantized_data"));
+    PCV_ASSIGN_OR_RETURN(Const zp, constexpr_param(op, "zero_point"));
+    PCV_ASSIGN_OR_RETURN(Const sc, constexpr_param(op, "scale"));
+    PCV_ASSIGN_OR_RETURN(Const ax, constexpr_param(op, "axis"));
+    if (q.type != mil::INT8 && q.type != mil::UINT8) return invalid_model("quantized_data must be int8 or uint8");
+    if (q.shape.empty()) return invalid_model("quantized_data must have rank >= 1");
+    if (!is_float_type(sc.type)) return invalid_model("scale must be fp16 or fp32");
+    if (zp.type != q.type && zp.type != mil::FLOAT32) return invalid_model("zero_point must have quantized_data's type or fp32");
+    if (ax.type != mil::INT32 || ax.i.size() != 1 || !ax.shape.empty()) return invalid_model("axis must be an int32 scalar");
+    const auto rank = static_cast<int64_t>(q.shape.size());
+    int64_t axis = ax.i[0];
+    if (axis < -rank || axis >= rank) return invalid_model(fmt::format("axis {} outside rank {}", axis, rank));
+    if (axis < 0) axis += rank;
+    const int64_t axis_size = q.shape[static_cast<size_t>(axis)];
+    const auto n = static_cast<int64_t>(q.b.size());
+    const size_t zp_count = zp.type == mil::FLOAT32 ? zp.f.size() : zp.b.size();
+    for (const auto& [what, c, count] : {std::tuple<const char*, const Const*, size_t>{"scale", &sc, sc.f.size()},
+                                         std::tuple<const char*, const Const*, size_t>{"zero_point", &zp, zp_count}}) {
+      const bool scalar = c->shape.empty() && count == 1;
+      const bool vector = c->shape.size() == 1 && static_cast<int64_t>(count) == axis_size;
+      if (!scalar && !vector) {
+        return invalid_model(fmt::format("{} {} must be a scalar or a vector of {} (quantized_data {} along axis {})", what,
+                                         ir::shape_to_string(c->shape), axis_size, ir::shape_to_string(q.shape), axis));
+      }
+    }
+    for (float s : sc.f) {
+      if (!std::isfinite(s)) return invalid_model("scale is not finite");
+    }
+    // Elements per step along the axis, and steps: index -> channel = (i / inner) % axis_size.
+    int64_t inner = 1;
+    for (int64_t d = axis + 1; d < rank; ++d) inner *= q.shape[static_cast<size_t>(d)];
+    Const out;
+    out.shape = q.shape;
+    out.type = sc.type;
+    out.f.resize(static_cast<size_t>(n));
+    auto qval = [&](const std::vector<uint8_t>& b, size_t i) {
+      return q.type == mil::INT8 ? static_cast<float>(static_cast<int8_t>(b[i])) : static_cast<float>(b[i]);
+    };
+    for (int64_t i = 0; i < n; ++i) {
+      const auto c = static_cast<size_t>(axis_size > 0 ? (i / inner) % axis_size : 0);
+      const float s = sc.f[sc.f.size() == 1 ? 0 : c];
+      const size_t zc = zp_count == 1 ? 0 : c;
+      const float z = zp.type == mil::FLOAT32 ? zp.f[zc] : qval(zp.b, zc);
+      out.f[static_cast<size_t>(i)] = s * (qval(q.b, static_cast<size_t>(i)) - z);
+    }
+    PCV_RETURN_IF_ERROR(constexpr_output(op, out.shape, out.type).status());
+    return out;
+  }
+
+  // w = lut[index], indices packed LSB first (weights.h), `shape` uint32.
+  Expected<Const> read_lut_to_dense(const mil::Operation& op) {
+    PCV_ASSIGN_OR_RETURN(Const idx, constexpr_param(op, "indices"));
+    PCV_ASSIGN_OR_RETURN(Const lut, constexpr_param(op, "lut"));
+    PCV_ASSIGN_OR_RETURN(Const shp, constexpr_param(op, "shape"));
+    if (idx.type != mil::UINT8 || idx.shape.size() != 1) return invalid_model("indices must be a uint8 vector");
+    if (!is_float_type(lut.type) || lut.shape.size() != 1) {
+      return unsupported("a lookup table that is not an fp16 / fp32 vector (per-channel or integer tables)");
+    }
+    const size_t entries = lut.f.size();
+    int bits = 0;
+    while (bits <= 8 && (size_t{1} << bits) < entries) ++bits;
+    if (bits < 1 || bits > 8 || (size_t{1} << bits) != entries) {
+      return invalid_model(fmt::format("lookup table has {} entries; it needs 2^bits with bits 1..8", entries));
+    }
+    if ((shp.type != mil::UINT32 && shp.type != mil::INT32) || shp.shape.size() != 1 || shp.i.empty() || shp.i.size() > 8) {
+      return invalid_model("shape must be a uint32 vector of rank 1..8");
+    }
+    int64_t n = 1;
+    for (int64_t d : shp.i) {
+      if (d < 1 || d > kMaxElems || n > kMaxElems / d) return invalid_model(fmt::format("shape {} is empty or too large", ir::shape_to_string(shp.i)));
+      n *= d;
+    }
+    const uint64_t need = (static_cast<uint64_t>(n) * static_cast<uint64_t>(bits) + 7) / 8;
+    if (idx.b.size() != need) {
+      return invalid_model(fmt::format("{} bytes of {}-bit indices; shape {} needs {}", idx.b.size(), bits,
+                                       ir::shape_to_string(shp.i), need));
+    }
+    Const out;
+    out.shape = shp.i;
+    out.type = lut.type;
+    out.f.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) out.f[static_cast<size_t>(i)] = lut.f[unpack_bits_lsb_first(idx.b, i, bits)];
+    PCV_RETURN_IF_ERROR(constexpr_output(op, out.shape, out.type).status());
+    return out;
+  }
+
   Status read_op(const mil::Operation& op, std::string* probabilities) {
     const std::string& type = op.type();
     if (type == "const") {
@@ -359,6 +510,16 @@ class MilReader {
       Var v;
       v.is_const = true;
       PCV_ASSIGN_OR_RETURN(v.c, read_value(it->second));
+      return define(op, std::move(v));
+    }
+    if (type == "constexpr_affine_dequantize" || type == "constexpr_lut_to_dense") {
+      Var v;
+      v.is_const = true;
+      if (type == "constexpr_affine_dequantize") {
+        PCV_ASSIGN_OR_RETURN(v.c, read_affine_dequantize(op));
+      } else {
+        PCV_ASSIGN_OR_RETURN(v.c, read_lut_to_dense(op));
+      }
       return define(op, std::move(v));
     }
     PCV_ASSIGN_OR_RETURN(bool folded, preprocessing(op, type));

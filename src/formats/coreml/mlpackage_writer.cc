@@ -1,6 +1,6 @@
-// IR -> .mlpackage: an ML Program (specification version 6, opset "CoreML5") in
-// Data/com.apple.CoreML/model.mlmodel, its weights in Data/com.apple.CoreML/weights/weight.bin
-// (blob storage v2), and Manifest.json.
+// IR -> .mlpackage: an ML Program (specification version 6, opset "CoreML5"; 7 and "CoreML6"
+// with compressed weights) in Data/com.apple.CoreML/model.mlmodel, its weights in
+// Data/com.apple.CoreML/weights/weight.bin (blob storage v2), and Manifest.json.
 //
 // MIL is NCHW: an NHWC IR value (N, H, W, C) is the MIL tensor (N, C, H, W); 2-D values are
 // unchanged. Every op parameter is written (as a `const` op bound by name, as coremltools
@@ -13,6 +13,16 @@
 // (axis 1), pools -> max_pool/avg_pool (padding excluded from averages), mean(H, W) ->
 // reduce_mean(axes 2, 3), flatten/reshape -> [transpose to NHWC] reshape [transpose to NCHW],
 // pad -> pad (constant), softmax -> softmax; dropout/quantize/dequantize have no op.
+//
+// Compressed conv / linear weights (PackageWeightFormat) are iOS 16 constexpr ops written as
+// coremltools writes them for opsets up to iOS 17: every parameter is an attribute of the op
+// (a Value: in the blob file when it has >= 10 elements of fp16/fp32/uint8/int8, else
+// immediate, int8/uint8/uint32 immediates as little-endian `bytes`), no inputs, one output of
+// the weight's type:
+//   w = constexpr_affine_dequantize(quantized_data: int8 (O, ...), zero_point: int8 (O),
+//                                   scale: T (O), axis: int32 0)        w = scale * (q - zp)
+//   w = constexpr_lut_to_dense(indices: uint8 (ceil(n * bits / 8)), lut: T (2^bits),
+//                              shape: uint32 (rank))                    w = lut[index]
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -29,8 +39,19 @@
 #include "formats/coreml/blob_storage.h"
 #include "formats/coreml/common.h"
 #include "formats/coreml/coreml.h"
+#include "formats/coreml/weights.h"
 
 namespace pcv::coreml {
+
+const char* package_weight_format_name(PackageWeightFormat f) {
+  switch (f) {
+    case PackageWeightFormat::kFloat: return "float";
+    case PackageWeightFormat::kAffineInt8: return "int8";
+    case PackageWeightFormat::kLookupTable: return "lut";
+  }
+  return "?";
+}
+
 namespace {
 
 using namespace detail;
@@ -95,11 +116,13 @@ class MilWriter {
                                        ir::shape_to_string(x.shape), m_.input_spec.height, m_.input_spec.width,
                                        ir::color_order_name(m_.input_spec.color)));
     }
+    if (o_.weights == PackageWeightFormat::kLookupTable && (o_.lookup_table_bits < 1 || o_.lookup_table_bits > 8)) {
+      return invalid_argument(fmt::format("ML Program writer: lookup_table_bits {} must be 1..8", o_.lookup_table_bits));
+    }
     auto* program = out->mutable_mlprogram();
     program->set_version(1);
     auto& fn = (*program->mutable_functions())["main"];
-    fn.set_opset("CoreML5");
-    block_ = &(*fn.mutable_block_specializations())["CoreML5"];
+    block_ = &block_storage_;
 
     const std::string in_name = fresh(mil_identifier(o_.input_name.empty() ? x.name : o_.input_name));
     auto* in = fn.add_inputs();
@@ -167,12 +190,16 @@ class MilWriter {
         for (int64_t dim : mil_shape(g_.value(g_.outputs[i]).shape)) arr->add_shape(dim);
       }
     }
-    // Ops were appended as they were built, a consumer before the `const` ops of its
-    // parameters; consts have no inputs, so moving them to the front (stable) puts every
+    // Ops were appended as they were built, a consumer before the `const` / `constexpr_*` ops
+    // of its parameters; those have no inputs, so moving them to the front (stable) puts every
     // definition before its use.
     std::stable_partition(block_->mutable_operations()->pointer_begin(), block_->mutable_operations()->pointer_end(),
-                          [](const mil::Operation* o) { return o->type() == "const"; });
-    out->set_specificationversion(kSpecVersionMlProgram);
+                          [](const mil::Operation* o) { return o->type() == "const" || o->type().rfind("constexpr_", 0) == 0; });
+    const char* opset = compressed_ ? kOpsetMlProgramCompressed : kOpsetMlProgram;
+    fn.set_opset(opset);
+    (*fn.mutable_block_specializations())[opset] = std::move(block_storage_);
+    block_ = nullptr;
+    out->set_specificationversion(compressed_ ? kSpecVersionMlProgramCompressed : kSpecVersionMlProgram);
     return Status::ok();
   }
 
@@ -231,6 +258,9 @@ class MilWriter {
   // A float tensor in dtype `dt`: in the blob file when it has >= 10 elements (as coremltools
   // does), else immediate.
   std::string const_floats(const std::string& base, const std::vector<float>& v, const MilShape& shape, mil::DataType dt) {
+    return const_op(base, float_value(v, shape, dt));
+  }
+  mil::Value float_value(const std::vector<float>& v, const MilShape& shape, mil::DataType dt) {
     mil::Value val;
     set_tensor_type(val.mutable_type(), dt, shape);
     if (v.size() >= 10) {
@@ -260,7 +290,89 @@ class MilWriter {
       auto* f = val.mutable_immediatevalue()->mutable_tensor()->mutable_floats();
       for (float x : v) f->add_values(x);
     }
-    return const_op(base, val);
+    return val;
+  }
+  // An int8 / uint8 tensor: in the blob file when it has >= 10 elements, else immediate bytes.
+  mil::Value byte_value(std::span<const uint8_t> bytes, const MilShape& shape, mil::DataType dt) {
+    mil::Value val;
+    set_tensor_type(val.mutable_type(), dt, shape);
+    if (bytes.size() >= 10) {
+      auto* b = val.mutable_blobfilevalue();
+      b->set_filename("@model_path/weights/weight.bin");
+      b->set_offset(blobs_.add(dt == mil::INT8 ? BlobType::kInt8 : BlobType::kUInt8, bytes));
+    } else {
+      val.mutable_immediatevalue()->mutable_tensor()->mutable_bytes()->set_values(
+          std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    }
+    return val;
+  }
+  // A uint32 vector, immediate (little-endian bytes, as MIL reads uint32 immediates).
+  static mil::Value uint32_value(const std::vector<int64_t>& v) {
+    mil::Value val;
+    set_tensor_type(val.mutable_type(), mil::UINT32, {static_cast<int64_t>(v.size())});
+    std::string bytes(v.size() * 4, '\0');
+    for (size_t i = 0; i < v.size(); ++i) {
+      for (size_t k = 0; k < 4; ++k) bytes[4 * i + k] = static_cast<char>((static_cast<uint64_t>(v[i]) >> (8 * k)) & 0xFF);
+    }
+    val.mutable_immediatevalue()->mutable_tensor()->mutable_bytes()->set_values(bytes);
+    return val;
+  }
+  static mil::Value int32_scalar_value(int32_t x) {
+    mil::Value val;
+    set_tensor_type(val.mutable_type(), mil::INT32, {});
+    val.mutable_immediatevalue()->mutable_tensor()->mutable_ints()->add_values(x);
+    return val;
+  }
+
+  // About the bytes a tensor of `elems` elements of `elem_bytes` adds to the package: in the blob
+  // file (64 bytes of metadata, data padded to 64) from 10 elements, else in the protobuf.
+  static uint64_t stored_bytes(uint64_t elems, uint64_t elem_bytes) {
+    const uint64_t bytes = elems * elem_bytes;
+    return elems < 10 ? bytes : 64 + (bytes + 63) / 64 * 64;
+  }
+
+  // A conv / linear weight (`data` in MIL layout, output channels first) stored as
+  // options.weights says; returns the variable name. A weight of at most
+  // options.weight_threshold elements, or that compression would not make smaller (a small
+  // tensor beside its table or scales), stays a float const.
+  std::string weight_const(const std::string& base, const std::vector<float>& data, const MilShape& shape) {
+    static constexpr int kStoredBits[9] = {0, 1, 2, 4, 4, 6, 6, 8, 8};  // iOS 16 table sizes
+    const int64_t rows = shape.empty() ? 1 : shape[0];
+    const uint64_t n = data.size(), es = o_.fp16 ? 2 : 4, rows_u = static_cast<uint64_t>(rows);
+    const int bits = o_.weights == PackageWeightFormat::kLookupTable ? kStoredBits[std::clamp(o_.lookup_table_bits, 1, 8)] : 8;
+    const uint64_t compressed = o_.weights == PackageWeightFormat::kAffineInt8
+                                    ? stored_bytes(n, 1) + stored_bytes(rows_u, 1) + stored_bytes(rows_u, es)
+                                    : stored_bytes((n * static_cast<uint64_t>(bits) + 7) / 8, 1) + stored_bytes(uint64_t{1} << bits, es);
+    if (o_.weights == PackageWeightFormat::kFloat || compressed >= stored_bytes(n, es) ||
+        n <= static_cast<uint64_t>(std::max<int64_t>(0, o_.weight_threshold))) {
+      return const_floats(base, data, shape, t_);
+    }
+    const std::string name = fresh(base);
+    mil::Operation* o = nullptr;
+    auto attr = [&](const char* param, mil::Value v) { (*o->mutable_attributes())[param] = std::move(v); };
+    if (o_.weights == PackageWeightFormat::kAffineInt8) {
+      const AffineInt8 q = quantize_affine_int8(data, rows, o_.fp16);
+      const auto out_channels = static_cast<int64_t>(q.scale.size());
+      o = op("constexpr_affine_dequantize", name);
+      attr("quantized_data", byte_value({reinterpret_cast<const uint8_t*>(q.q.data()), q.q.size()}, shape, mil::INT8));
+      attr("zero_point", byte_value(std::vector<uint8_t>(q.scale.size(), 0), {out_channels}, mil::INT8));
+      attr("scale", float_value(q.scale, {out_channels}, t_));
+      attr("axis", int32_scalar_value(0));
+    } else {
+      const Palette p = palettize_table(data, o_.lookup_table_bits, o_.fp16);
+      std::vector<float> table = p.table;
+      table.resize(size_t{1} << bits, 0.f);
+      o = op("constexpr_lut_to_dense", name);
+      const std::vector<uint8_t> indices = pack_bits_lsb_first(p.codes, bits);
+      attr("indices", byte_value(indices, {static_cast<int64_t>(indices.size())}, mil::UINT8));
+      attr("lut", float_value(table, {static_cast<int64_t>(table.size())}, t_));
+      attr("shape", uint32_value(shape));
+    }
+    compressed_ = true;
+    auto* nv = o->add_outputs();
+    nv->set_name(name);
+    set_tensor_type(nv->mutable_type(), t_, shape);
+    return name;
   }
   std::string const_value(const std::string& base, ir::ValueId c) {
     const auto& t = g_.value(c).data;
@@ -339,7 +451,7 @@ class MilWriter {
         const auto oihw = ohwi_to_oihw(g_.value(n.inputs[1]).data.data<float>(), w[0], w[1], w[2], w[3]);
         auto* o = main_op("conv", n);
         arg(o, "x", var(n.inputs[0]));
-        arg(o, "weight", const_floats(name + "_weight", oihw, {w[0], w[3], w[1], w[2]}, t_));
+        arg(o, "weight", weight_const(name + "_weight", oihw, {w[0], w[3], w[1], w[2]}));
         if (n.inputs.size() > 2 && n.inputs[2] != ir::kNoValue) {
           if (!is_const(n.inputs[2])) return unsupported("convolution bias must be a constant");
           arg(o, "bias", const_value(name + "_bias", n.inputs[2]));
@@ -356,7 +468,8 @@ class MilWriter {
         if (!is_const(n.inputs[1])) return unsupported("fully-connected weights must be constants");
         auto* o = main_op("linear", n);
         arg(o, "x", var(n.inputs[0]));
-        arg(o, "weight", const_value(name + "_weight", n.inputs[1]));
+        const auto& wt = g_.value(n.inputs[1]);
+        arg(o, "weight", weight_const(name + "_weight", std::vector<float>(wt.data.data<float>(), wt.data.data<float>() + wt.data.num_elements()), wt.shape));
         if (n.inputs.size() > 2 && n.inputs[2] != ir::kNoValue) {
           if (!is_const(n.inputs[2])) return unsupported("fully-connected bias must be a constant");
           arg(o, "bias", const_value(name + "_bias", n.inputs[2]));
@@ -475,7 +588,8 @@ class MilWriter {
         const ir::Shape& in = g_.value(n.inputs[0]).shape;
         const ir::Shape& os = g_.value(n.outputs[0]).shape;
         std::string x = var(n.inputs[0]);
-        if (in.size() == 4) {
+        // NCHW and NHWC order the elements alike when H = W = 1 (after global pooling) or C = 1.
+        if (in.size() == 4 && in[1] * in[2] > 1 && in[3] > 1) {
           auto* t = op("transpose", name + "__nhwc");
           arg(t, "x", x);
           arg(t, "perm", const_ints(name + "__nhwc_perm", {0, 2, 3, 1}));
@@ -540,7 +654,9 @@ class MilWriter {
   mil::DataType t_;
   std::vector<std::string> var_;
   std::set<std::string> names_;
+  mil::Block block_storage_;  // "main"'s block, filed under the opset at the end of run()
   mil::Block* block_ = nullptr;
+  bool compressed_ = false;  // a constexpr op was written: iOS 16 opset
   BlobWriter blobs_;
 };
 

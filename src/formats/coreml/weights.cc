@@ -32,6 +32,24 @@ uint8_t unpack_bits(const std::string& packed, int64_t index, int bits) {
   return v;
 }
 
+std::vector<uint8_t> pack_bits_lsb_first(std::span<const uint8_t> codes, int bits) {
+  std::vector<uint8_t> out((codes.size() * static_cast<size_t>(bits) + 7) / 8, 0);
+  size_t pos = 0;
+  for (uint8_t c : codes) {
+    for (int b = 0; b < bits; ++b, ++pos) {
+      if ((c >> b) & 1u) out[pos / 8] = static_cast<uint8_t>(out[pos / 8] | (1u << (pos % 8)));
+    }
+  }
+  return out;
+}
+
+uint8_t unpack_bits_lsb_first(std::span<const uint8_t> packed, int64_t index, int bits) {
+  size_t pos = static_cast<size_t>(index) * static_cast<size_t>(bits);
+  unsigned v = 0;
+  for (int b = 0; b < bits; ++b, ++pos) v |= ((packed[pos / 8] >> (pos % 8)) & 1u) << b;
+  return static_cast<uint8_t>(v);
+}
+
 namespace {
 
 std::string to_fp16_bytes(std::span<const float> data) {
@@ -68,46 +86,148 @@ void encode_linear8(std::span<const float> data, int64_t out_channels, spec::Wei
   w->set_rawvalue(std::move(raw));
 }
 
-// 1-D k-means (Lloyd) into 2^bits centroids, started from the uniform grid over [min, max] so
-// the result is never worse than a linear table (each Lloyd step lowers the squared error).
 void encode_lut(std::span<const float> data, int bits, spec::WeightParams* w) {
-  const int k = 1 << bits;
-  std::vector<float> sorted(data.begin(), data.end());
-  std::sort(sorted.begin(), sorted.end());
-  std::vector<float> centers(static_cast<size_t>(k), 0.f);
-  const size_t n = sorted.size();
-  const float lo = n ? sorted.front() : 0.f, hi = n ? sorted.back() : 0.f;
-  for (int i = 0; i < k; ++i) centers[static_cast<size_t>(i)] = lo + (hi - lo) * static_cast<float>(i) / static_cast<float>(std::max(1, k - 1));
-  auto assign = [&](float v) {
-    // centers are sorted: the nearest is at the insertion point or just before it.
-    auto it = std::lower_bound(centers.begin(), centers.end(), v);
-    size_t j = static_cast<size_t>(it - centers.begin());
-    if (j == centers.size()) return j - 1;
-    if (j > 0 && v - centers[j - 1] <= centers[j] - v) return j - 1;
-    return j;
-  };
-  for (int iter = 0; iter < 30 && n > 0; ++iter) {
-    std::vector<double> sum(static_cast<size_t>(k), 0.0);
-    std::vector<int64_t> cnt(static_cast<size_t>(k), 0);
-    for (float v : sorted) {
-      const size_t j = assign(v);
-      sum[j] += v;
-      ++cnt[j];
-    }
-    for (size_t j = 0; j < centers.size(); ++j) {
-      if (cnt[j]) centers[j] = static_cast<float>(sum[j] / static_cast<double>(cnt[j]));
-    }
-    std::sort(centers.begin(), centers.end());
-  }
-  std::vector<uint8_t> codes(data.size());
-  for (size_t i = 0; i < data.size(); ++i) codes[i] = static_cast<uint8_t>(assign(data[i]));
+  const Palette p = palettize_table(data, bits, /*fp16_table=*/false);
   auto* q = w->mutable_quantization();
   q->set_numberofbits(static_cast<uint64_t>(bits));
-  for (float c : centers) q->mutable_lookuptablequantization()->add_floatvalue(c);
-  w->set_rawvalue(pack_bits(codes, bits));
+  for (float c : p.table) q->mutable_lookuptablequantization()->add_floatvalue(c);
+  w->set_rawvalue(pack_bits(p.codes, bits));
+}
+
+float round_fp16(float v) { return f32_from_fp16(fp16_from_f32(v)); }
+
+// Index of the entry of `sorted` (ascending, non-empty) nearest to v (ties to the lower).
+size_t nearest(std::span<const float> sorted, float v) {
+  auto it = std::lower_bound(sorted.begin(), sorted.end(), v);
+  const auto j = static_cast<size_t>(it - sorted.begin());
+  if (j == sorted.size()) return j - 1;
+  if (j > 0 && v - sorted[j - 1] <= sorted[j] - v) return j - 1;
+  return j;
+}
+
+// Lloyd's algorithm on ascending `sorted` (prefix sums `sum`, `sum_sq` of the values and their
+// squares, n + 1 entries) from ascending `centers`: a cluster is the run of values up to the
+// midpoint with the next center (ties to the lower, as nearest()), so a step costs
+// O(k log n). Empty clusters keep their center. Returns the squared error.
+double lloyd_sorted(const std::vector<float>& sorted, const std::vector<double>& sum, const std::vector<double>& sum_sq,
+                    std::vector<float>* centers) {
+  std::vector<float>& c = *centers;
+  std::vector<size_t> end(c.size());
+  auto split = [&] {
+    size_t lo = 0;
+    for (size_t j = 0; j < c.size(); ++j) {
+      size_t hi = sorted.size();
+      if (j + 1 < c.size()) {
+        const float mid = c[j] + (c[j + 1] - c[j]) * 0.5f;
+        hi = static_cast<size_t>(std::upper_bound(sorted.begin() + static_cast<std::ptrdiff_t>(lo), sorted.end(), mid) - sorted.begin());
+      }
+      end[j] = lo = hi;
+    }
+  };
+  for (int iter = 0; iter < 100; ++iter) {
+    split();
+    bool moved = false;
+    for (size_t j = 0, lo = 0; j < c.size(); lo = end[j++]) {
+      if (end[j] == lo) continue;
+      const auto mean = static_cast<float>((sum[end[j]] - sum[lo]) / static_cast<double>(end[j] - lo));
+      moved |= mean != c[j];
+      c[j] = mean;
+    }
+    std::sort(c.begin(), c.end());
+    if (!moved) break;
+  }
+  split();
+  double error = 0;
+  for (size_t j = 0, lo = 0; j < c.size(); lo = end[j++]) {
+    const double cnt = static_cast<double>(end[j] - lo), s = sum[end[j]] - sum[lo];
+    error += (sum_sq[end[j]] - sum_sq[lo]) - 2.0 * c[j] * s + cnt * c[j] * static_cast<double>(c[j]);
+  }
+  return error;
 }
 
 }  // namespace
+
+AffineInt8 quantize_affine_int8(std::span<const float> data, int64_t rows, bool fp16_scale) {
+  const auto n = static_cast<int64_t>(data.size());
+  if (rows < 1 || n % rows != 0) rows = 1;
+  const int64_t cols = n / rows;
+  AffineInt8 out;
+  out.q.resize(data.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = data.data() + r * cols;
+    float max_abs = 0.f;
+    for (int64_t c = 0; c < cols; ++c) max_abs = std::max(max_abs, std::abs(row[c]));
+    float scale = max_abs / 127.f;
+    if (fp16_scale) scale = round_fp16(scale);
+    // An all-zero row, or one too small for an fp16 scale (its fp16 values are 0 anyway).
+    if (!(scale > 0.f) || !std::isfinite(scale)) scale = 1.f, max_abs = 0.f;
+    out.scale.push_back(scale);
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = max_abs == 0.f ? 0.f : std::round(row[c] / scale);
+      out.q[static_cast<size_t>(r * cols + c)] = static_cast<int8_t>(std::clamp(v, -127.f, 127.f));
+    }
+  }
+  return out;
+}
+
+Palette palettize_table(std::span<const float> data, int bits, bool fp16_table) {
+  const size_t k = size_t{1} << bits;
+  std::vector<float> sorted(data.begin(), data.end());
+  if (fp16_table) {
+    for (float& v : sorted) v = round_fp16(v);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<float> centers = sorted;
+  centers.erase(std::unique(centers.begin(), centers.end()), centers.end());
+  if (centers.size() > k) {
+    // Lloyd from two starts, the uniform grid over [min, max] (never worse than a linear table)
+    // and centers spread with density proportional to p^(1/3), p the values' histogram (the
+    // high-resolution optimum, Panter & Dite 1951; much better for bell-shaped weights); the
+    // lower squared error wins.
+    const size_t n = sorted.size();
+    std::vector<double> sum(n + 1, 0.0), sum_sq(n + 1, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      sum[i + 1] = sum[i] + sorted[i];
+      sum_sq[i + 1] = sum_sq[i] + static_cast<double>(sorted[i]) * sorted[i];
+    }
+    const float lo = sorted.front(), hi = sorted.back();
+    std::vector<float> grid(k), companded(k);
+    for (size_t j = 0; j < k; ++j) grid[j] = lo + (hi - lo) * static_cast<float>(j) / static_cast<float>(std::max<size_t>(1, k - 1));
+    constexpr size_t kBins = 1024;
+    const double width = (static_cast<double>(hi) - lo) / kBins;
+    std::vector<double> mass(kBins, 0.0);
+    for (float v : sorted) mass[std::min(kBins - 1, static_cast<size_t>((v - lo) / width))] += 1.0;
+    double total = 0;
+    for (double& m : mass) total += (m = std::cbrt(m));
+    double acc = 0;
+    for (size_t b = 0, j = 0; b < kBins && j < k; ++b) {
+      // Centers whose target (j + 0.5) / k of the total falls in bin b, placed linearly in it.
+      while (j < k && (static_cast<double>(j) + 0.5) / static_cast<double>(k) * total <= acc + mass[b]) {
+        const double t = mass[b] > 0 ? ((static_cast<double>(j) + 0.5) / static_cast<double>(k) * total - acc) / mass[b] : 0.5;
+        companded[j++] = static_cast<float>(lo + (static_cast<double>(b) + t) * width);
+      }
+      acc += mass[b];
+      if (b + 1 == kBins) {
+        for (; j < k; ++j) companded[j] = hi;
+      }
+    }
+    const double grid_error = lloyd_sorted(sorted, sum, sum_sq, &grid);
+    const double companded_error = lloyd_sorted(sorted, sum, sum_sq, &companded);
+    centers = companded_error < grid_error ? companded : grid;
+    if (fp16_table) {
+      for (float& c : centers) c = round_fp16(c);  // monotonic: stays sorted
+    }
+  }
+  Palette p;
+  p.codes.resize(data.size());
+  if (centers.empty()) centers.push_back(0.f);
+  for (size_t i = 0; i < data.size(); ++i) {
+    p.codes[i] = static_cast<uint8_t>(nearest(centers, fp16_table ? round_fp16(data[i]) : data[i]));
+  }
+  p.table = std::move(centers);
+  p.table.resize(k, 0.f);
+  return p;
+}
 
 int encode_weights(std::span<const float> data, int64_t out_channels, WeightFormat format, int lut_bits,
                    bool quantizable, spec::WeightParams* w) {
