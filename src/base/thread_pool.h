@@ -1,6 +1,10 @@
 // ThreadPool: a parallel-for over pthreadpool (the pool XNNPACK and TFLite use).
 // A pool of 1 thread runs everything on the caller. Not thread-safe: one pool per session;
 // parallel_for calls from several threads on one pool serialize inside pthreadpool.
+// Every parallel call goes through this class (kernels never call pthreadpool directly), so
+// that ThreadSanitizer builds can annotate it: pthreadpool is an uninstrumented system
+// library whose hand-off (atomics, futexes) TSan can't see; thread_pool.cc tells TSan that
+// a parallel call's start happens before each task and each task before its return.
 #pragma once
 
 #include <cstddef>
@@ -23,7 +27,15 @@ class ThreadPool {
   void parallel_for(size_t n, const std::function<void(size_t)>& fn);
   // Calls fn(begin, end) over [0, n) in chunks of `tile` items.
   void parallel_for_tiles(size_t n, size_t tile, const std::function<void(size_t, size_t)>& fn);
-  pthreadpool* raw() { return pool_; }
+
+  // pthreadpool's own entry points (no std::function), for kernels. Each returns when every
+  // call is done; on a pool of 1 thread the caller runs them all.
+  using Fn1d = void (*)(void* ctx, size_t i);
+  using Fn2dTile2d = void (*)(void* ctx, size_t i, size_t j, size_t tile_i, size_t tile_j);
+  void parallelize_1d(Fn1d fn, void* ctx, size_t n);
+  void parallelize_2d_tile_2d(Fn2dTile2d fn, void* ctx, size_t n_i, size_t n_j, size_t tile_i,
+                              size_t tile_j);
+  bool multi_threaded() const { return pool_ != nullptr; }
 
  private:
   pthreadpool* pool_ = nullptr;

@@ -2,7 +2,6 @@
 #include "kernels/conv/conv_fast.h"
 
 #include <fmt/format.h>
-#include <pthreadpool.h>
 
 #include <algorithm>
 #include <cstring>
@@ -213,7 +212,7 @@ void dw_row(void* ctx, size_t row) {
 void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float act_min,
                      float act_max, float* output, float* scratch, ThreadPool* pool) {
   const Conv2dParams& p = packed.params;
-  pthreadpool* raw = pool != nullptr ? pool->raw() : nullptr;
+  ThreadPool* raw = pool != nullptr && pool->multi_threaded() ? pool : nullptr;
   const size_t threads = raw != nullptr ? static_cast<size_t>(pool->threads()) : 1;
   switch (packed.path) {
     case F32Conv2dPacked::Path::kGemm1x1: {
@@ -228,7 +227,7 @@ void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float ac
       if (raw == nullptr) {
         for (size_t r = 0; r < rows; ++r) dw_row(&task, r);
       } else {
-        pthreadpool_parallelize_1d(raw, &dw_row, &task, rows, 0);
+        raw->parallelize_1d(&dw_row, &task, rows);
       }
       return;
     }
@@ -242,7 +241,7 @@ void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float ac
         return;
       }
       task.slots = threads;
-      pthreadpool_parallelize_1d(raw, &im2col_gemm_slot, &task, threads, 0);
+      raw->parallelize_1d(&im2col_gemm_slot, &task, threads);
       return;
     }
   }

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <hwy/detect_targets.h>
 #include <hwy/targets.h>
-#include <pthreadpool.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -177,14 +176,13 @@ void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB&
     while (tiles() < 4 * threads && tile_m > mr) tile_m = (tile_m / 2 + mr - 1) / mr * mr;
     while (tiles() < 4 * threads && tile_n > nr) tile_n = (tile_n / 2 + nr - 1) / nr * nr;
   }
-  if (threads <= 1 || pool->raw() == nullptr) {
+  if (threads <= 1 || !pool->multi_threaded()) {
     for (size_t m0 = 0; m0 < m; m0 += tile_m) {
       gemm_tile(task, m0, 0, std::min(tile_m, m - m0), b.n);
     }
     return;
   }
-  pthreadpool_parallelize_2d_tile_2d(pool->raw(), &gemm_tile_2d, const_cast<GemmTask*>(&task),
-                                     m, b.n, tile_m, tile_n, 0);
+  pool->parallelize_2d_tile_2d(&gemm_tile_2d, const_cast<GemmTask*>(&task), m, b.n, tile_m, tile_n);
 }
 
 }  // namespace pcv::kernels
