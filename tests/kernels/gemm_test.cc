@@ -16,6 +16,9 @@
 #include <string>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "base/thread_pool.h"
 #include "kernels/gemm/gemm.h"
 
@@ -136,6 +139,33 @@ TEST(GemmF32MinmaxHwy, TailsEveryTarget) {
       }
     }
   });
+}
+
+// C ends exactly at a page that may not be touched: a partial store of the last columns must
+// write only those columns. (A load-blend-store of the whole vector, Highway 1.0.3's
+// BlendedStore on NEON, faults here - seen under qemu-aarch64; between threads it also lost a
+// neighbour tile's results. x86's masked stores never touch the other lanes.)
+TEST(GemmF32MinmaxHwy, PartialStoresStayInsideC) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* mem = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  ASSERT_EQ(mprotect(static_cast<char*>(mem) + page, page, PROT_NONE), 0);
+  std::mt19937 rng(3);
+  for_each_target([&](const F32GemmUkernels&) {
+    for (size_t n : {1, 3, 5, 7, 9, 13, 17}) {
+      const size_t m = 5, k = 11;
+      float* c = reinterpret_cast<float*>(static_cast<char*>(mem) + page) - m * n;  // ends at the page
+      std::vector<float> a = random_vec(m * k, rng), b = random_vec(k * n, rng);
+      auto packed = pack_f32_gemm_b(k, n, b.data(), n, nullptr, F32GemmBLayout::kKN,
+                                    F32GemmUkernelChoice::kAuto);
+      ASSERT_TRUE(packed.has_value());
+      f32_gemm_packed(m, a.data(), k, *packed, c, n, -kInf, kInf, nullptr);
+      double ref = 0.0;
+      for (size_t kk = 0; kk < k; ++kk) ref += static_cast<double>(a[(m - 1) * k + kk]) * b[kk * n + n - 1];
+      EXPECT_NEAR(c[m * n - 1], ref, 1e-4) << "n=" << n;
+    }
+  });
+  munmap(mem, 2 * page);
 }
 
 TEST(GemmF32MinmaxHwy, LargeKBlockedThreaded) {

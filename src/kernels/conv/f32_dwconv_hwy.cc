@@ -72,7 +72,6 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
         hn::StoreU(hn::Min(hn::Max(acc, vmin), vmax), d, out + c);
       }
       if (c < C) {
-        const auto m = hn::FirstN(d, C - c);
         V acc = hn::Load(d, bias + c);
         for (int ky = 0; ky < kh; ++ky) {
           for (int kx = 0; kx < kw; ++kx) {
@@ -80,14 +79,13 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
             acc = hn::MulAdd(x, hn::Load(d, taps + (ky * kw + kx) * cs + c), acc);
           }
         }
-        hn::BlendedStore(hn::Min(hn::Max(acc, vmin), vmax), m, d, out + c);
+        StorePartial(hn::Min(hn::Max(acc, vmin), vmax), d, out + c, C - c);
       }
       continue;
     }
 
     for (size_t c = 0; c < C; c += N) {
       const bool full = c + N <= C;
-      const auto m = hn::FirstN(d, full ? N : C - c);
       V acc = hn::Load(d, bias + c);
       for (int ky = ky_begin; ky < ky_end; ++ky) {
         for (int kx = kx_begin; kx < kx_end; ++kx) {
@@ -100,7 +98,7 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
       if (full) {
         hn::StoreU(acc, d, out + c);
       } else {
-        hn::BlendedStore(acc, m, d, out + c);
+        StorePartial(acc, d, out + c, C - c);
       }
     }
   }

@@ -104,7 +104,7 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
       if (col + N <= nr) {
         hn::StoreU(acc[i][j], d, c + i * ldc + col);
       } else if (col < nr) {
-        hn::BlendedStore(acc[i][j], hn::FirstN(d, nr - col), d, c + i * ldc + col);
+        StorePartial(acc[i][j], d, c + i * ldc + col, nr - col);
       }
     }
   }

@@ -1,6 +1,10 @@
 // LoadPartial(d, p, n): the first n (< Lanes) floats at p, zeros above, reading only p[0, n).
 // Highway 1.0.3's MaskedLoad needs an aligned pointer and reads the full vector on targets
 // without masked loads (SSE4, SSSE3, EMU128), which can fault at the end of a tensor.
+// StorePartial(v, d, p, n): writes lanes [0, n) to p[0, n) and nothing else. Highway 1.0.3's
+// BlendedStore is a load-blend-store of the whole vector on NEON (and EMU128): it rewrites the
+// floats after p[n) (the next row of C, another thread's tile, or past the end of a tensor),
+// so two threads writing neighbouring tiles could lose each other's results.
 // Per-target include guard (Highway -inl.h convention): include after hwy/highway.h.
 #if defined(PCV_KERNELS_GEMM_LOAD_PARTIAL_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef PCV_KERNELS_GEMM_LOAD_PARTIAL_INL_H_
@@ -26,6 +30,18 @@ HWY_INLINE hwy::HWY_NAMESPACE::Vec<D> LoadPartial(D d, const float* HWY_RESTRICT
   HWY_ALIGN float buf[hn::MaxLanes(D())] = {};
   std::memcpy(buf, p, n * sizeof(float));
   return hn::Load(d, buf);
+#endif
+}
+
+template <class D>
+HWY_INLINE void StorePartial(hwy::HWY_NAMESPACE::Vec<D> v, D d, float* HWY_RESTRICT p, size_t n) {
+  namespace hn = hwy::HWY_NAMESPACE;
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  hn::BlendedStore(v, hn::FirstN(d, n), d, p);  // vmaskmovps / masked vmovups: lanes >= n untouched
+#else
+  HWY_ALIGN float buf[hn::MaxLanes(D())];
+  hn::Store(v, d, buf);
+  std::memcpy(p, buf, n * sizeof(float));
 #endif
 }
 
