@@ -54,5 +54,8 @@ Status write_dir_atomic(const std::string& path, Fill&& fill) {
 std::string file_extension(const std::string& path);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
+// Bytes on disk: a file's size, or the sum over a bundle directory's regular files (.mlpackage);
+// 0 when the path can't be read.
+int64_t bytes_on_disk(const std::string& path);
 
 }  // namespace pcv

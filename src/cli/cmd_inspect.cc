@@ -2,7 +2,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -28,18 +27,6 @@
 
 namespace pcv::cli {
 namespace {
-
-int64_t path_bytes(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    int64_t n = 0;
-    for (auto& e : std::filesystem::recursive_directory_iterator(path, ec)) {
-      if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
-    }
-    return n;
-  }
-  return static_cast<int64_t>(std::filesystem::file_size(path, ec));
-}
 
 nlohmann::json value_json(const ir::Value& v) {
   nlohmann::json j = {{"name", v.name}, {"dtype", ir::dtype_name(v.dtype)}, {"shape", v.shape}};
@@ -191,7 +178,7 @@ Runner setup(CLI::App& sub) {
       nlohmann::json j;
       j["file"] = *path;
       j["format"] = format ? nlohmann::json(formats::format_name(*format)) : nlohmann::json(nullptr);
-      j["file_bytes"] = path_bytes(*path);
+      j["file_bytes"] = bytes_on_disk(*path);
       j["name"] = model.metadata.name;
       j["description"] = model.metadata.description;
       for (auto i : g.inputs) j["inputs"].push_back(value_json(g.value(i)));
@@ -222,7 +209,7 @@ Runner setup(CLI::App& sub) {
     }
     out("model      {}\n", model.metadata.name.empty() ? "(unnamed)" : model.metadata.name);
     if (!model.metadata.description.empty()) out("           {}\n", model.metadata.description);
-    out("file       {} ({})\n", *path, human_bytes(path_bytes(*path)));
+    out("file       {} ({})\n", *path, human_bytes(bytes_on_disk(*path)));
     for (auto i : g.inputs) {
       const auto& v = g.value(i);
       out("input      {}: {} {}\n", v.name, ir::dtype_name(v.dtype), ir::shape_to_string(v.shape));

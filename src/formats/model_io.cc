@@ -29,21 +29,6 @@ namespace {
   return b.size() >= offset + n && std::equal(magic, magic + n, b.begin() + static_cast<long>(offset));
 }
 
-// Bytes on disk: the file's size, or the sum over a bundle directory's regular files.
-uint64_t bytes_on_disk(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(path, ec)) {
-    const auto n = std::filesystem::file_size(path, ec);
-    return ec ? 0 : n;
-  }
-  uint64_t total = 0;
-  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) total += it->file_size(ec);
-  }
-  return total;
-}
-
 Expected<ir::Model> read_as(Format format, const std::string& path) {
   switch (format) {
     case Format::kPcv: return ir::load_pcv(path);
@@ -115,7 +100,7 @@ Expected<Format> format_from_path(const std::string& path) {
 
 Expected<ir::Model> load_model(const std::string& path, const LoadOptions& options) {
   if (!file_exists(path)) return io_error(path + ": no such file");
-  const uint64_t size = bytes_on_disk(path);
+  const auto size = static_cast<uint64_t>(bytes_on_disk(path));
   std::error_code ec;
   if (size == 0 && std::filesystem::is_regular_file(path, ec)) {
     return invalid_model(path + ": empty file (0 bytes)");

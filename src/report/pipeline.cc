@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 
+#include "base/file.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
 #include "data/split.h"
@@ -45,20 +46,6 @@ double seconds_since(Clock::time_point t0) {
 
 // JSON has no NaN / infinity: store them as null.
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-
-int64_t path_bytes(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    int64_t total = 0;
-    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      if (it->is_regular_file(ec)) total += static_cast<int64_t>(it->file_size(ec));
-    }
-    return total;
-  }
-  const auto n = fs::file_size(path, ec);
-  return ec ? 0 : static_cast<int64_t>(n);
-}
 
 json trace_json(const predict::PredictionTrace& t, bool with_layers) {
   json j = {{"source_size", {t.source_height, t.source_width}},
@@ -302,7 +289,7 @@ Status Pipeline::train_stage(json& s) {
   PCV_ASSIGN_OR_RETURN(model_, formats::load_model(model_path_));
   have_model_ = true;
   s["model_path"] = model_path_;
-  s["model_bytes"] = path_bytes(model_path_);
+  s["model_bytes"] = bytes_on_disk(model_path_);
   s["parameters"] = model_.graph.parameter_count();
   const auto& in = model_.graph.value(model_.graph.inputs[0]).shape;
   s["input_shape"] = in;
@@ -341,7 +328,7 @@ Status Pipeline::convert_stage(json& s) {
     fs::remove_all(path, ec);
     Status st = formats::save_model(model_, path, fmt_id);
     if (st.is_ok()) {
-      f["bytes"] = path_bytes(path);
+      f["bytes"] = bytes_on_disk(path);
       f["write_seconds"] = seconds_since(t0);
       auto back = formats::load_model(path);
       if (!back) {
@@ -405,7 +392,7 @@ Status Pipeline::optimize_stage(json& s) {
     auto r = optimize::optimize_model(model_, model_path_, path, oo);
     v["seconds"] = seconds_since(t0);
     if (r) {
-      v["bytes"] = path_bytes(path);
+      v["bytes"] = bytes_on_disk(path);
       variant_files_.push_back({st.name, st.file, path});
       if (st.q == optimize::QuantizeMode::kInt8) shipped_model_ = path;
     } else {
@@ -433,7 +420,7 @@ void Pipeline::variants_section() {
   const int runs = o_.quick ? 10 : 30;
   for (const auto& vf : variant_files_) {
     say(fmt::format("  measuring {}", vf.path));
-    json v = {{"name", vf.name}, {"file", vf.kind}, {"path", vf.path}, {"bytes", path_bytes(vf.path)}};
+    json v = {{"name", vf.name}, {"file", vf.kind}, {"path", vf.path}, {"bytes", bytes_on_disk(vf.path)}};
 #if defined(PCV_OPTIMIZE_AVAILABLE)
     int64_t raw = 0, gz = 0;
     if (optimize::measure_file(vf.path, &raw, &gz).is_ok()) v["gzip_bytes"] = gz;

@@ -55,28 +55,6 @@ std::vector<std::string> train_args(const std::string& data, const std::string& 
           "4",     "--seed", "11", "--threads", "2",  "-o",       out};
 }
 
-// Starts pocketcv in the background (stdout/stderr to files); returns its pid.
-pid_t spawn_cli(const std::vector<std::string>& args, const std::string& out,
-                const std::string& err) {
-  std::vector<std::string> argv_s = {PCV_CLI_PATH};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int in_fd = ::open("/dev/null", O_RDONLY);
-    const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in_fd < 0 || out_fd < 0 || err_fd < 0) ::_exit(120);
-    ::dup2(in_fd, 0);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    ::execv(argv[0], argv.data());
-    ::_exit(122);
-  }
-  return pid;
-}
 
 // A checkpoint's parts (train/trainer.cc's layout: 8-byte magic, then length-prefixed header
 // JSON, .pcv model bytes, optimizer state): the model after the last finished epoch, and how

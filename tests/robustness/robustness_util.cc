@@ -146,17 +146,13 @@ std::string tree_diff(const Tree& before, const Tree& after) {
   return ::testing::AssertionFailure() << why << "\n  stderr: " << r.err;
 }
 
-CliResult run_cli_with_file_limit(const std::vector<std::string>& args, uint64_t max_file_bytes) {
-  static const std::string dir = make_temp_dir("pcv_robust_limited_io");
-  static int counter = 0;
-  const std::string out = dir + "/out" + std::to_string(counter) + ".txt";
-  const std::string err = dir + "/err" + std::to_string(counter++) + ".txt";
+int spawn_cli(const std::vector<std::string>& args, const std::string& out, const std::string& err,
+              uint64_t max_file_bytes) {
   std::vector<std::string> argv_s = {PCV_CLI_PATH};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
-  CliResult r;
   const pid_t pid = ::fork();
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
@@ -167,12 +163,24 @@ CliResult run_cli_with_file_limit(const std::vector<std::string>& args, uint64_t
     ::dup2(in_fd, 0);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
-    ::signal(SIGXFSZ, SIG_IGN);
-    const struct rlimit lim = {max_file_bytes, max_file_bytes};
-    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(121);
+    if (max_file_bytes > 0) {
+      ::signal(SIGXFSZ, SIG_IGN);
+      const struct rlimit lim = {max_file_bytes, max_file_bytes};
+      if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(121);
+    }
     ::execv(argv[0], argv.data());
     ::_exit(122);
   }
+  return pid;
+}
+
+CliResult run_cli_with_file_limit(const std::vector<std::string>& args, uint64_t max_file_bytes) {
+  static const std::string dir = make_temp_dir("pcv_robust_limited_io");
+  static int counter = 0;
+  const std::string out = dir + "/out" + std::to_string(counter) + ".txt";
+  const std::string err = dir + "/err" + std::to_string(counter++) + ".txt";
+  CliResult r;
+  const pid_t pid = spawn_cli(args, out, err, max_file_bytes);
   int status = 0;
   if (pid < 0 || ::waitpid(pid, &status, 0) != pid) return r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -65,4 +65,10 @@ std::string tree_diff(const Tree& before, const Tree& after);
 // (RLIMIT_FSIZE, SIGXFSZ ignored: write() fails with EFBIG as on a full disk).
 CliResult run_cli_with_file_limit(const std::vector<std::string>& args, uint64_t max_file_bytes);
 
+// Starts pocketcv in the background with stdin from /dev/null and stdout / stderr to the
+// files `out` / `err`; `max_file_bytes` > 0 limits the size of files it writes (RLIMIT_FSIZE,
+// SIGXFSZ ignored, so a write past it fails with EFBIG). Returns the pid, -1 if fork failed.
+int spawn_cli(const std::vector<std::string>& args, const std::string& out, const std::string& err,
+              uint64_t max_file_bytes = 0);
+
 }  // namespace pcv::testing
