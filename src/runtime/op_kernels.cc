@@ -167,6 +167,10 @@ Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& 
   const int64_t macs = num_elements(y.shape) * w.shape[1] * w.shape[2] * w.shape[3];
   const ValueId xi = c.n.inputs[0], yi = c.n.outputs[0];
   const bool has_bias = c.has(2);
+  const ValueId residual = c.n.inputs.size() > 3 ? c.n.inputs[3] : kNoValue;
+  if (residual != kNoValue && (x.dtype != DType::kF32 || !pc.fast_kernels)) {
+    return c.error("a fused residual add needs the fast f32 kernels");
+  }
 
   if (x.dtype == DType::kF32) {
     if (w.dtype != DType::kF32 || y.dtype != DType::kF32 || (has_bias && c.in(2).dtype != DType::kF32)) {
@@ -184,6 +188,17 @@ Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& 
       kern->scratch_bytes = shared->scratch_bytes(pc.threads);
       kern->packed_bytes = static_cast<int64_t>(shared->dw_weights.size());
       for (auto& gm : shared->group_gemm) kern->packed_bytes += static_cast<int64_t>(gm.data.size());
+      if (residual != kNoValue) {
+        // A following ADD fused in by the session (fuse_residual_adds): input 3 is its other operand.
+        if (!k::accepts_residual(*shared)) return c.error("a fused residual add needs a 1x1 stride-1 convolution");
+        kern->name += " + add";
+        kern->fn = [shared, range, xi, yi, residual](const RunContext& r) {
+          k::f32_conv2d_fast_add(*shared, ptr<float>(r, xi), ptr<float>(r, residual), range.min, range.max,
+                                 ptr<float>(r, yi), r.pool);
+        };
+        kern->macs = macs;
+        return std::unique_ptr<OpKernel>(std::move(kern));
+      }
       kern->fn = [shared, range, xi, yi](const RunContext& r) {
         k::f32_conv2d_fast(*shared, ptr<float>(r, xi), range.min, range.max, ptr<float>(r, yi),
                            static_cast<float*>(r.scratch), r.pool);
@@ -611,7 +626,7 @@ Expected<std::unique_ptr<OpKernel>> pool(const Ctx& c) {
 }
 
 // ---- mean ----
-Expected<std::unique_ptr<OpKernel>> mean(const Ctx& c) {
+Expected<std::unique_ptr<OpKernel>> mean(const PrepareContext& pc, const Ctx& c) {
   const auto& a = c.n.attr<MeanAttrs>();
   const Value& x = c.in(0);
   const Value& y = c.out();
@@ -622,6 +637,11 @@ Expected<std::unique_ptr<OpKernel>> mean(const Ctx& c) {
   for (int64_t ax : a.axes) p.reduce_axis[ax < 0 ? ax + p.rank : ax] = true;
   const ValueId xi = c.n.inputs[0], yi = c.n.outputs[0];
   if (x.dtype == DType::kF32) {
+    if (pc.fast_kernels) {
+      auto kern = make("f32_mean__hwy");
+      kern->fn = [p, xi, yi](const RunContext& r) { k::f32_mean__hwy(p, ptr<float>(r, xi), ptr<float>(r, yi)); };
+      return std::unique_ptr<OpKernel>(std::move(kern));
+    }
     auto kern = make("f32_mean__ref");
     kern->fn = [p, xi, yi](const RunContext& r) { k::f32_mean__ref(p, ptr<float>(r, xi), ptr<float>(r, yi)); };
     return std::unique_ptr<OpKernel>(std::move(kern));
@@ -875,7 +895,7 @@ Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& pc, con
     case OpType::kConcat: return concat(c);
     case OpType::kMaxPool:
     case OpType::kAveragePool: return pool(c);
-    case OpType::kMean: return mean(c);
+    case OpType::kMean: return mean(pc, c);
     case OpType::kReshape:
     case OpType::kFlatten:
     case OpType::kDropout: return copy(c);

@@ -57,6 +57,76 @@ Status fold_constants(Graph& g, std::vector<bool>& folded) {
   return Status::ok();
 }
 
+// Runtime-only rewrite (the session's own graph copy): a 1x1 f32 convolution without
+// activation whose only consumer is an ADD of a tensor computed earlier becomes one node that
+// adds during the GEMM's store (input 3 = the other operand, the ADD's activation):
+//
+//   x ─► conv2d 1x1 ─► t ─► add(+ s) ─► y            x, s ─► conv2d 1x1 (+ s) ─► y
+//
+// (MobileNetV2's projection and its residual connection.) The result is bit-identical: the
+// conv's sum is rounded to f32, then s is added and the clamp applied, as the two ops would.
+// Returns how many ADDs were fused.
+int fuse_residual_adds(Graph& g) {
+  const size_t nv = g.values.size();
+  std::vector<int> producer(nv, -1), consumers(nv, 0);
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    for (ValueId in : g.nodes[ni].inputs) {
+      if (in != kNoValue) ++consumers[static_cast<size_t>(in)];
+    }
+    for (ValueId out : g.nodes[ni].outputs) producer[static_cast<size_t>(out)] = static_cast<int>(ni);
+  }
+  for (ValueId o : g.outputs) ++consumers[static_cast<size_t>(o)];  // graph outputs stay values
+  auto pointwise_conv = [&](int ni) {
+    if (ni < 0) return false;
+    const Node& n = g.nodes[static_cast<size_t>(ni)];
+    if (n.op != OpType::kConv2d || n.inputs.size() < 2 || n.inputs.size() > 3) return false;
+    const auto& a = n.attr<Conv2dAttrs>();
+    const Value& w = g.value(n.inputs[1]);
+    const bool no_pad = a.padding != Padding::kExplicit ||
+                        (a.pad_top == 0 && a.pad_bottom == 0 && a.pad_left == 0 && a.pad_right == 0);
+    return a.activation == Activation::kNone && a.groups == 1 && a.stride_h == 1 && a.stride_w == 1 && no_pad &&
+           w.is_constant() && w.shape.size() == 4 && w.shape[1] == 1 && w.shape[2] == 1 &&
+           g.value(n.inputs[0]).dtype == DType::kF32 && g.value(n.outputs[0]).dtype == DType::kF32;
+  };
+  std::vector<bool> erase(g.nodes.size(), false);
+  int fused = 0;
+  for (size_t ai = 0; ai < g.nodes.size(); ++ai) {
+    const Node& add = g.nodes[ai];
+    if (add.op != OpType::kAdd || add.inputs.size() != 2) continue;
+    const Activation act = add.attr<EltwiseAttrs>().activation;
+    if (act != Activation::kNone && act != Activation::kRelu && act != Activation::kRelu6) continue;
+    const Value& y = g.value(add.outputs[0]);
+    if (y.dtype != DType::kF32) continue;
+    for (int side = 0; side < 2; ++side) {
+      const ValueId t = add.inputs[static_cast<size_t>(side)];
+      const ValueId s = add.inputs[static_cast<size_t>(1 - side)];
+      const int ci = producer[static_cast<size_t>(t)];
+      if (!pointwise_conv(ci) || consumers[static_cast<size_t>(t)] != 1 || erase[static_cast<size_t>(ci)]) continue;
+      const Value& sv = g.value(s);
+      // s must exist when the conv runs, and have the output's shape (no broadcast).
+      if (sv.is_constant() || sv.dtype != DType::kF32 || sv.shape != y.shape || g.value(t).shape != y.shape) continue;
+      if (producer[static_cast<size_t>(s)] >= ci || t == s) continue;
+      Node& conv = g.nodes[static_cast<size_t>(ci)];
+      conv.inputs.resize(3, kNoValue);
+      conv.inputs.push_back(s);
+      conv.attr<Conv2dAttrs>().activation = act;
+      conv.outputs[0] = add.outputs[0];
+      producer[static_cast<size_t>(add.outputs[0])] = ci;
+      erase[ai] = true;
+      ++fused;
+      break;
+    }
+  }
+  if (fused == 0) return 0;
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    if (!erase[ni]) kept.push_back(std::move(g.nodes[ni]));
+  }
+  g.nodes = std::move(kept);
+  return fused;
+}
+
 }  // namespace
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -89,6 +159,7 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
     PCV_RETURN_IF_ERROR(fold_batch_norm(g).status());
     PCV_RETURN_IF_ERROR(fuse_activations(g).status());
     PCV_RETURN_IF_ERROR(prune_unused(g).status());
+    if (options.fast_kernels) fuse_residual_adds(g);
   }
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   const int threads = impl->pool->threads();

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
@@ -166,6 +167,41 @@ TEST(GemmF32MinmaxHwy, PartialStoresStayInsideC) {
     }
   });
   munmap(mem, 2 * page);
+}
+
+// f32_gemm_packed_add equals f32_gemm_packed followed by a separate add and clamp, bit for
+// bit: the residual joins the sum after the GEMM's own rounding, before the clamp. Tails of
+// both microkernels, K blocks, row strides and 2 threads, on every target.
+TEST(GemmF32MinmaxHwy, ResidualAddEqualsGemmThenAdd) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(6);
+  for_each_target([&](const F32GemmUkernels&) {
+    for (F32GemmUkernelChoice choice : {F32GemmUkernelChoice::kWide, F32GemmUkernelChoice::kNarrow}) {
+      for (size_t m : {1, 7, 9, 49, 200}) {
+        for (size_t n : {1, 15, 16, 17, 33, 96}) {
+          for (size_t k : {3, 24, 600}) {
+            const size_t ldr = n + (m % 2), ldc = n + 3;
+            std::vector<float> a = random_vec(m * k, rng), b = random_vec(k * n, rng);
+            std::vector<float> bias = random_vec(n, rng), r = random_vec(m * ldr, rng);
+            auto packed = pack_f32_gemm_b(k, n, b.data(), n, bias.data(), F32GemmBLayout::kKN, choice);
+            ASSERT_TRUE(packed.has_value());
+            const float lo = k == 24 ? 0.f : -kInf, hi = k == 24 ? 6.f : kInf;
+            std::vector<float> plain(m * ldc, 0.f), fused(m * ldc, 0.f);
+            f32_gemm_packed(m, a.data(), k, *packed, plain.data(), ldc, -kInf, kInf, nullptr);
+            for (size_t i = 0; i < m; ++i) {
+              for (size_t j = 0; j < n; ++j) {
+                float& v = plain[i * ldc + j];
+                v = std::min(std::max(v + r[i * ldr + j], lo), hi);
+              }
+            }
+            f32_gemm_packed_add(m, a.data(), k, *packed, r.data(), ldr, fused.data(), ldc, lo, hi,
+                                m % 2 ? &pool2 : nullptr);
+            ASSERT_EQ(plain, fused) << "m=" << m << " n=" << n << " k=" << k << " " << packed->ukernel.name;
+          }
+        }
+      }
+    }
+  });
 }
 
 TEST(GemmF32MinmaxHwy, LargeKBlockedThreaded) {

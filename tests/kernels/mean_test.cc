@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <random>
 #include <vector>
 
 #include "kernels/reduce/mean.h"
@@ -54,6 +56,42 @@ TEST(Mean, F32OtherAxes) {
   std::vector<float> yz(2);
   f32_mean__ref(q, z.data(), yz.data());
   EXPECT_EQ(yz, (std::vector<float>{(1 + 2 + 5 + 6) / 4.0f, (3 + 4 + 7 + 8) / 4.0f}));
+}
+
+// f32_mean__hwy against the reference, bit for bit: contiguous axis runs of several shapes
+// (channel tails of every vector width, one-row and one-channel cases) and a non-contiguous
+// axis set (the reference path).
+TEST(Mean, F32HwyEqualsReferenceBitForBit) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> d(-3.f, 3.f);
+  struct Case {
+    int rank, dims[4];
+    bool reduce[4];
+  };
+  const Case cases[] = {
+      {4, {1, 7, 7, 1280}, {false, true, true, false}}, {4, {2, 3, 5, 67}, {false, true, true, false}},
+      {4, {1, 1, 1, 17}, {false, true, true, false}},   {4, {3, 4, 4, 1}, {false, true, true, false}},
+      {3, {5, 9, 33}, {true, false, false}},            {3, {5, 9, 33}, {false, false, true}},
+      {4, {2, 3, 4, 5}, {true, false, true, false}},    {2, {129, 48}, {true, true}},
+  };
+  for (const Case& c : cases) {
+    MeanParams p;
+    p.rank = c.rank;
+    size_t in = 1, out = 1;
+    for (int i = 0; i < c.rank; ++i) {
+      p.in_dims[i] = c.dims[i];
+      p.reduce_axis[i] = c.reduce[i];
+      in *= static_cast<size_t>(c.dims[i]);
+      if (!c.reduce[i]) out *= static_cast<size_t>(c.dims[i]);
+    }
+    std::vector<float> x(in);
+    for (float& v : x) v = d(rng);
+    std::vector<float> want(out), got(out, 12345.f);
+    f32_mean__ref(p, x.data(), want.data());
+    f32_mean__hwy(p, x.data(), got.data());
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), out * sizeof(float)), 0)
+        << "dims " << c.dims[0] << "x" << c.dims[1] << "x" << c.dims[2] << "x" << c.dims[3];
+  }
 }
 
 TEST(Mean, Qs8SameQuantizationRounding) {

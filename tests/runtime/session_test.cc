@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "runtime/memory_plan.h"
@@ -188,6 +189,73 @@ TEST(Session, Int8ConvMatchesFloatWithinOneStep) {
         EXPECT_NEAR(got, expect, 1.0 + 1e-3) << oy << "," << ox << "," << oc;
       }
     }
+  }
+}
+
+// A 1x1 conv without activation whose only consumer is an ADD of an earlier tensor runs as one
+// kernel ("+ add"), with the ADD's activation; the output is bit-identical to running the two
+// ops (graph passes off), and the reference kernels agree. An ADD whose other operand is
+// computed after the conv, or a conv output with a second consumer, is left alone.
+TEST(Session, ResidualAddFusesIntoPointwiseConv) {
+  auto build = [](bool late_skip, bool second_use) {
+    Model m;
+    Graph& g = m.graph;
+    ValueId x = g.add_input("x", DType::kF32, {1, 5, 6, 8});
+    Conv2dAttrs expand;
+    expand.activation = Activation::kRelu6;
+    ValueId e = g.add_node(OpType::kConv2d, "expand",
+                           {x, g.add_constant("we", random_tensor(DType::kF32, {16, 1, 1, 8}, 1)),
+                            g.add_constant("be", random_tensor(DType::kF32, {16}, 2))}, expand);
+    ValueId p = g.add_node(OpType::kConv2d, "project",
+                           {e, g.add_constant("wp", random_tensor(DType::kF32, {8, 1, 1, 16}, 3)), kNoValue},
+                           Conv2dAttrs{});
+    ValueId skip = x;
+    if (late_skip) skip = g.add_node(OpType::kRelu, "late", {x});
+    EltwiseAttrs add;
+    add.activation = Activation::kRelu;
+    g.mark_output(g.add_node(OpType::kAdd, "residual", {skip, p}, add));
+    if (second_use) g.mark_output(p);
+    EXPECT_TRUE(infer_shapes(g).is_ok());
+    return m;
+  };
+  const Tensor input = random_tensor(DType::kF32, {1, 5, 6, 8}, 4, -2.f, 2.f);
+  for (int variant = 0; variant < 3; ++variant) {
+    const bool late = variant == 1, second = variant == 2;
+    SCOPED_TRACE(variant);
+    Model m = build(late, second);
+    SessionOptions fused_o;
+    fused_o.profile = true;
+    auto s = Session::create(m, fused_o);
+    ASSERT_TRUE(s.has_value()) << s.status().message();
+    bool has_add = false, fused = false;
+    for (const auto& n : (*s)->profile().nodes) {
+      has_add |= n.op == std::string("add");
+      fused |= n.kernel.find("+ add") != std::string::npos;
+    }
+    EXPECT_EQ(fused, variant == 0);
+    EXPECT_EQ(has_add, variant != 0);
+    auto got = (*s)->run({input});
+    ASSERT_TRUE(got.has_value());
+    SessionOptions plain_o;
+    plain_o.optimize_graph = false;
+    auto plain = run_model(m, {input}, plain_o);
+    SessionOptions ref_o;
+    ref_o.fast_kernels = false;
+    auto ref = run_model(m, {input}, ref_o);
+    ASSERT_TRUE(plain.has_value() && ref.has_value());
+    ASSERT_EQ(got->size(), plain->size());
+    for (size_t i = 0; i < got->size(); ++i) {
+      const Tensor& a = (*got)[i];
+      const Tensor& b = (*plain)[i];
+      ASSERT_EQ(a.size_bytes(), b.size_bytes());
+      EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.size_bytes()), 0) << "output " << i;
+      for (int64_t e = 0; e < a.num_elements(); ++e) {
+        ASSERT_NEAR(a.data<float>()[e], (*ref)[i].data<float>()[e], 1e-4) << "output " << i << " element " << e;
+      }
+    }
+    float lo = 0.f;
+    for (int64_t i = 0; i < (*got)[0].num_elements(); ++i) lo = std::min(lo, (*got)[0].data<float>()[i]);
+    EXPECT_EQ(lo, 0.f) << "the ADD's relu applies";
   }
 }
 

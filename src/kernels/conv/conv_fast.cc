@@ -111,29 +111,60 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_fast(const Conv2dParams& params,
 
 namespace {
 
+// Copies n floats; the common small sizes (3-channel first layers: 3, 9 taps x channels) as
+// fixed-size copies the compiler inlines, instead of a library call per tap.
+inline void copy_floats(float* dst, const float* src, size_t n) {
+  switch (n) {
+    case 3: std::memcpy(dst, src, 3 * sizeof(float)); return;
+    case 4: std::memcpy(dst, src, 4 * sizeof(float)); return;
+    case 6: std::memcpy(dst, src, 6 * sizeof(float)); return;
+    case 8: std::memcpy(dst, src, 8 * sizeof(float)); return;
+    case 9: std::memcpy(dst, src, 9 * sizeof(float)); return;
+    case 12: std::memcpy(dst, src, 12 * sizeof(float)); return;
+    case 15: std::memcpy(dst, src, 15 * sizeof(float)); return;
+    case 16: std::memcpy(dst, src, 16 * sizeof(float)); return;
+    default: std::memcpy(dst, src, n * sizeof(float)); return;
+  }
+}
+
 // Rows [r0, r0 + rows) of the im2col matrix of group g: row = output pixel (n, oy, ox),
-// columns (ky, kx, ci) like the OHWI filter. Padding taps are zeros.
+// columns (ky, kx, ci) like the OHWI filter. Padding taps are zeros. With one group and no
+// horizontal dilation the kernel_w taps of a row are adjacent NHWC pixels: one copy of
+// kernel_w * in_c floats when they are all inside the image.
 void im2col(const Conv2dParams& p, const float* input, int g, size_t r0, size_t rows,
             float* col) {
   const size_t cig = static_cast<size_t>(p.in_c / p.groups);
   const size_t k = gemm_k(p);
   const size_t hw = static_cast<size_t>(p.out_h) * p.out_w;
+  const bool rows_contiguous = p.groups == 1 && p.dilation_w == 1;
+  const size_t row_floats = static_cast<size_t>(p.kernel_w) * cig;
   for (size_t r = 0; r < rows; ++r) {
     const size_t pix = r0 + r;
     const size_t n = pix / hw;
     const int oy = static_cast<int>(pix % hw) / p.out_w;
     const int ox = static_cast<int>(pix % hw) % p.out_w;
+    const int ix0 = ox * p.stride_w - p.pad_left;
+    const bool x_inside = ix0 >= 0 && ix0 + (p.kernel_w - 1) * p.dilation_w < p.in_w;
     float* dst = col + r * k;
     for (int ky = 0; ky < p.kernel_h; ++ky) {
       const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+      if (iy < 0 || iy >= p.in_h) {
+        std::memset(dst, 0, row_floats * sizeof(float));
+        dst += row_floats;
+        continue;
+      }
+      const float* in_row = input + (n * p.in_h + iy) * p.in_w * p.in_c + static_cast<size_t>(g) * cig;
+      if (rows_contiguous && x_inside) {
+        copy_floats(dst, in_row + static_cast<size_t>(ix0) * p.in_c, row_floats);
+        dst += row_floats;
+        continue;
+      }
       for (int kx = 0; kx < p.kernel_w; ++kx, dst += cig) {
-        const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-        if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) {
+        const int ix = ix0 + kx * p.dilation_w;
+        if (ix < 0 || ix >= p.in_w) {
           std::memset(dst, 0, cig * sizeof(float));
         } else {
-          const float* src =
-              input + ((n * p.in_h + iy) * p.in_w + ix) * p.in_c + static_cast<size_t>(g) * cig;
-          std::memcpy(dst, src, cig * sizeof(float));
+          copy_floats(dst, in_row + static_cast<size_t>(ix) * p.in_c, cig);
         }
       }
     }
@@ -245,6 +276,15 @@ void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float ac
       return;
     }
   }
+}
+
+void f32_conv2d_fast_add(const F32Conv2dPacked& packed, const float* input, const float* residual,
+                         float act_min, float act_max, float* output, ThreadPool* pool) {
+  const Conv2dParams& p = packed.params;
+  const size_t m = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
+  const size_t n = static_cast<size_t>(p.out_c);
+  f32_gemm_packed_add(m, input, static_cast<size_t>(p.in_c), packed.group_gemm[0], residual, n, output, n, act_min,
+                      act_max, pool);
 }
 
 }  // namespace pcv::kernels

@@ -61,4 +61,13 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_fast(const Conv2dParams& params,
 void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float act_min,
                      float act_max, float* output, float* scratch, ThreadPool* pool);
 
+// The conv followed by an ADD of `residual` (the output's shape, not aliasing it), then the
+// clamp: clamp((conv(input) + bias) + residual, act_min, act_max), with the rounding of the
+// two ops run one after the other. Only the kGemm1x1 path fuses it (accepts_residual()).
+inline bool accepts_residual(const F32Conv2dPacked& packed) {
+  return packed.path == F32Conv2dPacked::Path::kGemm1x1;
+}
+void f32_conv2d_fast_add(const F32Conv2dPacked& packed, const float* input, const float* residual,
+                         float act_min, float act_max, float* output, ThreadPool* pool);
+
 }  // namespace pcv::kernels

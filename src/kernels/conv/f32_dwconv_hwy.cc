@@ -10,6 +10,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
+
 #include "kernels/conv/conv_fast_ukernels.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemm/load_partial-inl.h"
@@ -18,6 +20,58 @@ HWY_BEFORE_NAMESPACE();
 namespace pcv::kernels {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || \
+    HWY_ARCH_ARM_A64
+constexpr size_t kDwRegisters = 32;
+#else
+constexpr size_t kDwRegisters = 16;
+#endif
+
+// Pixels [ox_lo, ox_hi) of a row whose taps are all inside the image, channels [c, c + B*N):
+// the B*K weight vectors and B biases stay in registers while the pixels stream by (B = 2
+// when they fit in half the register file, else 1).
+template <int K, size_t B>
+HWY_INLINE void DwInteriorBlock(const F32DwconvRowArgs& p, size_t c, int ox_lo, int ox_hi, ptrdiff_t row0) {
+  using D = hn::ScalableTag<float>;
+  using V = hn::Vec<D>;
+  const D d;
+  const size_t N = hn::Lanes(d);
+  const size_t C = p.c;
+  const size_t cs = p.c_stride;
+  const V vmin = hn::Set(d, p.min);
+  const V vmax = hn::Set(d, p.max);
+  V w[B][K * K];
+  V b[B];
+  HWY_UNROLL(2)
+  for (size_t j = 0; j < B; ++j) {
+    b[j] = hn::Load(d, p.weights + c + j * N);
+    HWY_UNROLL(25)
+    for (int t = 0; t < K * K; ++t) w[j][t] = hn::Load(d, p.weights + cs + t * cs + c + j * N);
+  }
+  const ptrdiff_t dy = static_cast<ptrdiff_t>(p.dilation_h) * static_cast<ptrdiff_t>(p.in_w) * static_cast<ptrdiff_t>(C);
+  const ptrdiff_t dx = static_cast<ptrdiff_t>(p.dilation_w) * static_cast<ptrdiff_t>(C);
+  const ptrdiff_t step = static_cast<ptrdiff_t>(p.stride_w) * static_cast<ptrdiff_t>(C);
+  const float* src = p.input + row0 + (static_cast<ptrdiff_t>(ox_lo) * p.stride_w - p.pad_left) * static_cast<ptrdiff_t>(C) +
+                     static_cast<ptrdiff_t>(c);
+  float* out = p.output + static_cast<size_t>(ox_lo) * C + c;
+  for (int ox = ox_lo; ox < ox_hi; ++ox, src += step, out += C) {
+    V acc[B];
+    HWY_UNROLL(2)
+    for (size_t j = 0; j < B; ++j) acc[j] = b[j];
+    HWY_UNROLL(5)
+    for (int ky = 0; ky < K; ++ky) {
+      HWY_UNROLL(5)
+      for (int kx = 0; kx < K; ++kx) {
+        const float* s = src + ky * dy + kx * dx;
+        HWY_UNROLL(2)
+        for (size_t j = 0; j < B; ++j) acc[j] = hn::MulAdd(hn::LoadU(d, s + j * N), w[j][ky * K + kx], acc[j]);
+      }
+    }
+    HWY_UNROLL(2)
+    for (size_t j = 0; j < B; ++j) hn::StoreU(hn::Min(hn::Max(acc[j], vmin), vmax), d, out + j * N);
+  }
+}
 
 // KH, KW > 0: compile-time kernel size; 0: taken from args.
 template <int KH, int KW>
@@ -44,7 +98,35 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
   while (ky_end > ky_begin && iy0 + (ky_end - 1) * p.dilation_h >= p.in_h) --ky_end;
   const bool rows_inside = ky_begin == 0 && ky_end == kh;
 
+  // Square compile-time kernels on rows fully inside: the interior pixels run channel block by
+  // channel block with the weights in registers; the border pixels and the channel tail below.
+  int ox_lo = 0, ox_hi = 0;  // interior pixels done here
+  size_t c_done = 0;         // channels [0, c_done) of those pixels done here
+  if constexpr (KH == KW && KH > 0) {
+    if (rows_inside) {
+      ox_lo = (p.pad_left + p.stride_w - 1) / p.stride_w;
+      const int last = p.in_w - 1 - (kw - 1) * p.dilation_w + p.pad_left;  // ox * stride_w <= last
+      ox_hi = last < 0 ? 0 : std::min(p.out_w, last / p.stride_w + 1);
+      if (ox_hi <= ox_lo) ox_hi = ox_lo = 0;
+    }
+    if (ox_hi > ox_lo) {
+      const ptrdiff_t row0 = static_cast<ptrdiff_t>(iy0) * static_cast<ptrdiff_t>(in_row_elems);
+      constexpr size_t kBlock = 2 * (KH * KW + 1) + 4 <= kDwRegisters ? 2 : 1;
+      size_t c = 0;
+      if constexpr (kBlock == 2) {
+        for (; c + 2 * N <= c_full; c += 2 * N) DwInteriorBlock<KH, 2>(p, c, ox_lo, ox_hi, row0);
+      }
+      for (; c + N <= c_full; c += N) DwInteriorBlock<KH, 1>(p, c, ox_lo, ox_hi, row0);
+      c_done = c;
+    }
+  }
+
   for (int ox = 0; ox < p.out_w; ++ox) {
+    if (ox == ox_lo && ox_hi > ox_lo && c_done == C) {
+      ox = ox_hi - 1;  // the interior is done
+      continue;
+    }
+    const bool interior_done = ox >= ox_lo && ox < ox_hi;
     const int ix0 = ox * p.stride_w - p.pad_left;
     int kx_begin = 0, kx_end = kw;
     while (kx_begin < kw && ix0 + kx_begin * p.dilation_w < 0) ++kx_begin;
@@ -60,7 +142,7 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
     };
 
     if (rows_inside && kx_begin == 0 && kx_end == kw) {
-      size_t c = 0;
+      size_t c = interior_done ? c_done : 0;
       for (; c < c_full; c += N) {
         V acc = hn::Load(d, bias + c);
         for (int ky = 0; ky < kh; ++ky) {

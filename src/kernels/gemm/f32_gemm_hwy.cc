@@ -20,10 +20,20 @@ namespace pcv::kernels {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// The N floats of a row at p + col: all of them, the ones before column nr, or zeros past it.
+template <class D>
+HWY_INLINE hn::Vec<D> LoadColumns(D d, const float* HWY_RESTRICT p, size_t col, size_t nr) {
+  const size_t N = hn::Lanes(d);
+  if (col + N <= nr) return hn::LoadU(d, p + col);
+  if (col < nr) return LoadPartial(d, p + col, nr - col);
+  return hn::Zero(d);
+}
+
 template <size_t MR, size_t NRV>
 void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, size_t lda,
                    const float* HWY_RESTRICT w, const float* HWY_RESTRICT bias,
-                   float* HWY_RESTRICT c, size_t ldc, float min, float max, uint32_t flags) {
+                   float* HWY_RESTRICT c, size_t ldc, float min, float max, uint32_t flags,
+                   const float* HWY_RESTRICT r, size_t ldr) {
   using D = hn::ScalableTag<float>;
   using V = hn::Vec<D>;
   const D d;
@@ -49,16 +59,7 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
     for (size_t i = 0; i < MR; ++i) {
       const float* ci = c + (i < mr ? i : mr - 1) * ldc;
       HWY_UNROLL(4)
-      for (size_t j = 0; j < NRV; ++j) {
-        const size_t col = j * N;
-        if (col + N <= nr) {
-          acc[i][j] = hn::LoadU(d, ci + col);
-        } else if (col < nr) {
-          acc[i][j] = LoadPartial(d, ci + col, nr - col);
-        } else {
-          acc[i][j] = hn::Zero(d);
-        }
-      }
+      for (size_t j = 0; j < NRV; ++j) acc[i][j] = LoadColumns(d, ci, j * N, nr);
     }
   }
 
@@ -72,6 +73,15 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
       const V av = hn::Set(d, ar[i][k]);
       HWY_UNROLL(4)
       for (size_t j = 0; j < NRV; ++j) acc[i][j] = hn::MulAdd(av, b[j], acc[i][j]);
+    }
+  }
+
+  if (flags & kF32GemmAddResidual) {
+    HWY_UNROLL(16)
+    for (size_t i = 0; i < MR; ++i) {
+      const float* ri = r + (i < mr ? i : mr - 1) * ldr;
+      HWY_UNROLL(4)
+      for (size_t j = 0; j < NRV; ++j) acc[i][j] = hn::Add(acc[i][j], LoadColumns(d, ri, j * N, nr));
     }
   }
 

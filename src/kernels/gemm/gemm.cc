@@ -126,6 +126,8 @@ struct GemmTask {
   size_t ldc;
   size_t m;
   float min, max;
+  const float* r;  // residual or nullptr
+  size_t ldr;
 };
 
 // One tile: rows [m0, m0 + rows) x columns [n0, n0 + cols), n0 a multiple of nr. Loop order:
@@ -138,8 +140,9 @@ void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols
   const size_t mr = uk.mr;
   for (size_t k0 = 0; k0 < b.k; k0 += b.kc) {
     const size_t kc = std::min(b.kc, b.k - k0);
-    const uint32_t flags = (k0 == 0 ? kF32GemmInitBias : 0u) |
-                           (k0 + kc >= b.k ? kF32GemmClamp : 0u);
+    const bool last = k0 + kc >= b.k;
+    const uint32_t flags = (k0 == 0 ? kF32GemmInitBias : 0u) | (last ? kF32GemmClamp : 0u) |
+                           (last && t.r != nullptr ? kF32GemmAddResidual : 0u);
     for (size_t n = n0; n < n0 + cols; n += nr) {
       const float* panel = b.panel(n / nr);
       const float* w = panel + nr + k0 * nr;
@@ -147,7 +150,7 @@ void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols
       for (size_t m = m0; m < m0 + rows; m += mr) {
         const size_t mrows = std::min(mr, m0 + rows - m);
         uk.fn(mrows, ncols, kc, t.a + m * t.lda + k0, t.lda, w, panel, t.c + m * t.ldc + n,
-              t.ldc, t.min, t.max, flags);
+              t.ldc, t.min, t.max, flags, t.r != nullptr ? t.r + m * t.ldr + n : nullptr, t.ldr);
       }
     }
   }
@@ -157,12 +160,9 @@ void gemm_tile_2d(void* ctx, size_t m0, size_t n0, size_t rows, size_t cols) {
   gemm_tile(*static_cast<const GemmTask*>(ctx), m0, n0, rows, cols);
 }
 
-}  // namespace
-
-void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,
-                     size_t ldc, float min, float max, ThreadPool* pool) {
-  if (m == 0) return;
-  const GemmTask task{a, lda, &b, c, ldc, m, min, max};
+void gemm_driver(const GemmTask& task, ThreadPool* pool) {
+  const size_t m = task.m;
+  const F32GemmPackedB& b = *task.b;
   const size_t mr = b.ukernel.mr;
   const size_t nr = b.ukernel.nr;
   const size_t n_round = b.panels() * nr;
@@ -183,6 +183,21 @@ void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB&
     return;
   }
   pool->parallelize_2d_tile_2d(&gemm_tile_2d, const_cast<GemmTask*>(&task), m, b.n, tile_m, tile_n);
+}
+
+}  // namespace
+
+void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,
+                     size_t ldc, float min, float max, ThreadPool* pool) {
+  if (m == 0) return;
+  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0}, pool);
+}
+
+void f32_gemm_packed_add(size_t m, const float* a, size_t lda, const F32GemmPackedB& b,
+                         const float* r, size_t ldr, float* c, size_t ldc, float min, float max,
+                         ThreadPool* pool) {
+  if (m == 0) return;
+  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, r, ldr}, pool);
 }
 
 }  // namespace pcv::kernels

@@ -47,12 +47,16 @@ namespace pcv::kernels {
 
 // One microkernel: C[0:mr, 0:nr] (mr <= MR, nr <= NR) (=|+=) A[0:mr, 0:kc] * W[0:kc, 0:NR].
 // flags: kF32GemmInitBias starts from `bias` (NR floats) instead of loading C;
+//        kF32GemmAddResidual adds R[0:mr, 0:nr] (row stride ldr) to the sums (the last K
+//        block, before the clamp: the float result of a GEMM followed by an ADD);
 //        kF32GemmClamp applies [min, max] before storing (the last K block).
 inline constexpr uint32_t kF32GemmInitBias = 1;
 inline constexpr uint32_t kF32GemmClamp = 2;
+inline constexpr uint32_t kF32GemmAddResidual = 4;
 using F32GemmUkernelFn = void (*)(size_t mr, size_t nr, size_t kc, const float* a, size_t lda,
                                   const float* w, const float* bias, float* c, size_t ldc,
-                                  float min, float max, uint32_t flags);
+                                  float min, float max, uint32_t flags, const float* r,
+                                  size_t ldr);
 struct F32GemmUkernel {
   const char* name = nullptr;  // "f32_gemm_minmax_8x32__hwy"
   size_t mr = 0, nr = 0;
@@ -95,6 +99,12 @@ Expected<F32GemmPackedB> pack_f32_gemm_b(size_t k, size_t n, const float* b, siz
 // C = clamp(A * B + bias, min, max) for M >= 1 rows (M == 0 does nothing). No allocation.
 void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,
                      size_t ldc, float min, float max, ThreadPool* pool);
+// C = clamp((A * B + bias) + R, min, max), R (M, N) with row stride ldr: a GEMM and an ADD of
+// a same-shape tensor (a residual connection) in one pass, with the rounding of the two ops
+// run one after the other. R may not alias C.
+void f32_gemm_packed_add(size_t m, const float* a, size_t lda, const F32GemmPackedB& b,
+                         const float* r, size_t ldr, float* c, size_t ldc, float min, float max,
+                         ThreadPool* pool);
 
 // Fully connected: output(batch, out) = clamp(input(batch, in) * W^T + bias, min, max) with
 // W (out, in) row-major, i.e. a GEMM with M = batch against B = W^T.

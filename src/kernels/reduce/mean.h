@@ -50,6 +50,9 @@ QuantMeanParams make_qs8_mean_params(float input_scale, int32_t input_zero_point
                                      float output_scale, int32_t output_zero_point);
 
 void f32_mean__ref(const MeanParams& p, const float* input, float* output);
+// The same results bit for bit, vectorized over the innermost kept axis when the reduced axes
+// are one contiguous run (f32_mean_hwy.cc); the reference otherwise.
+void f32_mean__hwy(const MeanParams& p, const float* input, float* output);
 void qs8_mean__ref(const MeanParams& p, const QuantMeanParams& q, const int8_t* input,
                    int8_t* output);
 
