@@ -24,10 +24,10 @@ std::set<std::string> split_list(const std::string& s) {
 Runner setup(CLI::App& sub) {
   struct Args {
     std::string in, out, quantize, io = "float", calibration, method = "minmax", finetune_data, schedule = "polynomial";
-    std::string exclude, eval_data;
+    std::string exclude, eval_data, prune_scope = "channel";
     size_t calibration_size = 200, eval_size = 1000;
     float prune = 0.f, percentile = 99.99f;
-    bool structured = false, json = false;
+    bool structured = false, json = false, prune_depthwise = false, no_recalibrate = false;
     int finetune_epochs = 2, palettize = 0, finetune_batch = 32;
     float finetune_lr = 0.005f;
   };
@@ -45,6 +45,13 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--percentile", a->percentile, "Percentile for --calibration-method percentile (default 99.99)");
   sub.add_option("--prune", a->prune, "Target sparsity in [0, 1) (with --prune-structured: fraction of channels)");
   sub.add_flag("--prune-structured", a->structured, "Remove whole channels (a smaller dense model)");
+  sub.add_option("--prune-scope", a->prune_scope,
+                 "Where the magnitude threshold applies: channel (each output channel loses the same share; the "
+                 "default), layer (each weight tensor), global (one threshold over all)");
+  sub.add_flag("--prune-depthwise", a->prune_depthwise, "Prune depthwise filters too (kept by default)");
+  sub.add_flag("--no-recalibrate", a->no_recalibrate,
+               "Do not recalibrate the pruned layers' channel statistics (on --finetune-data or --calibration); "
+               "prune gradually during fine-tuning instead (--schedule)");
   sub.add_option("--finetune-data", a->finetune_data, "Fine-tune while pruning on DIR/<class>/*.jpg or fashion-mnist");
   sub.add_option("--finetune-epochs", a->finetune_epochs, "Fine-tuning epochs (default 2)");
   sub.add_option("--finetune-batch", a->finetune_batch, "Fine-tuning batch size (default 32)");
@@ -71,6 +78,9 @@ Runner setup(CLI::App& sub) {
     o.calibration_size = a->calibration_size;
     o.prune = a->prune;
     o.prune_structured = a->structured;
+    PCV_ASSIGN_OR_RETURN(o.prune_scope, optimize::prune_scope_from_name(a->prune_scope));
+    o.prune_depthwise = a->prune_depthwise;
+    o.prune_recalibrate = !a->no_recalibrate;
     o.finetune_data = a->finetune_data;
     o.finetune.epochs = a->finetune_epochs;
     o.finetune.batch_size = a->finetune_batch;

@@ -33,6 +33,8 @@ class ProgramFinetuner final : public Finetuner {
 
   int64_t total_steps() const override { return steps_per_epoch_ * o_.epochs; }
 
+  void set_teacher(const ir::Model* teacher) override { teacher_ = teacher; }
+
   std::string describe() const override {
     return fmt::format("{} epochs x {} steps on {} images, sgd lr {} cosine, batch {}", o_.epochs, steps_per_epoch_,
                        indices_.size(), o_.learning_rate, o_.batch_size);
@@ -42,7 +44,22 @@ class ProgramFinetuner final : public Finetuner {
     ThreadPool pool(o_.threads);
     train::ProgramOptions po;
     po.batch = o_.batch_size;
-    PCV_ASSIGN_OR_RETURN(auto prog, train::Program::create(model, po, &pool));
+    // Feature distillation: the teacher (set_teacher, else the model as given) runs beside the
+    // model; the classifier's input (the features) becomes a second output of both programs.
+    const ir::ValueId features = o_.distill_weight > 0.f ? classifier_features(model.graph) : ir::kNoValue;
+    std::unique_ptr<train::Program> teacher;
+    ir::Model student_model;
+    const ir::Model* student_src = &model;
+    if (features != ir::kNoValue) {
+      ir::Model teacher_model = teacher_ != nullptr ? *teacher_ : model;
+      teacher_model.graph.mark_output(features);
+      PCV_ASSIGN_OR_RETURN(teacher, train::Program::create(teacher_model, po, &pool));
+      teacher->set_frozen([](const std::string&) { return true; });
+      student_model = model;
+      student_model.graph.mark_output(features);
+      student_src = &student_model;
+    }
+    PCV_ASSIGN_OR_RETURN(auto prog, train::Program::create(*student_src, po, &pool));
     train::OptimizerOptions oo;
     oo.kind = train::OptimizerKind::kSgd;
     oo.momentum = 0.9f;
@@ -74,6 +91,11 @@ class ProgramFinetuner final : public Finetuner {
         }
         std::memcpy(prog->input(), b.images.data(), b.images.size() * sizeof(float));
         prog->forward(train::Mode::kTrain, b.size, static_cast<uint64_t>(step));
+        if (teacher) {
+          std::memcpy(teacher->input(), b.images.data(), b.images.size() * sizeof(float));
+          teacher->forward(train::Mode::kEval, b.size);
+          distill(*teacher, *prog, b.size);
+        }
         for (int32_t l : b.labels) {
           if (l < 0 || l >= classes) return invalid_argument(fmt::format("label {} but the model has {} outputs", l, classes));
         }
@@ -94,11 +116,33 @@ class ProgramFinetuner final : public Finetuner {
   }
 
  private:
+  // The input of the last fully_connected node (the classifier head's features), or kNoValue.
+  static ir::ValueId classifier_features(const ir::Graph& g) {
+    for (size_t i = g.nodes.size(); i-- > 0;) {
+      if (g.nodes[i].op == ir::OpType::kFullyConnected) return g.nodes[i].inputs[0];
+    }
+    return ir::kNoValue;
+  }
+
+  // Adds the gradient of  w * sum (s - t)^2 / sum t^2  (student and teacher features over the
+  // batch: a relative squared error, so w does not depend on the features' scale).
+  void distill(const train::Program& teacher, train::Program& student, int n) const {
+    const size_t count = static_cast<size_t>(n) * student.output_elems_per_sample(1);
+    const float* t = teacher.output(1);
+    const float* s = student.output(1);
+    double energy = 1e-12;
+    for (size_t i = 0; i < count; ++i) energy += static_cast<double>(t[i]) * t[i];
+    const float scale = static_cast<float>(2.0 * o_.distill_weight / energy);
+    float* g = student.output_grad(1);
+    for (size_t i = 0; i < count; ++i) g[i] += scale * (s[i] - t[i]);
+  }
+
   std::shared_ptr<const data::Dataset> ds_;
   vision::Preprocess pre_;
   FinetuneOptions o_;
   std::vector<size_t> indices_;
   int64_t steps_per_epoch_ = 0;
+  const ir::Model* teacher_ = nullptr;
 };
 
 }  // namespace

@@ -37,6 +37,9 @@ class Finetuner {
   virtual Status run(ir::Model& model, const StepHook& after_step) = 0;
   // Short description for reports: "2 epochs x 7 steps, sgd lr 0.005, batch 32".
   virtual std::string describe() const = 0;
+  // The model whose features distillation follows (FinetuneOptions::distill_weight); unset:
+  // the model as run() gets it. Must outlive run().
+  virtual void set_teacher(const ir::Model* teacher) { (void)teacher; }
 };
 
 struct FinetuneOptions {
@@ -47,6 +50,12 @@ struct FinetuneOptions {
   bool augment = false;
   int threads = 2;
   size_t max_samples = 0;  // 0: all of the dataset
+  // Feature distillation: with a weight > 0 the teacher (set_teacher, else the model as it
+  // enters fine-tuning) runs beside the model,
+  // and the loss adds  weight * |f - f_teacher|^2 / |f_teacher|^2  over the batch, f the input of
+  // the last fully_connected (the classifier's features). It keeps what a pruned backbone
+  // computes close to the original when the fine-tuning set is too small to relearn it.
+  float distill_weight = 1.0f;
 };
 
 // Whether this build has the trainer (pcv_train) that make_finetuner uses.

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+
 #include <filesystem>
 #include <random>
 
@@ -143,15 +144,43 @@ Expected<Report> optimize_model(const ir::Model& model, const std::string& model
       PruneOptions po;
       po.sparsity = o.prune;
       po.exclude = o.exclude;
+      po.scope = o.prune_scope;
+      po.include_depthwise = o.prune_depthwise;
       SparsitySchedule sched;
       sched.kind = o.schedule;
       sched.end = 0;
       if (ft) say(fmt::format("pruning to {:.0f}% while fine-tuning: {}", o.prune * 100.0, ft->describe()));
-      PCV_ASSIGN_OR_RETURN(PruneMasks masks, prune_magnitude_finetuned(work, po, sched, ft));
+      // Recalibration data: the fine-tuning images, else the calibration images.
+      const std::string recal_source = !o.finetune_data.empty() ? o.finetune_data : o.calibration_data;
+      SampleSet recal;
+      if (o.prune_recalibrate && !recal_source.empty()) {
+        PCV_ASSIGN_OR_RETURN(recal, load_samples(recal_source, work, o.recalibration_size));
+      }
+      PruneMasks masks;
+      if (!recal.inputs.empty()) {
+        // One-shot to the target, recalibrate, then fine-tune with the masks held, distilling
+        // the features of the unpruned model.
+        const ir::Model unpruned = work;
+        PCV_ASSIGN_OR_RETURN(masks, prune_magnitude(work.graph, po));
+        std::set<std::string> names;
+        for (const auto& entry : masks) names.insert(entry.first);
+        say(fmt::format("recalibrating {} pruned layers on {} images", names.size(), recal.size()));
+        PCV_ASSIGN_OR_RETURN(int layers, recalibrate_channels(unpruned, work, names, recal.inputs));
+        report.steps.push_back(fmt::format("channel recalibration of {} pruned layers on {} images ({})", layers,
+                                           recal.size(), recal.source));
+        if (ft) {
+          ft->set_teacher(&unpruned);
+          sched.kind = SparsitySchedule::Kind::kConstant;
+          PCV_ASSIGN_OR_RETURN(masks, prune_magnitude_finetuned(work, po, sched, ft));
+          ft->set_teacher(nullptr);
+        }
+      } else {
+        PCV_ASSIGN_OR_RETURN(masks, prune_magnitude_finetuned(work, po, sched, ft));
+      }
       report.sparsity = weight_sparsity(work.graph, masks);
-      report.steps.push_back(fmt::format("magnitude pruning to {:.1f}% sparsity ({} weights, global{}){}",
-                                         *report.sparsity * 100.0, masks.size(),
-                                         ft ? fmt::format(", {} schedule", o.schedule == SparsitySchedule::Kind::kPolynomial ? "polynomial" : "constant") : "",
+      report.steps.push_back(fmt::format("magnitude pruning to {:.1f}% sparsity ({} weights, per {}{}){}",
+                                         *report.sparsity * 100.0, masks.size(), prune_scope_name(po.scope),
+                                         ft ? fmt::format(", {} schedule", sched.kind == SparsitySchedule::Kind::kPolynomial ? "polynomial" : "constant") : "",
                                          ft ? ", fine-tuned: " + ft->describe() : ", one-shot (no --finetune-data)"));
       if (!ft) report.warnings.push_back("pruning without fine-tuning loses accuracy: give --finetune-data");
       report.notes.push_back("magnitude pruning keeps the tensor sizes: the saving shows in the gzip column");

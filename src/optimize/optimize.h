@@ -40,6 +40,12 @@ struct OptimizeOptions {
   // Pruning: sparsity (or channel fraction with `structured`) in [0, 1); 0 = off.
   float prune = 0.f;
   bool prune_structured = false;
+  PruneScope prune_scope = PruneScope::kChannel;
+  // Channel recalibration (recalibrate_channels) on up to recalibration_size images of the
+  // fine-tuning data, else of the calibration data; then fine-tuning holds the masks.
+  bool prune_recalibrate = true;
+  size_t recalibration_size = 32;
+  bool prune_depthwise = false;       // depthwise filters (9 weights per channel) are kept by default
   std::string finetune_data;  // image folder / fashion-mnist[:train]; empty: no fine-tuning
   FinetuneOptions finetune;
   SparsitySchedule::Kind schedule = SparsitySchedule::Kind::kPolynomial;

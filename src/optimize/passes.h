@@ -112,9 +112,20 @@ Expected<int> quantize_int8(ir::Graph& graph, const std::map<std::string, Range>
 // scope; ties broken by position), so the result hits the target sparsity exactly.
 //
 //   conv2d(w = [0.9, -0.1, 0.05, -0.7])   sparsity 0.5   =>   conv2d(w = [0.9, 0, 0, -0.7])
+// Where the magnitude threshold is taken:
+//   kChannel  per output channel (each filter row, or dense-weight row, loses the same share):
+//             the default, because it does not see scale. Folding batch norm multiplies each
+//             output channel by its own gamma / sigma, so in a folded model a layer- or model-wide
+//             threshold removes whole channels with small scales however much they matter;
+//   kLayer    per weight tensor (TF-MOT's default, on unfolded weights);
+//   kGlobal   one threshold over every pruned tensor.
+enum class PruneScope : uint8_t { kChannel, kLayer, kGlobal };
+const char* prune_scope_name(PruneScope scope);
+Expected<PruneScope> prune_scope_from_name(const std::string& name);
+
 struct PruneOptions {
   float sparsity = 0.5f;  // [0, 1)
-  bool global = true;
+  PruneScope scope = PruneScope::kChannel;
   bool include_depthwise = false;  // depthwise filters are 9 weights per channel: kept by default
   std::set<std::string> exclude;
   int64_t min_elements = 0;
@@ -127,6 +138,20 @@ Expected<PruneMasks> prune_magnitude(ir::Graph& graph, const PruneOptions& optio
 Status apply_masks(ir::Graph& graph, const PruneMasks& masks);
 // Fraction of zeros over the weights named in `masks` (or over all eligible weights when empty).
 double weight_sparsity(const ir::Graph& graph, const PruneMasks& masks = {});
+
+// Channel recalibration after pruning. Pruning removes products whose sum had a mean and a
+// spread: each output channel's distribution shifts and shrinks, the activations turn it into
+// a different signal, and layer after layer it compounds (a folded network has no batch norm
+// left to re-normalize; one-shot 50% pruning of MobileNetV2 leaves a constant classifier).
+// For every conv / fully_connected whose weight is in `weights`, in graph order, the pass
+// measures each output channel's mean m and standard deviation s before the activation over
+// `samples`, in `original` and in `pruned` (with the layers before already recalibrated), and
+// maps the pruned channel's onto the original's:
+//   W'[c] = a W[c],  b'[c] = a (b[c] - m_pruned[c]) + m_original[c],  a = s_original / s_pruned
+// (zeros stay zeros: the sparsity is unchanged). A bias-less node gets one. Returns how many
+// nodes were recalibrated. `pruned` must have the nodes of `original` (same order).
+Expected<int> recalibrate_channels(const ir::Model& original, ir::Model& pruned, const std::set<std::string>& weights,
+                                   const std::vector<ir::Tensor>& samples);
 
 // Polynomial-decay sparsity schedule (TF-MOT's PolynomialDecay): from `initial` at step
 // `begin` to `final` at step `end`, s(t) = final + (initial - final) * (1 - (t - begin) /

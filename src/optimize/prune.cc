@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <numeric>
 
 #include "ir/passes/passes.h"
@@ -61,34 +62,82 @@ void mark_smallest(const std::vector<std::pair<const float*, size_t>>& tensors, 
   }
 }
 
+// A weight tensor to prune: its data, size, and output channels (rows of size / rows).
+struct PruneTensor {
+  const float* data;
+  size_t size;
+  size_t rows;
+};
+
+size_t output_channels(const ir::Value& w) {
+  const size_t n = static_cast<size_t>(w.data.num_elements());
+  const size_t rows = w.shape.empty() ? 1 : static_cast<size_t>(std::max<int64_t>(1, w.shape[0]));
+  return n % rows == 0 ? rows : 1;
+}
+
+// Keep masks (1 = kept) giving `sparsity` within each channel, tensor or over all of them.
+std::vector<std::vector<uint8_t>> choose_masks(const std::vector<PruneTensor>& tensors, PruneScope scope,
+                                               float sparsity) {
+  auto round_k = [&](size_t n) {
+    return static_cast<size_t>(std::llround(static_cast<double>(sparsity) * static_cast<double>(n)));
+  };
+  std::vector<std::vector<uint8_t>> keep;
+  if (scope == PruneScope::kGlobal) {
+    std::vector<std::pair<const float*, size_t>> all;
+    size_t total = 0;
+    for (const PruneTensor& t : tensors) {
+      all.emplace_back(t.data, t.size);
+      total += t.size;
+    }
+    mark_smallest(all, round_k(total), &keep);
+    return keep;
+  }
+  std::vector<std::vector<uint8_t>> part;
+  for (const PruneTensor& t : tensors) {
+    const size_t rows = scope == PruneScope::kChannel ? t.rows : 1;
+    const size_t len = t.size / rows;
+    std::vector<uint8_t> mask;
+    mask.reserve(t.size);
+    for (size_t r = 0; r < rows; ++r) {
+      mark_smallest({{t.data + r * len, len}}, round_k(len), &part);
+      mask.insert(mask.end(), part[0].begin(), part[0].end());
+    }
+    keep.push_back(std::move(mask));
+  }
+  return keep;
+}
+
 }  // namespace
+
+const char* prune_scope_name(PruneScope scope) {
+  switch (scope) {
+    case PruneScope::kChannel: return "channel";
+    case PruneScope::kLayer: return "layer";
+    case PruneScope::kGlobal: return "global";
+  }
+  return "?";
+}
+
+Expected<PruneScope> prune_scope_from_name(const std::string& name) {
+  if (name == "channel") return PruneScope::kChannel;
+  if (name == "layer") return PruneScope::kLayer;
+  if (name == "global") return PruneScope::kGlobal;
+  return invalid_argument(fmt::format("unknown pruning scope '{}' (channel, layer, global)", name));
+}
 
 Expected<PruneMasks> prune_magnitude(Graph& g, const PruneOptions& o) {
   if (!(o.sparsity >= 0.f && o.sparsity < 1.f)) {
     return invalid_argument(fmt::format("sparsity {} must be in [0, 1)", o.sparsity));
   }
   const std::vector<ValueId> ids = prunable_weights(g, o);
-  PruneMasks masks;
-  auto round_k = [&](size_t n) { return static_cast<size_t>(std::llround(static_cast<double>(o.sparsity) * static_cast<double>(n))); };
-  std::vector<std::vector<uint8_t>> keep;
-  if (o.global) {
-    std::vector<std::pair<const float*, size_t>> tensors;
-    size_t total = 0;
-    for (ValueId v : ids) {
-      const ir::Value& w = g.value(v);
-      tensors.emplace_back(w.data.data<float>(), static_cast<size_t>(w.data.num_elements()));
-      total += tensors.back().second;
-    }
-    mark_smallest(tensors, round_k(total), &keep);
-    for (size_t j = 0; j < ids.size(); ++j) masks[g.value(ids[j]).name] = std::move(keep[j]);
-  } else {
-    for (ValueId v : ids) {
-      const ir::Value& w = g.value(v);
-      const auto n = static_cast<size_t>(w.data.num_elements());
-      mark_smallest({{w.data.data<float>(), n}}, round_k(n), &keep);
-      masks[w.name] = std::move(keep[0]);
-    }
+  std::vector<PruneTensor> tensors;
+  for (ValueId v : ids) {
+    const ir::Value& w = g.value(v);
+    tensors.push_back({w.data.data<float>(), static_cast<size_t>(w.data.num_elements()), output_channels(w)});
   }
+  std::vector<std::vector<uint8_t>> keep = choose_masks(tensors, o.scope, o.sparsity);
+  PruneMasks masks;
+  for (size_t j = 0; j < ids.size(); ++j) masks[g.value(ids[j]).name] = std::move(keep[j]);
   PCV_RETURN_IF_ERROR(apply_masks(g, masks));
   return masks;
 }
@@ -167,8 +216,8 @@ Expected<PruneMasks> prune_magnitude_finetuned(ir::Model& model, const PruneOpti
     sched.end = std::max<int64_t>(0, total * 7 / 10 - 1);
     sched.frequency = std::max<int64_t>(1, total / 20);
   }
-  std::set<std::string> names;
-  for (ValueId v : prunable_weights(model.graph, o)) names.insert(model.graph.value(v).name);
+  std::map<std::string, size_t> names;  // pruned weight -> output channels
+  for (ValueId v : prunable_weights(model.graph, o)) names[model.graph.value(v).name] = output_channels(model.graph.value(v));
   // Masks by name, recomputed from the live weights at schedule points.
   std::map<std::string, std::vector<uint8_t>> masks;
   auto hook = [&](int64_t step, int64_t, std::vector<WeightRef>& weights) {
@@ -177,24 +226,13 @@ Expected<PruneMasks> prune_magnitude_finetuned(ir::Model& model, const PruneOpti
       if (names.count(w.name)) pruned.push_back(&w);
     }
     if (sched.update_at(step) || (step == sched.end && masks.empty())) {
-      const float s = sched.sparsity_at(step);
-      auto round_k = [&](size_t n) { return static_cast<size_t>(std::llround(static_cast<double>(s) * static_cast<double>(n))); };
-      std::vector<std::vector<uint8_t>> keep;
-      if (o.global) {
-        std::vector<std::pair<const float*, size_t>> tensors;
-        size_t n = 0;
-        for (WeightRef* w : pruned) {
-          tensors.emplace_back(w->data, w->size);
-          n += w->size;
-        }
-        mark_smallest(tensors, round_k(n), &keep);
-        for (size_t j = 0; j < pruned.size(); ++j) masks[pruned[j]->name] = std::move(keep[j]);
-      } else {
-        for (WeightRef* w : pruned) {
-          mark_smallest({{w->data, w->size}}, round_k(w->size), &keep);
-          masks[w->name] = std::move(keep[0]);
-        }
+      std::vector<PruneTensor> tensors;
+      for (WeightRef* w : pruned) {
+        const size_t rows = names[w->name];
+        tensors.push_back({w->data, w->size, w->size % rows == 0 ? rows : 1});
       }
+      std::vector<std::vector<uint8_t>> keep = choose_masks(tensors, o.scope, sched.sparsity_at(step));
+      for (size_t j = 0; j < pruned.size(); ++j) masks[pruned[j]->name] = std::move(keep[j]);
     }
     for (WeightRef* w : pruned) {
       auto it = masks.find(w->name);

