@@ -576,7 +576,7 @@ Expected<std::unique_ptr<OpKernel>> concat(const Ctx& c) {
 }
 
 // ---- pooling ----
-Expected<std::unique_ptr<OpKernel>> pool(const Ctx& c) {
+Expected<std::unique_ptr<OpKernel>> pool(const PrepareContext& pc, const Ctx& c) {
   const auto& a = c.n.attr<Pool2dAttrs>();
   const Value& x = c.in(0);
   const Value& y = c.out();
@@ -600,6 +600,14 @@ Expected<std::unique_ptr<OpKernel>> pool(const Ctx& c) {
   const ValueId xi = c.n.inputs[0], yi = c.n.outputs[0];
   if (x.dtype == DType::kF32) {
     const auto range = k::float_activation_range(fused(a.activation));
+    if (pc.fast_kernels) {
+      auto kern = make(is_max ? "f32_max_pool2d__hwy" : "f32_average_pool2d__hwy");
+      kern->fn = [p, range, is_max, xi, yi](const RunContext& r) {
+        if (is_max) k::f32_max_pool2d__hwy(p, ptr<float>(r, xi), range.min, range.max, ptr<float>(r, yi), r.pool);
+        else k::f32_average_pool2d__hwy(p, ptr<float>(r, xi), range.min, range.max, ptr<float>(r, yi), r.pool);
+      };
+      return std::unique_ptr<OpKernel>(std::move(kern));
+    }
     auto kern = make(is_max ? "f32_max_pool2d__ref" : "f32_average_pool2d__ref");
     kern->fn = [p, range, is_max, xi, yi](const RunContext& r) {
       if (is_max) k::f32_max_pool2d__ref(p, ptr<float>(r, xi), range.min, range.max, ptr<float>(r, yi));
@@ -894,7 +902,7 @@ Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& pc, con
     case OpType::kMul: return binary(pc, c);
     case OpType::kConcat: return concat(c);
     case OpType::kMaxPool:
-    case OpType::kAveragePool: return pool(c);
+    case OpType::kAveragePool: return pool(pc, c);
     case OpType::kMean: return mean(pc, c);
     case OpType::kReshape:
     case OpType::kFlatten:

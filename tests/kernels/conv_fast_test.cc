@@ -158,18 +158,39 @@ TEST(ConvFast, Im2colGemm) {
   std::mt19937 rng(2);
   for_each_target([&] {
     const ConvCase cases[] = {
-        // first MobileNetV2 layer shape class: 3x3 s2, 3 input channels, TF SAME padding
-        {1, 17, 17, 3, 32, 3, 3, 2, 1, 0, 0, 1, 1, 1, 0.0f, 6.0f, Path::kIm2colGemm},
         {2, 9, 8, 7, 15, 3, 3, 1, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kIm2colGemm},
         {1, 11, 10, 16, 17, 3, 3, 2, 1, 1, 1, 1, 1, 1, -0.5f, 0.5f, Path::kIm2colGemm},
         {1, 12, 12, 8, 9, 3, 3, 1, 2, 2, 2, 2, 2, 1, -kInf, kInf, Path::kIm2colGemm},  // dilated
         {1, 10, 13, 5, 16, 5, 5, 1, 1, 2, 2, 2, 2, 1, -kInf, kInf, Path::kIm2colGemm},
         {1, 8, 8, 9, 8, 1, 3, 1, 1, 0, 1, 0, 1, 1, -kInf, kInf, Path::kIm2colGemm},  // 1x3
-        {1, 9, 9, 16, 8, 1, 1, 2, 1, 0, 0, 0, 0, 1, -kInf, kInf, Path::kIm2colGemm},  // 1x1 s2
+        {1, 9, 9, 24, 8, 1, 1, 2, 1, 0, 0, 0, 0, 1, -kInf, kInf, Path::kIm2colGemm},  // 1x1 s2
         {1, 7, 7, 8, 12, 3, 3, 1, 1, 1, 1, 1, 1, 2, -kInf, kInf, Path::kIm2colGemm},  // groups 2
         {1, 6, 6, 4, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, -kInf, kInf, Path::kIm2colGemm},  // dw x2
         // many im2col tiles (threads split tiles): 40x40 pixels, K = 3*3*20
         {1, 40, 40, 20, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0.0f, 6.0f, Path::kIm2colGemm},
+    };
+    for (const ConvCase& c : cases) check_conv(c, rng, &pool2);
+  });
+}
+
+// Few input channels (kernel_w * in_c <= 16): kernel rows read straight from the input as K
+// blocks, border pixels through zero-padded rows. Padding on every side, strides 1 and 2,
+// widths that leave MR tails, several panels of output channels, a batch, rows whose taps all
+// fall in the padding (bias only), and 1 and 2 threads.
+TEST(ConvFast, DirectRowsFewInputChannels) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(7);
+  for_each_target([&] {
+    const ConvCase cases[] = {
+        // first MobileNetV2 layer shape class: 3x3 s2, 3 input channels, TF SAME padding
+        {1, 17, 17, 3, 32, 3, 3, 2, 1, 0, 0, 1, 1, 1, 0.0f, 6.0f, Path::kDirectRows},
+        // small CNN's first layer: 3x3 s1 VALID
+        {1, 30, 29, 3, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 0.0f, kInf, Path::kDirectRows},
+        {2, 13, 11, 1, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kDirectRows},
+        {1, 12, 15, 4, 81, 3, 3, 2, 1, 1, 1, 1, 1, 1, -0.5f, 0.5f, Path::kDirectRows},
+        {1, 9, 10, 3, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, -kInf, kInf, Path::kDirectRows},
+        {1, 9, 9, 16, 8, 1, 1, 2, 1, 0, 0, 0, 0, 1, -kInf, kInf, Path::kDirectRows},  // 1x1 s2
+        {1, 6, 7, 2, 9, 3, 3, 1, 1, 3, 3, 3, 3, 1, -kInf, kInf, Path::kDirectRows},   // all-padding rows
     };
     for (const ConvCase& c : cases) check_conv(c, rng, &pool2);
   });

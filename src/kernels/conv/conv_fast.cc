@@ -39,9 +39,13 @@ Status validate(const Conv2dParams& p) {
 
 }  // namespace
 
+// kDirectRows takes layers whose kernel row is at most this many floats (kernel_w * in_c).
+constexpr int kDirectMaxRowFloats = 16;
+
 size_t F32Conv2dPacked::scratch_bytes(int threads) const {
-  if (path != Path::kIm2colGemm) return 0;
   const size_t slots = static_cast<size_t>(std::max(threads, 1));
+  if (path == Path::kDirectRows) return slots * group_gemm[0].ukernel.mr * gemm_k(params) * sizeof(float);
+  if (path != Path::kIm2colGemm) return 0;
   return slots * im2col_rows * gemm_k(params) * sizeof(float);
 }
 
@@ -84,7 +88,11 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_fast(const Conv2dParams& params,
   const bool pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 &&
                          p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                          p.groups == 1 && p.out_h == p.in_h && p.out_w == p.in_w;
-  out.path = pointwise ? F32Conv2dPacked::Path::kGemm1x1 : F32Conv2dPacked::Path::kIm2colGemm;
+  const bool direct = !pointwise && p.groups == 1 && p.dilation_h == 1 && p.dilation_w == 1 &&
+                      p.kernel_w * p.in_c <= kDirectMaxRowFloats;
+  out.path = pointwise ? F32Conv2dPacked::Path::kGemm1x1
+             : direct  ? F32Conv2dPacked::Path::kDirectRows
+                       : F32Conv2dPacked::Path::kIm2colGemm;
   const size_t k = gemm_k(p);
   const size_t cog = static_cast<size_t>(p.out_c / p.groups);
   out.group_gemm.reserve(static_cast<size_t>(p.groups));
@@ -98,7 +106,7 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_fast(const Conv2dParams& params,
   }
   out.ukernel_name = out.group_gemm[0].ukernel.name;
   out.isa = out.group_gemm[0].isa;
-  if (!pointwise) {
+  if (out.path == F32Conv2dPacked::Path::kIm2colGemm) {
     // A tile of ~128 KiB of im2col rows stays in L2 while the GEMM sweeps it; a multiple of MR.
     const size_t mr = out.group_gemm[0].ukernel.mr;
     size_t rows = std::clamp<size_t>(32768 / k, 32, 512);
@@ -202,6 +210,84 @@ void im2col_gemm_slot(void* ctx, size_t slot) {
   for (size_t tile = slot; tile < t.tiles; tile += t.slots) im2col_gemm_tile(t, tile, col, nullptr);
 }
 
+// ---- kDirectRows ----
+struct DirectTask {
+  const F32Conv2dPacked* packed;
+  const float* input;
+  float* output;
+  float* scratch;  // per slot: MR im2col rows
+  float min, max;
+  size_t slots;
+};
+
+// Output row `row` (= n * out_h + oy) of a kDirectRows conv, with `col` for border pixels.
+void direct_row(const DirectTask& t, size_t row, float* col) {
+  const F32Conv2dPacked& pk = *t.packed;
+  const Conv2dParams& p = pk.params;
+  const F32GemmPackedB& b = pk.group_gemm[0];
+  const F32GemmUkernel& uk = b.ukernel;
+  const size_t k = gemm_k(p), mr = uk.mr, nr = uk.nr;
+  const size_t cin = static_cast<size_t>(p.in_c), cout = static_cast<size_t>(p.out_c);
+  const size_t row_k = static_cast<size_t>(p.kernel_w) * cin;  // one K block per kernel row
+  const size_t n = row / static_cast<size_t>(p.out_h);
+  const int oy = static_cast<int>(row % static_cast<size_t>(p.out_h));
+  const float* image = t.input + n * p.in_h * p.in_w * cin;
+  float* out_row = t.output + row * static_cast<size_t>(p.out_w) * cout;
+  int ky_begin = 0, ky_end = p.kernel_h;
+  const int iy0 = oy * p.stride_h - p.pad_top;
+  while (ky_begin < ky_end && iy0 + ky_begin < 0) ++ky_begin;
+  while (ky_end > ky_begin && iy0 + ky_end - 1 >= p.in_h) --ky_end;
+  // Pixels whose kernel_w taps are all inside the row: [lo, hi).
+  const int lo = std::min(p.out_w, (p.pad_left + p.stride_w - 1) / p.stride_w);
+  const int last = p.in_w - p.kernel_w + p.pad_left;  // ox * stride_w <= last
+  const int hi = last < 0 ? lo : std::max(lo, std::min(p.out_w, last / p.stride_w + 1));
+  const size_t lda = static_cast<size_t>(p.stride_w) * cin;
+  for (size_t panel = 0; panel < b.panels(); ++panel) {
+    const float* w = b.panel(panel);
+    const size_t n0 = panel * nr;
+    const size_t ncols = std::min(nr, cout - n0);
+    for (int ox = lo; ox < hi; ox += static_cast<int>(mr)) {
+      const size_t rows = std::min(mr, static_cast<size_t>(hi - ox));
+      float* c = out_row + static_cast<size_t>(ox) * cout + n0;
+      const float* a0 = image + (static_cast<size_t>(ox) * p.stride_w - p.pad_left) * cin;
+      if (ky_begin == ky_end) {  // every tap in the padding: bias only (as the zero im2col row)
+        uk.fn(rows, ncols, 0, a0, lda, w + nr, w, c, cout, t.min, t.max, kF32GemmInitBias | kF32GemmClamp, nullptr, 0);
+        continue;
+      }
+      for (int ky = ky_begin; ky < ky_end; ++ky) {
+        const uint32_t flags = (ky == ky_begin ? kF32GemmInitBias : 0u) | (ky + 1 == ky_end ? kF32GemmClamp : 0u);
+        const float* a = a0 + static_cast<size_t>(iy0 + ky) * p.in_w * cin;
+        // A block of kernel rows with taps in the padding contributes exact zeros: skipped.
+        uk.fn(rows, ncols, row_k, a, lda, w + nr + static_cast<size_t>(ky) * row_k * nr, w, c, cout, t.min, t.max,
+              flags, nullptr, 0);
+      }
+    }
+  }
+  // Border pixels: zero-padded im2col rows, MR at a time, the whole K in one block.
+  auto border = [&](int begin, int end) {
+    for (int ox = begin; ox < end; ox += static_cast<int>(mr)) {
+      const size_t rows = std::min(mr, static_cast<size_t>(end - ox));
+      im2col(p, t.input, 0, row * static_cast<size_t>(p.out_w) + static_cast<size_t>(ox), rows, col);
+      for (size_t panel = 0; panel < b.panels(); ++panel) {
+        const float* w = b.panel(panel);
+        const size_t n0 = panel * nr;
+        uk.fn(rows, std::min(nr, cout - n0), k, col, k, w + nr, w, out_row + static_cast<size_t>(ox) * cout + n0, cout,
+              t.min, t.max, kF32GemmInitBias | kF32GemmClamp, nullptr, 0);
+      }
+    }
+  };
+  border(0, lo);
+  border(hi, p.out_w);
+}
+
+void direct_slot(void* ctx, size_t slot) {
+  const DirectTask& t = *static_cast<const DirectTask*>(ctx);
+  const Conv2dParams& p = t.packed->params;
+  float* col = t.scratch + slot * t.packed->group_gemm[0].ukernel.mr * gemm_k(p);
+  const size_t rows = static_cast<size_t>(p.batch) * p.out_h;
+  for (size_t r = slot; r < rows; r += t.slots) direct_row(t, r, col);
+}
+
 struct DwTask {
   const F32Conv2dPacked* packed;
   const float* input;
@@ -260,6 +346,17 @@ void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float ac
       } else {
         raw->parallelize_1d(&dw_row, &task, rows);
       }
+      return;
+    }
+    case F32Conv2dPacked::Path::kDirectRows: {
+      DirectTask task{&packed, input, output, scratch, act_min, act_max, 1};
+      const size_t rows = static_cast<size_t>(p.batch) * p.out_h;
+      if (raw == nullptr || rows < 2 * threads) {
+        direct_slot(&task, 0);
+        return;
+      }
+      task.slots = threads;
+      raw->parallelize_1d(&direct_slot, &task, threads);
       return;
     }
     case F32Conv2dPacked::Path::kIm2colGemm: {

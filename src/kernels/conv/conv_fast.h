@@ -8,6 +8,12 @@
 //                im2col of `im2col_rows` output pixels at a time into scratch, then GEMM
 //                against that group's packed filter (M = rows, K = kh*kw*in_c/groups,
 //                N = out_c/groups). Scratch is bounded: rows x K floats per thread.
+//   kDirectRows  groups 1, no dilation, few input channels (3-channel first layers): no
+//                im2col. The kernel_w * in_c inputs under one kernel row are contiguous in
+//                NHWC, so each kernel row is one K block of the GEMM read straight from the
+//                input (row stride stride_w * in_c); the blocks accumulate in C. Border pixels
+//                (taps in the padding) get a zero-padded im2col row in scratch. The same sums
+//                in the same order as kIm2colGemm: bit-identical results.
 //   kDepthwise   groups == in_c == out_c: Highway rows with vectors over channels
 //                (f32_dwconv_minmax_3x3/5x5/kxk__hwy); no scratch.
 // Threads: work is split over the pool (may be nullptr); results do not depend on the thread
@@ -30,7 +36,7 @@ class ThreadPool;
 namespace pcv::kernels {
 
 struct F32Conv2dPacked {
-  enum class Path : uint8_t { kGemm1x1, kIm2colGemm, kDepthwise };
+  enum class Path : uint8_t { kGemm1x1, kIm2colGemm, kDepthwise, kDirectRows };
 
   Conv2dParams params;
   Path path = Path::kIm2colGemm;

@@ -24,6 +24,10 @@
 
 #include <cstdint>
 
+namespace pcv {
+class ThreadPool;
+}
+
 namespace pcv::kernels {
 
 struct Pool2dParams {
@@ -39,6 +43,12 @@ void f32_max_pool2d__ref(const Pool2dParams& p, const float* input, float act_mi
                          float act_max, float* output);
 void f32_average_pool2d__ref(const Pool2dParams& p, const float* input, float act_min,
                              float act_max, float* output);
+// The same results (bit for bit, inputs without NaN), vectorized over channels and split by
+// output rows over `pool` (may be nullptr): f32_pool_hwy.cc.
+void f32_max_pool2d__hwy(const Pool2dParams& p, const float* input, float act_min, float act_max,
+                         float* output, ThreadPool* pool);
+void f32_average_pool2d__hwy(const Pool2dParams& p, const float* input, float act_min, float act_max,
+                             float* output, ThreadPool* pool);
 void qs8_max_pool2d__ref(const Pool2dParams& p, const int8_t* input, int32_t act_min,
                          int32_t act_max, int8_t* output);
 enum class AvgRounding {
