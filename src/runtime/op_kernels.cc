@@ -659,6 +659,11 @@ Expected<std::unique_ptr<OpKernel>> mean(const PrepareContext& pc, const Ctx& c)
     PCV_RETURN_IF_ERROR(check_per_tensor_i8(c, y, "output"));
     auto q = k::make_qs8_mean_params(per_tensor_scale(x), per_tensor_zp(x), per_tensor_scale(y), per_tensor_zp(y));
     q.mode = requant_mode();
+    if (pc.fast_kernels) {
+      auto kern = make(fmt::format("qs8_mean{}__hwy", requant_suffix(q.mode)));
+      kern->fn = [p, q, xi, yi](const RunContext& r) { k::qs8_mean__hwy(p, q, ptr<int8_t>(r, xi), ptr<int8_t>(r, yi)); };
+      return std::unique_ptr<OpKernel>(std::move(kern));
+    }
     auto kern = make(fmt::format("qs8_mean{}__ref", requant_suffix(q.mode)));
     kern->fn = [p, q, xi, yi](const RunContext& r) { k::qs8_mean__ref(p, q, ptr<int8_t>(r, xi), ptr<int8_t>(r, yi)); };
     return std::unique_ptr<OpKernel>(std::move(kern));
@@ -775,7 +780,7 @@ Expected<std::unique_ptr<OpKernel>> batch_norm(const Ctx& c) {
 }
 
 // ---- quantize / dequantize ----
-Expected<std::unique_ptr<OpKernel>> quantize(const Ctx& c) {
+Expected<std::unique_ptr<OpKernel>> quantize(const PrepareContext& pc, const Ctx& c) {
   const Value& x = c.in(0);
   const Value& y = c.out();
   const size_t n = static_cast<size_t>(num_elements(x.shape));
@@ -783,6 +788,11 @@ Expected<std::unique_ptr<OpKernel>> quantize(const Ctx& c) {
   if (y.quant.scale.size() != 1) return c.error("output needs per-tensor quantization");
   const float os = per_tensor_scale(y);
   const int32_t oz = per_tensor_zp(y);
+  if (x.dtype == DType::kF32 && y.dtype == DType::kI8 && pc.fast_kernels) {
+    auto kern = make("qs8_quantize__hwy");
+    kern->fn = [n, os, oz, xi, yi](const RunContext& r) { k::qs8_quantize__hwy(n, ptr<float>(r, xi), os, oz, ptr<int8_t>(r, yi)); };
+    return std::unique_ptr<OpKernel>(std::move(kern));
+  }
   if (x.dtype == DType::kF32 && y.dtype == DType::kI8) {
     auto kern = make("qs8_quantize__ref");
     kern->fn = [n, os, oz, xi, yi](const RunContext& r) { k::qs8_quantize__ref(n, ptr<float>(r, xi), os, oz, ptr<int8_t>(r, yi)); };
@@ -909,7 +919,7 @@ Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& pc, con
     case OpType::kDropout: return copy(c);
     case OpType::kPad: return pad(c);
     case OpType::kSoftmax: return softmax(c);
-    case OpType::kQuantize: return quantize(c);
+    case OpType::kQuantize: return quantize(pc, c);
     case OpType::kDequantize: return dequantize(c);
   }
   return c.error("unknown op");

@@ -58,32 +58,39 @@ TEST(Mean, F32OtherAxes) {
   EXPECT_EQ(yz, (std::vector<float>{(1 + 2 + 5 + 6) / 4.0f, (3 + 4 + 7 + 8) / 4.0f}));
 }
 
+// A mean over `rank` dims with the axes marked in `reduce`; in/out element counts.
+struct MeanCase {
+  int rank, dims[4];
+  bool reduce[4];
+  MeanParams params(size_t* in, size_t* out) const {
+    MeanParams p;
+    p.rank = rank;
+    *in = *out = 1;
+    for (int i = 0; i < rank; ++i) {
+      p.in_dims[i] = dims[i];
+      p.reduce_axis[i] = reduce[i];
+      *in *= static_cast<size_t>(dims[i]);
+      if (!reduce[i]) *out *= static_cast<size_t>(dims[i]);
+    }
+    return p;
+  }
+};
+
 // f32_mean__hwy against the reference, bit for bit: contiguous axis runs of several shapes
 // (channel tails of every vector width, one-row and one-channel cases) and a non-contiguous
 // axis set (the reference path).
 TEST(Mean, F32HwyEqualsReferenceBitForBit) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> d(-3.f, 3.f);
-  struct Case {
-    int rank, dims[4];
-    bool reduce[4];
-  };
-  const Case cases[] = {
+  const MeanCase cases[] = {
       {4, {1, 7, 7, 1280}, {false, true, true, false}}, {4, {2, 3, 5, 67}, {false, true, true, false}},
       {4, {1, 1, 1, 17}, {false, true, true, false}},   {4, {3, 4, 4, 1}, {false, true, true, false}},
       {3, {5, 9, 33}, {true, false, false}},            {3, {5, 9, 33}, {false, false, true}},
       {4, {2, 3, 4, 5}, {true, false, true, false}},    {2, {129, 48}, {true, true}},
   };
-  for (const Case& c : cases) {
-    MeanParams p;
-    p.rank = c.rank;
-    size_t in = 1, out = 1;
-    for (int i = 0; i < c.rank; ++i) {
-      p.in_dims[i] = c.dims[i];
-      p.reduce_axis[i] = c.reduce[i];
-      in *= static_cast<size_t>(c.dims[i]);
-      if (!c.reduce[i]) out *= static_cast<size_t>(c.dims[i]);
-    }
+  for (const MeanCase& c : cases) {
+    size_t in, out;
+    const MeanParams p = c.params(&in, &out);
     std::vector<float> x(in);
     for (float& v : x) v = d(rng);
     std::vector<float> want(out), got(out, 12345.f);
@@ -91,6 +98,28 @@ TEST(Mean, F32HwyEqualsReferenceBitForBit) {
     f32_mean__hwy(p, x.data(), got.data());
     EXPECT_EQ(std::memcmp(want.data(), got.data(), out * sizeof(float)), 0)
         << "dims " << c.dims[0] << "x" << c.dims[1] << "x" << c.dims[2] << "x" << c.dims[3];
+  }
+}
+
+// qs8_mean__hwy equals the reference for both requant modes and several axis runs.
+TEST(Mean, Qs8HwyEqualsReference) {
+  std::mt19937 rng(12);
+  std::uniform_int_distribution<int> u(-128, 127);
+  const MeanCase cases[] = {{4, {1, 7, 7, 1280}, {false, true, true, false}}, {4, {2, 3, 5, 67}, {false, true, true, false}},
+                        {3, {5, 9, 33}, {false, false, true}}, {4, {2, 3, 4, 5}, {true, false, true, false}}};
+  for (const MeanCase& c : cases) {
+    size_t in, out;
+    const MeanParams p = c.params(&in, &out);
+    std::vector<int8_t> x(in);
+    for (int8_t& v : x) v = static_cast<int8_t>(u(rng));
+    for (RequantMode mode : {RequantMode::kFixedPoint, RequantMode::kFp32}) {
+      QuantMeanParams q = make_qs8_mean_params(0.05f, -3, 0.021f, 5);
+      q.mode = mode;
+      std::vector<int8_t> want(out), got(out, 99);
+      qs8_mean__ref(p, q, x.data(), want.data());
+      qs8_mean__hwy(p, q, x.data(), got.data());
+      EXPECT_EQ(want, got) << c.dims[0] << "x" << c.dims[1] << "x" << c.dims[2] << "x" << c.dims[3];
+    }
   }
 }
 

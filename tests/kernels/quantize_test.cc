@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+#include <random>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <limits>
@@ -54,6 +56,33 @@ TEST(Requantize, Int8ToInt8) {
   qs8_requantize__ref(x2.size(), q, x2.data(), y.data());
   // 1.5 -> 2; -1.5 -> -1 (exact halves round toward +inf in the doubling high mul)
   EXPECT_EQ(y, (std::vector<int8_t>{1, -2, 1, -1}));
+}
+
+// The vectorized quantize equals the reference bit for bit: exact halves (away from zero), the
+// float just below a half (where rounding v + 0.5 would go wrong), saturation, infinities,
+// NaN, denormals, and random values over every tail length, on every compiled target.
+TEST(Quantize, Qs8HwyEqualsReference) {
+  std::vector<float> x = {0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 0.49999997f, -0.49999997f, 1e9f, -1e9f,
+                          std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(), 1e-40f, -0.0f, 126.5f, -127.5f, 8388609.f};
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-300.f, 300.f);
+  for (int i = 0; i < 1000; ++i) x.push_back(u(rng));
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    for (float scale : {1.0f, 0.5f, 0.0392157f, 3.7f}) {
+      for (int32_t zp : {0, -3, 17, -128}) {
+        for (size_t n : {x.size(), size_t{1}, size_t{15}, size_t{17}, size_t{33}}) {
+          std::vector<int8_t> want(n), got(n, 99);
+          qs8_quantize__ref(n, x.data(), scale, zp, want.data());
+          qs8_quantize__hwy(n, x.data(), scale, zp, got.data());
+          ASSERT_EQ(want, got) << "scale " << scale << " zp " << zp << " n " << n;
+        }
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 }  // namespace

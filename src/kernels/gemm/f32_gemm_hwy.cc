@@ -131,6 +131,8 @@ constexpr size_t kWideMR = 6, kWideNRV = 2, kNarrowMR = 8, kNarrowNRV = 1;
 const F32GemmUkernels* GetF32GemmUkernels() {
   static char wide_name[48];
   static char narrow_name[48];
+  static char wide_short_name[48];
+  static char narrow_short_name[48];
   static const F32GemmUkernels table = [] {
     const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
     F32GemmUkernels t;
@@ -139,8 +141,15 @@ const F32GemmUkernels* GetF32GemmUkernels() {
                   kWideNRV * lanes);
     std::snprintf(narrow_name, sizeof(narrow_name), "f32_gemm_minmax_%zux%zu__hwy", kNarrowMR,
                   kNarrowNRV * lanes);
+    std::snprintf(wide_short_name, sizeof(wide_short_name), "f32_gemm_minmax_%zux%zu__hwy", kWideMR - 1,
+                  kWideNRV * lanes);
+    std::snprintf(narrow_short_name, sizeof(narrow_short_name), "f32_gemm_minmax_%zux%zu__hwy", kNarrowMR - 1,
+                  kNarrowNRV * lanes);
     t.wide = {wide_name, kWideMR, kWideNRV * lanes, &F32GemmMinmax<kWideMR, kWideNRV>};
     t.narrow = {narrow_name, kNarrowMR, kNarrowNRV * lanes, &F32GemmMinmax<kNarrowMR, kNarrowNRV>};
+    t.wide_short = {wide_short_name, kWideMR - 1, kWideNRV * lanes, &F32GemmMinmax<kWideMR - 1, kWideNRV>};
+    t.narrow_short = {narrow_short_name, kNarrowMR - 1, kNarrowNRV * lanes,
+                      &F32GemmMinmax<kNarrowMR - 1, kNarrowNRV>};
     return t;
   }();
   return &table;

@@ -88,6 +88,7 @@ Expected<F32GemmPackedB> pack_f32_gemm_b(size_t k, size_t n, const float* b, siz
   p.n = n;
   p.kc = choose_kc(k);
   p.ukernel = choose_ukernel(uk, n, choice);
+  p.short_rows = p.ukernel.fn == uk.wide.fn ? uk.wide_short : uk.narrow_short;
   p.isa = uk.isa;
   const size_t nr = p.ukernel.nr;
   p.panel_stride_elems = nr * (1 + k);
@@ -128,6 +129,7 @@ struct GemmTask {
   float min, max;
   const float* r;  // residual or nullptr
   size_t ldr;
+  const F32GemmUkernel* uk;  // b->ukernel or b->short_rows
 };
 
 // One tile: rows [m0, m0 + rows) x columns [n0, n0 + cols), n0 a multiple of nr. Loop order:
@@ -135,7 +137,7 @@ struct GemmTask {
 // stays in L1 across the row blocks), then MR-row blocks.
 void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols) {
   const F32GemmPackedB& b = *t.b;
-  const F32GemmUkernel& uk = b.ukernel;
+  const F32GemmUkernel& uk = *t.uk;
   const size_t nr = uk.nr;
   const size_t mr = uk.mr;
   for (size_t k0 = 0; k0 < b.k; k0 += b.kc) {
@@ -160,11 +162,17 @@ void gemm_tile_2d(void* ctx, size_t m0, size_t n0, size_t rows, size_t cols) {
   gemm_tile(*static_cast<const GemmTask*>(ctx), m0, n0, rows, cols);
 }
 
-void gemm_driver(const GemmTask& task, ThreadPool* pool) {
+void gemm_driver(GemmTask task, ThreadPool* pool) {
   const size_t m = task.m;
   const F32GemmPackedB& b = *task.b;
-  const size_t mr = b.ukernel.mr;
-  const size_t nr = b.ukernel.nr;
+  // The shorter microkernel when the full height would compute 5% more padding rows.
+  auto padded = [m](size_t rows) { return (m + rows - 1) / rows * rows; };
+  task.uk = &b.ukernel;
+  if (b.short_rows.fn != nullptr && b.short_rows.mr > 0 && padded(b.short_rows.mr) * 20 < padded(b.ukernel.mr) * 19) {
+    task.uk = &b.short_rows;
+  }
+  const size_t mr = task.uk->mr;
+  const size_t nr = task.uk->nr;
   const size_t n_round = b.panels() * nr;
   // Row tiles bound the A block (tile_m x kc) to L2; for several threads, cut until there are
   // a few tiles per thread (rows first, then columns) so the pool can balance.
@@ -182,7 +190,7 @@ void gemm_driver(const GemmTask& task, ThreadPool* pool) {
     }
     return;
   }
-  pool->parallelize_2d_tile_2d(&gemm_tile_2d, const_cast<GemmTask*>(&task), m, b.n, tile_m, tile_n);
+  pool->parallelize_2d_tile_2d(&gemm_tile_2d, &task, m, b.n, tile_m, tile_n);
 }
 
 }  // namespace
@@ -190,14 +198,14 @@ void gemm_driver(const GemmTask& task, ThreadPool* pool) {
 void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,
                      size_t ldc, float min, float max, ThreadPool* pool) {
   if (m == 0) return;
-  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0}, pool);
+  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0, nullptr}, pool);
 }
 
 void f32_gemm_packed_add(size_t m, const float* a, size_t lda, const F32GemmPackedB& b,
                          const float* r, size_t ldr, float* c, size_t ldc, float min, float max,
                          ThreadPool* pool) {
   if (m == 0) return;
-  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, r, ldr}, pool);
+  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, r, ldr, nullptr}, pool);
 }
 
 }  // namespace pcv::kernels

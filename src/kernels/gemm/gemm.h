@@ -69,6 +69,10 @@ struct F32GemmUkernels {
   const char* isa = nullptr;
   F32GemmUkernel wide;    // 2 or more vectors per row: the default
   F32GemmUkernel narrow;  // 1 vector per row: for small N (e.g. N = 16 with 512-bit vectors)
+  // The same with one row fewer (same nr, so the same packed B): for M that the full height
+  // splits badly (M = 49, a 7x7 feature map: 7 tiles of 7 rows instead of 6 of 8 and 1 of 1).
+  F32GemmUkernel wide_short;
+  F32GemmUkernel narrow_short;
 };
 const F32GemmUkernels& f32_gemm_ukernels();
 
@@ -80,6 +84,7 @@ struct F32GemmPackedB {
   size_t k = 0, n = 0;
   size_t kc = 0;                   // K block length (C is reloaded between blocks)
   F32GemmUkernel ukernel;          // also gives nr = ukernel.nr
+  F32GemmUkernel short_rows;       // ukernel with one row fewer (f32_gemm_packed picks per M)
   const char* isa = nullptr;
   size_t panel_stride_elems = 0;   // nr * (1 + k)
   AlignedBuffer data;              // panels, see the layout above

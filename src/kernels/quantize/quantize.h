@@ -20,6 +20,8 @@ namespace pcv::kernels {
 
 void qs8_quantize__ref(size_t n, const float* input, float scale, int32_t zero_point,
                        int8_t* output);
+// The same results bit for bit, vectorized (qs8_quantize_hwy.cc).
+void qs8_quantize__hwy(size_t n, const float* input, float scale, int32_t zero_point, int8_t* output);
 void qs8_dequantize__ref(size_t n, const int8_t* input, float scale, int32_t zero_point,
                          float* output);
 void qu8_dequantize__ref(size_t n, const uint8_t* input, float scale, int32_t zero_point,

@@ -49,11 +49,18 @@ struct QuantMeanParams {
 QuantMeanParams make_qs8_mean_params(float input_scale, int32_t input_zero_point,
                                      float output_scale, int32_t output_zero_point);
 
+// One int8 output from its int32 sum acc = sum (x - input_zero_point) over n elements (the
+// arithmetic above, for either requant mode); shared by the reference and the fast kernel.
+int8_t qs8_mean_output(int32_t acc, int32_t n, const QuantMeanParams& q);
+
 void f32_mean__ref(const MeanParams& p, const float* input, float* output);
 // The same results bit for bit, vectorized over the innermost kept axis when the reduced axes
 // are one contiguous run (f32_mean_hwy.cc); the reference otherwise.
 void f32_mean__hwy(const MeanParams& p, const float* input, float* output);
 void qs8_mean__ref(const MeanParams& p, const QuantMeanParams& q, const int8_t* input,
                    int8_t* output);
+// The same results, int32 sums vectorized over the innermost kept axis when the reduced axes
+// are one contiguous run (f32_mean_hwy.cc); the reference otherwise.
+void qs8_mean__hwy(const MeanParams& p, const QuantMeanParams& q, const int8_t* input, int8_t* output);
 
 }  // namespace pcv::kernels

@@ -81,15 +81,18 @@ void qs8_mean__ref(const MeanParams& p, const QuantMeanParams& q, const int8_t* 
     for (size_t r = 0; r < s.reduce_count; ++r) {
       acc += base[offset_of(r, s.red_n, s.red_dim, s.red_stride)] - q.input_zero_point;
     }
-    if (q.mode == RequantMode::kFp32) {
-      const float scale = q.scale_in_out * (1.0f / static_cast<float>(n > 0 ? n : 1));
-      output[o] = static_cast<int8_t>(requantize_fp32(acc, scale, q.output_zero_point, -128, 127));
-      continue;
-    }
-    acc = multiply_by_quantized_multiplier(acc, q.requant);
-    if (n > 0) acc = acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;
-    output[o] = clamp_to_int8(acc + q.output_zero_point, -128, 127);
+    output[o] = qs8_mean_output(acc, n, q);
   }
+}
+
+int8_t qs8_mean_output(int32_t acc, int32_t n, const QuantMeanParams& q) {
+  if (q.mode == RequantMode::kFp32) {
+    const float scale = q.scale_in_out * (1.0f / static_cast<float>(n > 0 ? n : 1));
+    return static_cast<int8_t>(requantize_fp32(acc, scale, q.output_zero_point, -128, 127));
+  }
+  acc = multiply_by_quantized_multiplier(acc, q.requant);
+  if (n > 0) acc = acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;
+  return clamp_to_int8(acc + q.output_zero_point, -128, 127);
 }
 
 }  // namespace pcv::kernels
