@@ -1,5 +1,7 @@
 #include "base/thread_pool.h"
 
+#include <sched.h>
+
 #include <pthreadpool.h>
 
 #include <algorithm>
@@ -7,10 +9,19 @@
 
 namespace pcv {
 
-int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+int hardware_threads() {
+#if defined(__linux__)
+  // The CPUs this process may run on (taskset, container limits), not the machine's.
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 ThreadPool::ThreadPool(int threads) {
-  threads_ = threads <= 0 ? hardware_threads() : threads;
+  // More threads than CPUs only makes every parallel call wait for descheduled workers
+  // (--threads 64 on 2 cores ran a small model ~100x slower): capped at the CPUs available.
+  threads_ = threads <= 0 ? hardware_threads() : std::min(threads, hardware_threads());
   if (threads_ > 1) {
     pool_ = pthreadpool_create(static_cast<size_t>(threads_));
     if (pool_ == nullptr) threads_ = 1;

@@ -16,7 +16,8 @@ namespace pcv {
 
 class ThreadPool {
  public:
-  // threads <= 0 means one per core.
+  // threads <= 0 means one per CPU available to the process; more than that is capped to it
+  // (threads() says how many run).
   explicit ThreadPool(int threads = 1);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -42,6 +43,7 @@ class ThreadPool {
   int threads_ = 1;
 };
 
+// CPUs this process may run on (its affinity mask), at least 1.
 int hardware_threads();
 
 }  // namespace pcv

@@ -126,7 +126,11 @@ Runner setup(CLI::App& sub) {
       return Status::ok();
     }
     out("model        {}\n", *path);
-    out("threads      {}\n", session->threads());
+    if (session->threads() < *threads) {
+      out("threads      {} ({} asked: capped at the CPUs available)\n", session->threads(), *threads);
+    } else {
+      out("threads      {}\n", session->threads());
+    }
     out("load         {:.2f} ms   prepare {:.2f} ms   first run {:.2f} ms\n", load_ms, prepare_ms, first_ms);
     out("latency      min {:.3f}  median {:.3f}  p90 {:.3f}  max {:.3f} ms  ({} runs)\n", percentile(lat, 0), median,
         percentile(lat, 0.9), percentile(lat, 1), *runs);
