@@ -1,9 +1,12 @@
 // f32 GEMM (packed B) on MobileNetV2-224's 1x1-conv shapes and a large square, 1 and 2
 // threads. Counters: GFLOPs = 2*M*N*K per second / 1e9; pct_peak = share of the fp32 FMA peak
-// in ANCHORS.md (Zen 4: 117 GFLOP/s on 1 thread, 231 on 2). Pin a target with PCV_FORCE_ISA=AVX2 etc.
+// measured on this machine at start (FMA chains, same Highway target; printed once). Pin a
+// target with PCV_FORCE_ISA=AVX2 etc.
+//   build/ci/bench/gemm_bench --benchmark_filter='M:1024/'
 // Args: M, N, K, threads, ukernel (0 auto, 1 wide, 2 narrow).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -14,8 +17,17 @@
 namespace pcv::kernels {
 namespace {
 
-// fp32 FMA peak (ANCHORS.md), by thread count.
-double peak_gflops(int threads) { return threads <= 1 ? 117.0 : threads == 2 ? 231.0 : 117.0 * threads; }
+// fp32 FMA peak of this machine, measured once per thread count (f32_fma_peak_gflops): the
+// anchor's 117 / 231 GFLOP/s were another machine's.
+double peak_gflops(int threads) {
+  static double cached[65] = {};
+  const int t = threads < 1 ? 1 : (threads > 64 ? 64 : threads);
+  if (cached[t] == 0) {
+    cached[t] = f32_fma_peak_gflops(t);
+    std::printf("measured fp32 FMA peak, %d thread%s: %.1f GFLOP/s\n", t, t > 1 ? "s" : "", cached[t]);
+  }
+  return cached[t];
+}
 
 void set_flop_counters(benchmark::State& state, double flops, int threads) {
   state.counters["GFLOPs"] =

@@ -124,6 +124,11 @@ inline void f32_fully_connected_fast(size_t batch, const float* input, const F32
   f32_gemm_packed(batch, input, w.k, w, output, w.n, act_min, act_max, pool);
 }
 
+// The fp32 FMA peak of this CPU in GFLOP/s, measured with `threads` threads running
+// independent FMA chains on the dispatched target's vectors for ~0.1 s each (benchmarks report
+// shares of it; f32_peak_hwy.cc).
+double f32_fma_peak_gflops(int threads);
+
 // Applies PCV_FORCE_ISA (once per process; later calls do nothing) and returns the pinned
 // target's name, or nullptr when the variable is unset or unknown.
 const char* apply_forced_isa();
