@@ -65,6 +65,7 @@ struct Flags {
   train::TrainOptions o;
   float lr = -1.f;
   float fine_tune_lr = -1.f;
+  std::string keep = "best";
 };
 
 Runner setup(CLI::App& sub) {
@@ -91,6 +92,9 @@ Runner setup(CLI::App& sub) {
   sub.add_option("--fine-tune-epochs", o.fine_tune_epochs, "Then unfreeze everything for N epochs")->capture_default_str();
   CLI::Option* ft_lr_opt =
       sub.add_option("--fine-tune-lr", f->fine_tune_lr, "Learning rate of the fine-tune epochs (default lr / 10)");
+  sub.add_option("--keep", f->keep,
+                 "Model -o gets: best (best validation accuracy, the default) or last (the last epoch's)")
+      ->capture_default_str();
   sub.add_option("--resume", o.resume_path, "Continue from a checkpoint (MODEL.ckpt)");
   sub.add_option("--threads", o.threads, "Threads")->capture_default_str();
   sub.add_option("--limit", o.limit, "Use only N images (seeded choice), for quick runs");
@@ -108,6 +112,10 @@ Runner setup(CLI::App& sub) {
       if (!(f->fine_tune_lr > 0.f)) return invalid_argument(fmt::format("--fine-tune-lr {} must be > 0", f->fine_tune_lr));
       o.fine_tune_lr = f->fine_tune_lr;
     }
+    if (f->keep != "best" && f->keep != "last") {
+      return invalid_argument(fmt::format("--keep '{}': use best or last", f->keep));
+    }
+    o.keep_last = f->keep == "last";
     PCV_RETURN_IF_ERROR(train::validate(o));
     const bool tty = isatty(STDERR_FILENO) != 0;
     const int total_epochs = o.epochs + o.fine_tune_epochs;
@@ -157,7 +165,8 @@ Runner setup(CLI::App& sub) {
     }
     out("\n{}", chart("loss (* train, o val)", {{'*', loss}, {'o', vloss}}));
     out("\n{}", chart("accuracy (* train, o val)", {{'*', acc}, {'o', vacc}}));
-    out("\nbest val_acc {:.4f} at epoch {} -> {}\n", r.best_val_accuracy, r.best_epoch, r.model_path);
+    out("\n{} val_acc {:.4f} at epoch {} -> {}\n", f->keep == "last" ? "last" : "best", r.best_val_accuracy,
+        r.best_epoch, r.model_path);
     if (r.test_accuracy >= 0) out("test accuracy {:.4f} on {} test images\n", r.test_accuracy, r.test_samples);
     out("train {} / val {} images, {:.1f} s; checkpoint {}; trace {} {}\n", r.train_samples, r.val_samples, r.seconds,
         r.checkpoint_path, r.trace_csv_path, r.trace_json_path);

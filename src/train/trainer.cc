@@ -375,7 +375,7 @@ Status Run::end_epoch(EpochMetrics m, const Optimizer& opt, const std::string& p
   state_.phase = phase;
   state_.optimizer_state = opt.save_state();
   state_.seed = o_.seed;
-  if (m.val_accuracy > state_.best_val_accuracy) {
+  if (o_.keep_last || m.val_accuracy > state_.best_val_accuracy) {
     state_.best_val_accuracy = m.val_accuracy;
     state_.best_epoch = m.epoch;
     PCV_RETURN_IF_ERROR(formats::save_model(model_, o_.output_path).with_context("saving the best model"));
@@ -655,7 +655,8 @@ Expected<TrainResult> Run::go() {
     PCV_ASSIGN_OR_RETURN(EvalReport rep, evaluate_model(best, test_set_, {}, eo));
     result_.test_accuracy = rep.accuracy;
     result_.test_samples = rep.samples;
-    message(fmt::format("test accuracy of the best model (epoch {}) on {} test images: {:.4f}", state_.best_epoch,
+    message(fmt::format("test accuracy of the {} model (epoch {}) on {} test images: {:.4f}",
+                        o_.keep_last ? "last" : "best", state_.best_epoch,
                         rep.samples, rep.accuracy));
   }
   result_.seconds = seconds_since(t0);

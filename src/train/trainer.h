@@ -59,6 +59,10 @@ struct TrainOptions {
   int fine_tune_epochs = 0;
   float fine_tune_lr = 0.0f;  // 0: lr / 10
   std::string resume_path;
+  // The model -o gets: the best validation accuracy so far (ties keep the earlier epoch), or,
+  // with keep_last, every epoch's (the last one's at the end: with a validation set too small
+  // to rank epochs, e.g. after fine-tuning).
+  bool keep_last = false;
   int threads = 2;
   // Time the first steps with `threads` and with 1 thread and keep the faster (results are
   // identical either way); false: always use `threads`.

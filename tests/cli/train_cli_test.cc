@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "base/file.h"
 #include "cli/cli_util.h"
 #include "support/paths.h"
 
@@ -29,6 +30,7 @@ TEST(TrainCli, AbsurdOptionsGiveClearErrors) {
       {{"train", "--threads", "65", "-o", "m.pcv"}, "--threads"},
       {{"train", "--optimizer", "rmsprop", "-o", "m.pcv"}, "rmsprop"},
       {{"train", "--freeze-backbone", "-o", "m.pcv"}, "--init"},
+      {{"train", "--keep", "worst", "-o", "m.pcv"}, "--keep"},
   };
   for (const Case& c : cases) {
     const CliResult r = run_cli(c.args);
@@ -36,6 +38,20 @@ TEST(TrainCli, AbsurdOptionsGiveClearErrors) {
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
   }
   EXPECT_EQ(run_cli({"train", "--epochs", "1"}).exit_code, 2);  // -o missing
+}
+
+// --keep last: -o gets every epoch's model, so the last one at the end (tiny validation sets
+// cannot rank epochs).
+TEST(TrainCli, KeepLastSavesTheLastEpoch) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "needs /usr/share/datasets/fashion-mnist";
+  const std::string dir = make_temp_dir("pcv_train_keep");
+  const CliResult r = run_cli({"train", "--limit", "300", "--epochs", "3", "--test-limit", "100", "--keep", "last", "-o",
+                               dir + "/m.pcv"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("last val_acc"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("at epoch 3 ->"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("test accuracy of the last model (epoch 3)"), std::string::npos) << r.err;
+  remove_tree(dir);
 }
 
 TEST(TrainCli, TrainsFashionMnistSubsetThenEvaluates) {
