@@ -1,5 +1,7 @@
-// Writes seed corpora for the fuzz targets: small zoo models in every format, float and fp16.
+// Writes seed corpora for the fuzz targets: small zoo models in every format, float and fp16,
+// and ML Programs with int8 and palettized weights.
 //   fuzz_make_seeds OUT_DIR   -> OUT_DIR/{pcv,tflite,mlmodel,mlpackage,onnx}/*
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -37,8 +39,24 @@ int main(int argc, char** argv) {
     (void)pcv::formats::save_model(*m, (out / "tflite" / (base + ".tflite")).string());
     (void)pcv::formats::save_model(*m, (out / "mlmodel" / (base + ".mlmodel")).string());
     (void)pcv::formats::save_model(*m, (out / "onnx" / (base + ".onnx")).string());
-    const fs::path pkg = out / (base + ".mlpackage");
-    if (pcv::formats::save_model(*m, pkg.string()).is_ok()) {
+#if PCV_COREML_AVAILABLE
+    // ML Programs with float, int8 (constexpr_affine_dequantize) and 4- and 3-bit palettized
+    // (constexpr_lut_to_dense) weights; the threshold at 0 so that these small models compress.
+    struct Variant {
+      const char* name;
+      pcv::coreml::PackageWeightFormat weights;
+      int bits;
+    };
+    for (const Variant& v : {Variant{"", pcv::coreml::PackageWeightFormat::kFloat, 0},
+                             Variant{"_int8", pcv::coreml::PackageWeightFormat::kAffineInt8, 0},
+                             Variant{"_lut4", pcv::coreml::PackageWeightFormat::kLookupTable, 4},
+                             Variant{"_lut3", pcv::coreml::PackageWeightFormat::kLookupTable, 3}}) {
+      pcv::coreml::MlPackageOptions po;
+      po.weights = v.weights;
+      if (v.bits > 0) po.lookup_table_bits = v.bits;
+      po.weight_threshold = 0;
+      const fs::path pkg = out / (base + v.name + ".mlpackage");
+      if (!pcv::coreml::save_mlpackage(*m, pkg.string(), po).is_ok()) continue;
       auto proto = pcv::read_file((pkg / "Data/com.apple.CoreML/model.mlmodel").string());
       auto weights = pcv::read_file((pkg / "Data/com.apple.CoreML/weights/weight.bin").string());
       if (proto && weights) {
@@ -47,10 +65,11 @@ int main(int argc, char** argv) {
         std::memcpy(seed.data(), &len, 4);
         seed.insert(seed.end(), proto->begin(), proto->end());
         seed.insert(seed.end(), weights->begin(), weights->end());
-        (void)pcv::write_file_atomic((out / "mlpackage" / (base + ".seed")).string(), seed);
+        (void)pcv::write_file_atomic((out / "mlpackage" / (base + v.name + ".seed")).string(), seed);
       }
       fs::remove_all(pkg);
     }
+#endif
     ++n;
   }
   std::printf("wrote seeds for %d models under %s\n", n, out.c_str());
