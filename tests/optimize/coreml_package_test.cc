@@ -6,7 +6,6 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <random>
 #include <set>
 
 #include "base/file.h"
@@ -16,6 +15,7 @@
 #include "optimize/passes.h"
 #include "optimize/optimize_test_util.h"
 #include "support/paths.h"
+#include "support/random.h"
 
 #if defined(PCV_COREML_AVAILABLE)
 #include "formats/coreml/coreml.h"
@@ -51,15 +51,6 @@ class OptimizeToMlPackage : public ::testing::Test {
   }
   std::string dir_;
 };
-
-ir::Tensor input(const ir::Model& m, uint64_t seed) {
-  const ir::Value& x = m.graph.value(m.graph.inputs[0]);
-  ir::Tensor t(ir::DType::kF32, x.shape);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
 
 // The conv / dense weights of `g` by node name.
 std::map<std::string, const ir::Value*> weights(const ir::Graph& g) {
@@ -130,7 +121,7 @@ TEST_F(OptimizeToMlPackage, DynamicAndInt8GiveAffineInt8Weights) {
     // Outputs: a randomly initialized network amplifies weight noise (the float model and the
     // dequantized IR differ by up to ~0.2 in probability), so only loosely.
     for (uint64_t seed : {1u, 2u, 3u}) {
-      const ir::Tensor x = input(src, seed);
+      const ir::Tensor x = ::pcv::testing::uniform_input(src.graph, seed);
       const auto y = testing::run(back, x);
       const auto want = testing::run(mode == QuantizeMode::kDynamic ? twin : src, x);
       ASSERT_EQ(y.size(), want.size());
@@ -168,7 +159,7 @@ TEST_F(OptimizeToMlPackage, PalettizeGivesLookupTablesHoldingThePalettes) {
       }
       EXPECT_LE(distinct.size(), size_t{1} << bits);
     }
-    const ir::Tensor x = input(src, 7);
+    const ir::Tensor x = ::pcv::testing::uniform_input(src.graph, 7);
     EXPECT_LE(testing::max_abs_diff(testing::run(back, x), testing::run(optimized, x)), 0.01);
   }
 }

@@ -10,23 +10,17 @@
 #include "optimize/optimize_test_util.h"
 #include "optimize/passes.h"
 #include "runtime/session.h"
+#include "support/random.h"
 #include "zoo/zoo.h"
 
 namespace pcv::optimize {
 namespace {
 
+using ::pcv::testing::uniform_input;
 using ir::DType;
 using ir::OpType;
 using testing::run;
 using testing::zoo_model;
-
-ir::Tensor random_input(const ir::Graph& g, uint64_t seed) {
-  ir::Tensor t(DType::kF32, g.value(g.inputs[0]).shape);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = u(rng);
-  return t;
-}
 
 int64_t zeros_of(const ir::Value& w) {
   int64_t z = 0;
@@ -145,7 +139,7 @@ std::pair<std::vector<double>, std::vector<double>> pre_activation_stats(const i
 TEST(RecalibrateChannels, RestoresChannelStatisticsAndKeepsZeros) {
   ir::Model original = zoo_model("simple_cnn", 32, 3, 4, 1.f, /*prepared=*/true);
   std::vector<ir::Tensor> xs;
-  for (uint64_t s = 0; s < 6; ++s) xs.push_back(random_input(original.graph, 100 + s));
+  for (uint64_t s = 0; s < 6; ++s) xs.push_back(uniform_input(original.graph, 100 + s));
   ir::Model pruned = original;
   PruneOptions o;
   o.sparsity = 0.6f;
@@ -345,7 +339,7 @@ TEST(PruneStructured, SmallerModelEqualsMaskedOriginal) {
                 static_cast<long long>(m.graph.parameter_count()), static_cast<long long>(p.graph.parameter_count()));
     const ir::Model ref = masked_original(m, kept);
     for (uint64_t s = 0; s < 3; ++s) {
-      const ir::Tensor x = random_input(m.graph, s);
+      const ir::Tensor x = uniform_input(m.graph, s);
       const auto yp = run(p, x), yr = run(ref, x);
       EXPECT_LT(testing::max_abs_diff(yp, yr), 2e-5) << c.arch;
     }
@@ -381,7 +375,7 @@ TEST(Palettize, AtMostTwoToTheBitsValuesPerTensor) {
     }
     EXPECT_LT(err, last_err) << bits;
     last_err = err;
-    const ir::Tensor x = random_input(m.graph, 1);
+    const ir::Tensor x = uniform_input(m.graph, 1);
     std::printf("palettize %d bits: weight squared error %.4g, max |diff| of probabilities %.5f\n", bits, err,
                 testing::max_abs_diff(run(m, x), run(before, x)));
   }

@@ -9,10 +9,12 @@
 #include "optimize/optimize_test_util.h"
 #include "optimize/passes.h"
 #include "runtime/session.h"
+#include "support/random.h"
 
 namespace pcv::optimize {
 namespace {
 
+using ::pcv::testing::uniform_input;
 using ir::DType;
 using ir::OpType;
 using testing::run;
@@ -45,14 +47,6 @@ ir::Model tiny_model() {
   m.input_spec.height = m.input_spec.width = 6;
   m.input_spec.channels = 2;
   return m;
-}
-
-ir::Tensor random_input(const ir::Graph& g, uint64_t seed, float lo = -1.f, float hi = 1.f) {
-  ir::Tensor t(DType::kF32, g.value(g.inputs[0]).shape);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = u(rng);
-  return t;
 }
 
 // The f32 model with every weight replaced by `round(w)`: what a weight-only pass must equal.
@@ -94,7 +88,7 @@ TEST(Fp16Weights, OutputsEqualF32WithFp16RoundedWeights) {
     ASSERT_TRUE(to_fp16_weights(h.graph).has_value());
     const ir::Model r = with_rounded_weights(m, [](float w, int64_t, const ir::Value&) { return f32_from_fp16(fp16_from_f32(w)); });
     for (uint64_t s = 0; s < 3; ++s) {
-      const ir::Tensor x = random_input(m.graph, s);
+      const ir::Tensor x = uniform_input(m.graph, s);
       const auto yh = run(h, x), yr = run(r, x), y = run(m, x);
       EXPECT_EQ(yh, yr) << arch << ": the dequantize folds to exactly the fp16-rounded weights";
       EXPECT_LT(testing::max_abs_diff(yh, y), 2e-3) << arch;
@@ -146,7 +140,7 @@ TEST(DynamicRange, OutputsEqualFakeQuantizedWeightsAndStayClose) {
     return static_cast<float>(static_cast<double>(s) * std::clamp(std::round(w / s), -127.f, 127.f));
   });
   for (uint64_t s = 0; s < 3; ++s) {
-    const ir::Tensor x = random_input(m.graph, s);
+    const ir::Tensor x = uniform_input(m.graph, s);
     const auto yq = run(q, x), yr = run(r, x), y = run(m, x);
     EXPECT_EQ(yq, yr);
     // Stated bound for this random-weight MobileNetV2: probabilities within 0.05.
@@ -166,7 +160,7 @@ TEST(DequantizeConstants, UndoesWeightPasses) {
 
 std::map<std::string, Range> calibrate_random(const ir::Model& m, int n, float lo = -1.f, float hi = 1.f) {
   std::vector<ir::Tensor> xs;
-  for (int i = 0; i < n; ++i) xs.push_back(random_input(m.graph, 100 + static_cast<uint64_t>(i), lo, hi));
+  for (int i = 0; i < n; ++i) xs.push_back(uniform_input(m.graph, 100 + static_cast<uint64_t>(i), lo, hi));
   auto r = calibrate(m, xs);
   EXPECT_TRUE(r.has_value()) << r.status().to_string();
   return *r;
@@ -247,7 +241,7 @@ TEST(Int8, ExcludedLayerStaysFloat) {
       EXPECT_EQ(testing::producer_of(m.graph, n.inputs[0])->op, OpType::kDequantize);
     }
   }
-  const ir::Tensor x = random_input(m.graph, 5);
+  const ir::Tensor x = uniform_input(m.graph, 5);
   const auto y = run(m, x);
   EXPECT_EQ(y.size(), 3u);
 }
@@ -271,7 +265,7 @@ TEST(Int8, ZooModelsAgreeWithFloat) {
   for (const Case& c : {Case{"simple_cnn", 32, 1.f}, Case{"mobilenet_v2", 64, 0.35f}}) {
     const ir::Model m = zoo_model(c.arch, c.size, 3, 10, c.width);
     std::vector<ir::Tensor> calib;
-    for (uint64_t s = 0; s < 32; ++s) calib.push_back(random_input(m.graph, 1000 + s, -1.f, 1.f));
+    for (uint64_t s = 0; s < 32; ++s) calib.push_back(uniform_input(m.graph, 1000 + s, -1.f, 1.f));
     auto ranges = calibrate(m, calib);
     ASSERT_TRUE(ranges.has_value());
     ir::Model q = m;
@@ -280,7 +274,7 @@ TEST(Int8, ZooModelsAgreeWithFloat) {
     double max_diff = 0;
     const int n = 32;
     for (int s = 0; s < n; ++s) {
-      const ir::Tensor x = random_input(m.graph, static_cast<uint64_t>(s), -1.f, 1.f);
+      const ir::Tensor x = uniform_input(m.graph, static_cast<uint64_t>(s), -1.f, 1.f);
       const auto y = run(m, x), yq = run(q, x);
       agree += testing::argmax(y) == testing::argmax(yq);
       max_diff = std::max(max_diff, testing::max_abs_diff(y, yq));

@@ -2,24 +2,17 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 
 #include "runtime/memory_plan.h"
 #include "runtime/session.h"
+#include "support/random.h"
 #include "zoo/zoo.h"
 
 namespace pcv::runtime {
 namespace {
 
 using namespace pcv::ir;
-
-Tensor random_tensor(DType dtype, Shape shape, uint64_t seed, float lo = -1.f, float hi = 1.f) {
-  Tensor t(dtype, shape);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
+using pcv::testing::uniform_tensor;
 
 double max_rel_diff(const Tensor& a, const Tensor& b) {
   double worst = 0;
@@ -69,7 +62,7 @@ TEST(Session, WrongInputShapeIsAClearError) {
   auto m = zoo::create_model(o);
   auto s = Session::create(*m);
   ASSERT_TRUE(s.has_value());
-  auto r = (*s)->run({random_tensor(DType::kF32, {1, 31, 32, 3}, 1)});
+  auto r = (*s)->run({uniform_tensor({1, 31, 32, 3}, 1)});
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.status().message().find("must be f32(1, 32, 32, 3)"), std::string::npos) << r.status().message();
 }
@@ -87,7 +80,7 @@ TEST_P(ZooModels, FastEqualsReference) {
   o.classes = 5;
   auto m = zoo::create_model(o);
   ASSERT_TRUE(m.has_value()) << m.status().message();
-  const Tensor x = random_tensor(DType::kF32, {1, size, size, 3}, 7);
+  const Tensor x = uniform_tensor({1, size, size, 3}, 7);
   SessionOptions ref;
   ref.fast_kernels = false;
   ref.keep_all_values = true;
@@ -127,8 +120,8 @@ TEST(Session, BatchOverrideRunsEachImageIndependently) {
   o.size = 48;
   o.width = 0.35f;
   auto m = zoo::create_model(o);
-  const Tensor x0 = random_tensor(DType::kF32, {1, 48, 48, 3}, 1);
-  const Tensor x1 = random_tensor(DType::kF32, {1, 48, 48, 3}, 2);
+  const Tensor x0 = uniform_tensor({1, 48, 48, 3}, 1);
+  const Tensor x1 = uniform_tensor({1, 48, 48, 3}, 2);
   Tensor both(DType::kF32, {2, 48, 48, 3});
   std::memcpy(both.data<float>(), x0.raw(), x0.size_bytes());
   std::memcpy(both.data<float>() + x0.num_elements(), x1.raw(), x1.size_bytes());
@@ -164,7 +157,7 @@ TEST(Session, Int8ConvMatchesFloatWithinOneStep) {
   ValueId d = g.add_node(OpType::kDequantize, "dq", {y});
   g.mark_output(d);
   ASSERT_TRUE(infer_shapes(g).is_ok());
-  const Tensor in = random_tensor(DType::kF32, {1, 5, 5, 2}, 3, -1.f, 1.f);
+  const Tensor in = uniform_tensor({1, 5, 5, 2}, 3, -1.f, 1.f);
   auto out = run_model(m, {in});
   ASSERT_TRUE(out.has_value()) << out.status().message();
   // Float reference on the quantized input values.
@@ -204,10 +197,10 @@ TEST(Session, ResidualAddFusesIntoPointwiseConv) {
     Conv2dAttrs expand;
     expand.activation = Activation::kRelu6;
     ValueId e = g.add_node(OpType::kConv2d, "expand",
-                           {x, g.add_constant("we", random_tensor(DType::kF32, {16, 1, 1, 8}, 1)),
-                            g.add_constant("be", random_tensor(DType::kF32, {16}, 2))}, expand);
+                           {x, g.add_constant("we", uniform_tensor({16, 1, 1, 8}, 1)),
+                            g.add_constant("be", uniform_tensor({16}, 2))}, expand);
     ValueId p = g.add_node(OpType::kConv2d, "project",
-                           {e, g.add_constant("wp", random_tensor(DType::kF32, {8, 1, 1, 16}, 3)), kNoValue},
+                           {e, g.add_constant("wp", uniform_tensor({8, 1, 1, 16}, 3)), kNoValue},
                            Conv2dAttrs{});
     ValueId skip = x;
     if (late_skip) skip = g.add_node(OpType::kRelu, "late", {x});
@@ -218,7 +211,7 @@ TEST(Session, ResidualAddFusesIntoPointwiseConv) {
     EXPECT_TRUE(infer_shapes(g).is_ok());
     return m;
   };
-  const Tensor input = random_tensor(DType::kF32, {1, 5, 6, 8}, 4, -2.f, 2.f);
+  const Tensor input = uniform_tensor({1, 5, 6, 8}, 4, -2.f, 2.f);
   for (int variant = 0; variant < 3; ++variant) {
     const bool late = variant == 1, second = variant == 2;
     SCOPED_TRACE(variant);

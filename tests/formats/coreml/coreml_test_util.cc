@@ -9,6 +9,7 @@
 #include <random>
 
 #include "support/paths.h"
+#include "support/random.h"
 #include "zoo/zoo.h"
 
 namespace pcv::coreml::testing {
@@ -75,12 +76,7 @@ std::vector<int> top_level_fields(const std::string& decoded) {
 }
 
 ir::Tensor random_input(const ir::Model& m, uint64_t seed) {
-  const ir::Value& x = m.graph.value(m.graph.inputs[0]);
-  ir::Tensor t(ir::DType::kF32, x.shape);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = d(rng);
-  return t;
+  return ::pcv::testing::uniform_input(m.graph, seed);
 }
 
 const ir::Value* find_constant(const ir::Graph& g, const std::string& name) {
