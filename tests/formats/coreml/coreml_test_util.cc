@@ -95,4 +95,17 @@ double max_rel_diff(const ir::Tensor& a, const ir::Tensor& b) {
   return m;
 }
 
+#ifdef PCV_HAVE_VISION
+ir::Tensor photo_input(const vision::Image& img, const ir::InputSpec& spec, int size) {
+  ir::Tensor t(ir::DType::kF32, {1, size, size, 3});
+  for (int y = 0; y < size; ++y)
+    for (int x = 0; x < size; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const float v = img.pixel(y * img.height() / size, x * img.width() / size)[c];
+        t.data<float>()[(y * size + x) * 3 + c] = (v - spec.mean[c]) / spec.std[c];
+      }
+  return t;
+}
+#endif
+
 }  // namespace pcv::coreml::testing

@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "ir/graph.h"
+#ifdef PCV_HAVE_VISION
+#include "vision/decode.h"
+#endif
 
 namespace pcv::coreml::testing {
 
@@ -22,6 +25,12 @@ std::vector<int> top_level_fields(const std::string& decoded);
 
 // Random input tensor for the model's input, in [-1, 1).
 ir::Tensor random_input(const ir::Model& m, uint64_t seed);
+
+#ifdef PCV_HAVE_VISION
+// A photo as a (1, size, size, 3) input: nearest-neighbour resize and the input spec's
+// normalization (our own simple path, independent of vision::preprocess).
+ir::Tensor photo_input(const vision::Image& img, const ir::InputSpec& spec, int size = 224);
+#endif
 
 // The model with batch norms folded into the preceding convolutions and identities removed
 // is not needed: we compare weights by name where both graphs keep them. Returns the constant

@@ -547,13 +547,7 @@ TEST(CompressedPretrained, MobileNetV2PhotosKeepTheirTop1) {
     for (const std::string& f : files) {
       auto img = vision::read_image(f);
       ASSERT_TRUE(img.has_value()) << img.status().to_string();
-      ir::Tensor t(ir::DType::kF32, {1, 224, 224, 3});
-      for (int y = 0; y < 224; ++y)
-        for (int x = 0; x < 224; ++x)
-          for (int c = 0; c < 3; ++c) {  // nearest-neighbour resize, the model's normalization
-            const float v = img->pixel(y * img->height() / 224, x * img->width() / 224)[c];
-            t.data<float>()[(y * 224 + x) * 3 + c] = (v - m->input_spec.mean[c]) / m->input_spec.std[c];
-          }
+      const ir::Tensor t = photo_input(*img, m->input_spec);
       auto out = runtime::run_model(*m, {t});
       ASSERT_TRUE(out.has_value()) << out.status().to_string();
       const float* p = (*out)[0].data<float>();

@@ -149,13 +149,7 @@ TEST(CoralToCoreMlPhoto, CatIsACat) {
     auto m = load_mlmodel(p);
     ASSERT_TRUE(m.has_value()) << m.status().to_string();
     ASSERT_EQ(m->input_spec.labels.size(), 1001u);
-    ir::Tensor t(ir::DType::kF32, {1, 224, 224, 3});
-    for (int y = 0; y < 224; ++y)
-      for (int x = 0; x < 224; ++x)
-        for (int c = 0; c < 3; ++c) {  // nearest-neighbour resize, the model's normalization
-          const float v = img->pixel(y * img->height() / 224, x * img->width() / 224)[c];
-          t.data<float>()[(y * 224 + x) * 3 + c] = (v - m->input_spec.mean[c]) / m->input_spec.std[c];
-        }
+    const ir::Tensor t = testing::photo_input(*img, m->input_spec);
     auto out = runtime::run_model(*m, {t});
     ASSERT_TRUE(out.has_value()) << out.status().to_string();
     const float* pr = (*out)[0].data<float>();
