@@ -1,5 +1,5 @@
 // Writes seed corpora for the fuzz targets: small zoo models in every format, float and fp16,
-// and ML Programs with int8 and palettized weights.
+// a pruned .pcv (sparse constants), and ML Programs with int8 and palettized weights.
 //   fuzz_make_seeds OUT_DIR   -> OUT_DIR/{pcv,tflite,mlmodel,mlpackage,onnx}/*
 #include <cstring>
 #include <filesystem>
@@ -36,6 +36,17 @@ int main(int argc, char** argv) {
     if (!m) return 1;
     const std::string base = std::string(arch);
     (void)pcv::ir::save_pcv(*m, (out / "pcv" / (base + ".pcv")).string());
+    {
+      // Half of every weight zeroed, as pruning leaves them: .pcv stores those tensors sparse.
+      pcv::ir::Model pruned = *m;
+      for (auto& v : pruned.graph.values) {
+        if (!v.is_constant() || v.shape.size() < 2 || v.dtype != pcv::ir::DType::kF32) continue;
+        v.data = v.data.clone();
+        float* w = v.data.data<float>();
+        for (int64_t i = 0; i < v.data.num_elements(); i += 2) w[i] = 0.f;
+      }
+      (void)pcv::ir::save_pcv(pruned, (out / "pcv" / (base + "_pruned.pcv")).string());
+    }
     (void)pcv::formats::save_model(*m, (out / "tflite" / (base + ".tflite")).string());
     (void)pcv::formats::save_model(*m, (out / "mlmodel" / (base + ".mlmodel")).string());
     (void)pcv::formats::save_model(*m, (out / "onnx" / (base + ".onnx")).string());

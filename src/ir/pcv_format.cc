@@ -1,6 +1,7 @@
 #include "ir/pcv_format.h"
 
 #include <cstring>
+#include <optional>
 
 #include <fmt/core.h>
 
@@ -58,6 +59,75 @@ std::vector<T> to_vec(const flatbuffers::Vector<T>* v) {
 }
 std::string to_str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
+bool all_zero(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i]) return false;
+  }
+  return true;
+}
+
+// A constant's sparse form (see Buffer in pcv.fbs: nonzero elements in byte planes) when it takes at most kPcvSparseMaxShare of
+// the dense bytes; nullopt otherwise. "Zero" is all-zero bytes (so -0.0f stays, bit exact).
+struct SparseBytes {
+  std::vector<uint8_t> mask;
+  std::vector<uint8_t> values;
+};
+std::optional<SparseBytes> sparse_form(const Tensor& t) {
+  const size_t esize = dtype_size(t.dtype());
+  const size_t n = static_cast<size_t>(t.num_elements());
+  const uint8_t* p = static_cast<const uint8_t*>(t.raw());
+  if (n < 64 || p == nullptr) return std::nullopt;
+  size_t nonzero = 0;
+  for (size_t i = 0; i < n; ++i) nonzero += !all_zero(p + i * esize, esize);
+  const size_t mask_bytes = (n + 7) / 8;
+  if (static_cast<double>(mask_bytes + nonzero * esize) > kPcvSparseMaxShare * static_cast<double>(n * esize)) {
+    return std::nullopt;
+  }
+  SparseBytes s;
+  s.mask.assign(mask_bytes, 0);
+  s.values.resize(nonzero * esize);
+  size_t k = 0;  // nonzero elements so far
+  for (size_t i = 0; i < n; ++i) {
+    if (all_zero(p + i * esize, esize)) continue;
+    s.mask[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+    for (size_t b = 0; b < esize; ++b) s.values[b * nonzero + k] = p[i * esize + b];
+    ++k;
+  }
+  return s;
+}
+
+// The dense tensor of a sparse buffer, or an error naming what does not fit.
+Expected<Tensor> densify(DType dtype, const Shape& shape, const flatbuffers::Vector<uint8_t>& mask,
+                         const flatbuffers::Vector<uint8_t>* data) {
+  const size_t esize = dtype_size(dtype);
+  const size_t n = static_cast<size_t>(num_elements(shape));
+  if (mask.size() != (n + 7) / 8) {
+    return invalid_model(fmt::format("sparse buffer: nonzero mask has {} bytes, {} elements need {}", mask.size(), n,
+                                     (n + 7) / 8));
+  }
+  size_t nonzero = 0;
+  for (uint32_t i = 0; i < mask.size(); ++i) nonzero += static_cast<size_t>(__builtin_popcount(mask.Get(i)));
+  if (n % 8 != 0 && (mask.Get(mask.size() - 1) >> (n % 8)) != 0) {
+    return invalid_model("sparse buffer: nonzero mask has bits set past the last element");
+  }
+  const size_t got = data ? data->size() : 0;
+  if (got != nonzero * esize) {
+    return invalid_model(fmt::format("sparse buffer: {} bytes of values, the mask's {} nonzero {} elements need {}",
+                                     got, nonzero, dtype_name(dtype), nonzero * esize));
+  }
+  Tensor t(dtype, shape);  // zero-filled
+  uint8_t* out = static_cast<uint8_t*>(t.raw());
+  const uint8_t* in = data ? data->data() : nullptr;
+  size_t k = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (mask.Get(static_cast<uint32_t>(i / 8)) & (1u << (i % 8))) {
+      for (size_t b = 0; b < esize; ++b) out[i * esize + b] = in[b * nonzero + k];
+      ++k;
+    }
+  }
+  return t;
+}
+
 }  // namespace
 
 Expected<std::vector<uint8_t>> write_pcv(const Model& model) {
@@ -66,12 +136,21 @@ Expected<std::vector<uint8_t>> write_pcv(const Model& model) {
   std::vector<flatbuffers::Offset<fb::Buffer>> buffers;
   buffers.push_back(fb::CreateBuffer(b, b.CreateVector(static_cast<const uint8_t*>(nullptr), 0)));
   std::vector<flatbuffers::Offset<fb::Value>> values;
+  uint32_t format_version = 1;
   for (const Value& v : g.values) {
     uint32_t buffer = 0;
     if (v.is_constant()) {
-      b.ForceVectorAlignment(v.data.size_bytes(), 1, 64);
-      auto data = b.CreateVector(v.data.bytes().data(), v.data.size_bytes());
-      buffers.push_back(fb::CreateBuffer(b, data));
+      if (auto sparse = sparse_form(v.data)) {
+        b.ForceVectorAlignment(sparse->values.size(), 1, 64);
+        auto data = b.CreateVector(sparse->values);
+        auto mask = b.CreateVector(sparse->mask);
+        buffers.push_back(fb::CreateBuffer(b, data, mask));
+        format_version = 2;
+      } else {
+        b.ForceVectorAlignment(v.data.size_bytes(), 1, 64);
+        auto data = b.CreateVector(v.data.bytes().data(), v.data.size_bytes());
+        buffers.push_back(fb::CreateBuffer(b, data));
+      }
       buffer = static_cast<uint32_t>(buffers.size() - 1);
     }
     flatbuffers::Offset<fb::Quant> quant;
@@ -93,7 +172,7 @@ Expected<std::vector<uint8_t>> write_pcv(const Model& model) {
   const ModelMetadata& m = model.metadata;
   auto meta = fb::CreateMetadataDirect(b, m.name.c_str(), m.description.c_str(), m.version.c_str(),
                                        m.author.c_str(), m.license.c_str());
-  auto root = fb::CreateModelDirect(b, kPcvFormatVersion, "pocketcv 0.1.0", &values, &nodes,
+  auto root = fb::CreateModelDirect(b, format_version, "pocketcv 0.1.0", &values, &nodes,
                                     &g.inputs, &g.outputs, &buffers, spec, meta);
   fb::FinishModelBuffer(b, root);
   return std::vector<uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
@@ -142,14 +221,21 @@ Expected<Model> read_pcv(std::span<const uint8_t> bytes_in, const std::string& n
       v.trainable = fv->trainable();
       if (fv->buffer() != 0) {
         if (fv->buffer() >= nbuf) return fail(fmt::format("value '{}': buffer index {} out of range ({} buffers)", v.name, fv->buffer(), nbuf));
-        const auto* data = fbuffers->Get(fv->buffer())->data();
-        const size_t expect = static_cast<size_t>(num_elements(v.shape)) * dtype_size(v.dtype);
-        const size_t got = data ? data->size() : 0;
-        if (got != expect) {
-          return fail(fmt::format("value '{}': buffer has {} bytes, shape {} {} needs {}", v.name, got,
-                                  dtype_name(v.dtype), shape_to_string(v.shape), expect));
+        const fb::Buffer* fbuf = fbuffers->Get(fv->buffer());
+        const auto* data = fbuf->data();
+        if (fbuf->nonzero_mask()) {
+          auto dense = densify(v.dtype, v.shape, *fbuf->nonzero_mask(), data);
+          if (!dense) return fail(fmt::format("value '{}': {}", v.name, dense.status().message()));
+          v.data = std::move(*dense);
+        } else {
+          const size_t expect = static_cast<size_t>(num_elements(v.shape)) * dtype_size(v.dtype);
+          const size_t got = data ? data->size() : 0;
+          if (got != expect) {
+            return fail(fmt::format("value '{}': buffer has {} bytes, shape {} {} needs {}", v.name, got,
+                                    dtype_name(v.dtype), shape_to_string(v.shape), expect));
+          }
+          v.data = Tensor::from_bytes(v.dtype, v.shape, {data ? data->data() : nullptr, got});
         }
-        v.data = Tensor::from_bytes(v.dtype, v.shape, {data ? data->data() : nullptr, got});
       }
       g.values.push_back(std::move(v));
     }

@@ -13,7 +13,12 @@
 
 namespace pcv::ir {
 
-inline constexpr uint32_t kPcvFormatVersion = 1;
+// Version 2 added sparse constants (Buffer.nonzero_mask); a file without them says 1.
+inline constexpr uint32_t kPcvFormatVersion = 2;
+
+// A constant is stored sparse when that takes at most this share of its dense bytes (a
+// pruned tensor: a bit per element plus the nonzero elements). Lossless either way.
+inline constexpr double kPcvSparseMaxShare = 0.75;
 
 Expected<std::vector<uint8_t>> write_pcv(const Model& model);
 // `name` (usually the path) is used in error messages.

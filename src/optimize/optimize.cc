@@ -183,7 +183,11 @@ Expected<Report> optimize_model(const ir::Model& model, const std::string& model
                                          ft ? fmt::format(", {} schedule", sched.kind == SparsitySchedule::Kind::kPolynomial ? "polynomial" : "constant") : "",
                                          ft ? ", fine-tuned: " + ft->describe() : ", one-shot (no --finetune-data)"));
       if (!ft) report.warnings.push_back("pruning without fine-tuning loses accuracy: give --finetune-data");
-      report.notes.push_back("magnitude pruning keeps the tensor sizes: the saving shows in the gzip column");
+      if (fs::path(output_path).extension() == ".pcv") {
+        report.notes.push_back(".pcv stores the pruned tensors sparse (a bit per weight plus the nonzero ones)");
+      } else {
+        report.notes.push_back("magnitude pruning keeps the tensor sizes in this format: the saving shows in the gzip column");
+      }
     }
   }
   PCV_RETURN_IF_ERROR(prepare_for_inference(work.graph));

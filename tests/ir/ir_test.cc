@@ -2,6 +2,7 @@
 
 #include "ir/graph.h"
 #include "ir/pcv_format.h"
+#include "ir/pcv_generated.h"
 
 namespace pcv::ir {
 namespace {
@@ -178,29 +179,49 @@ TEST(PcvFormat, RoundTripIsExact) {
   EXPECT_EQ(*again, *bytes);  // deterministic
 }
 
-TEST(PcvFormat, CorruptAndTruncatedFilesFailCleanly) {
+// A model whose conv weights are 5/8 zero (as pruning leaves them), one of the zeros a -0.0f
+// (not all-zero bytes, so it must stay dense in the mask), plus an int8 constant half zero.
+Model pruned_model() {
   Model m = small_model();
-  ASSERT_TRUE(infer_shapes(m.graph).is_ok());
-  auto bytes = *write_pcv(m);
-  // Every truncation fails with invalid_model naming the file, never crashes.
-  for (size_t n = 0; n < bytes.size(); n += std::max<size_t>(1, bytes.size() / 97)) {
-    auto r = read_pcv(std::span<const uint8_t>(bytes.data(), n), "cut.pcv");
-    ASSERT_FALSE(r.has_value()) << n;
-    EXPECT_NE(r.status().message().find("cut.pcv"), std::string::npos);
-  }
-  // Byte flips: either a clean error or a model that verifies; never a crash.
-  uint32_t state = 12345;
-  int errors = 0;
-  for (int trial = 0; trial < 2000; ++trial) {
-    auto copy = bytes;
-    for (int k = 0; k < 3; ++k) {
-      state = state * 1664525u + 1013904223u;
-      copy[state % copy.size()] ^= static_cast<uint8_t>(1u << ((state >> 24) % 8));
+  Graph& g = m.graph;
+  Tensor w(DType::kF32, {16, 3, 3, 3});
+  float* pw = w.data<float>();
+  for (int64_t i = 0; i < w.num_elements(); ++i) pw[i] = (i % 8 < 3) ? 0.25f * static_cast<float>(i + 1) : 0.f;
+  pw[7] = -0.f;
+  ValueId x = g.inputs[0];
+  Conv2dAttrs c;
+  ValueId y = g.add_node(OpType::kConv2d, "pruned", {x, g.add_constant("pruned/w", w, {}, true), kNoValue}, c);
+  Tensor q(DType::kI8, {256});
+  for (int64_t i = 0; i < 256; ++i) q.data<int8_t>()[i] = (i % 2) ? static_cast<int8_t>(i - 128) : 0;
+  g.add_constant("q", q);
+  g.mark_output(y);
+  return m;
+}
+
+TEST(PcvFormat, CorruptAndTruncatedFilesFailCleanly) {
+  for (Model m : {small_model(), pruned_model()}) {  // dense, and with sparse constants
+    ASSERT_TRUE(infer_shapes(m.graph).is_ok());
+    auto bytes = *write_pcv(m);
+    // Every truncation fails with invalid_model naming the file, never crashes.
+    for (size_t n = 0; n < bytes.size(); n += std::max<size_t>(1, bytes.size() / 97)) {
+      auto r = read_pcv(std::span<const uint8_t>(bytes.data(), n), "cut.pcv");
+      ASSERT_FALSE(r.has_value()) << n;
+      EXPECT_NE(r.status().message().find("cut.pcv"), std::string::npos);
     }
-    auto r = read_pcv(copy, "flip.pcv");
-    if (!r.has_value()) ++errors;
+    // Byte flips: either a clean error or a model that verifies; never a crash.
+    uint32_t state = 12345;
+    int errors = 0;
+    for (int trial = 0; trial < 2000; ++trial) {
+      auto copy = bytes;
+      for (int k = 0; k < 3; ++k) {
+        state = state * 1664525u + 1013904223u;
+        copy[state % copy.size()] ^= static_cast<uint8_t>(1u << ((state >> 24) % 8));
+      }
+      auto r = read_pcv(copy, "flip.pcv");
+      if (!r.has_value()) ++errors;
+    }
+    EXPECT_GT(errors, 0);
   }
-  EXPECT_GT(errors, 0);
   auto r = read_pcv(std::vector<uint8_t>(100, 0), "zeros.pcv");
   EXPECT_NE(r.status().message().find("not a .pcv file"), std::string::npos);
 }
@@ -214,6 +235,66 @@ TEST(PcvFormat, RejectsOutOfRangeIdsFromFile) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidModel);
   EXPECT_NE(r.status().message().find("out of range"), std::string::npos) << r.status().message();
+}
+
+TEST(PcvFormat, PrunedConstantsAreStoredSparseAndReadBackBitExact) {
+  Model m = pruned_model();
+  ASSERT_TRUE(infer_shapes(m.graph).is_ok());
+  auto bytes = write_pcv(m);
+  ASSERT_TRUE(bytes.has_value());
+  auto back = read_pcv(*bytes, "sparse.pcv");
+  ASSERT_TRUE(back.has_value()) << back.status().message();
+  EXPECT_EQ(model_difference(m, *back), "");  // bit for bit, -0.0f included
+  const fb::Model* fm = fb::GetModel(bytes->data());
+  EXPECT_EQ(fm->format_version(), 2u);
+  // Per constant: sparse exactly when mask + nonzero elements <= 3/4 of the dense bytes.
+  int sparse = 0;
+  for (const fb::Value* v : *fm->values()) {
+    if (v->buffer() == 0) continue;
+    const fb::Buffer* b = fm->buffers()->Get(v->buffer());
+    const std::string name = v->name()->str();
+    if (name == "pruned/w") {
+      // 432 floats: 3 of every 8 nonzero (162) + the -0.0f = 163 values, 54 mask bytes.
+      ASSERT_NE(b->nonzero_mask(), nullptr);
+      EXPECT_EQ(b->nonzero_mask()->size(), 54u);
+      EXPECT_EQ(b->data()->size(), 163u * 4u);
+      ++sparse;
+    } else if (name == "q") {
+      // 256 int8, 128 nonzero: 32 + 128 = 160 bytes = 0.625 of 256.
+      ASSERT_NE(b->nonzero_mask(), nullptr);
+      EXPECT_EQ(b->data()->size(), 128u);
+      ++sparse;
+    } else {
+      EXPECT_EQ(b->nonzero_mask(), nullptr) << name;  // dense weights, and tensors under 64 elements
+    }
+  }
+  EXPECT_EQ(sparse, 2);
+  // A model without such constants keeps version 1, so older readers still read it.
+  Model dense = small_model();
+  ASSERT_TRUE(infer_shapes(dense.graph).is_ok());
+  auto dense_bytes = *write_pcv(dense);
+  EXPECT_EQ(fb::GetModel(dense_bytes.data())->format_version(), 1u);
+}
+
+TEST(PcvFormat, InconsistentSparseBufferIsNamedInTheError) {
+  Model m = pruned_model();
+  ASSERT_TRUE(infer_shapes(m.graph).is_ok());
+  auto bytes = *write_pcv(m);
+  // The mask's first byte sits right after its length prefix: flipping a bit there changes the
+  // nonzero count (bit 7 is the -0.0f: clearing it leaves 162), which no longer matches the values.
+  const fb::Model* fm = fb::GetModel(bytes.data());
+  for (const fb::Value* v : *fm->values()) {
+    if (v->name()->str() != "pruned/w") continue;
+    const auto* mask = fm->buffers()->Get(v->buffer())->nonzero_mask();
+    auto copy = bytes;
+    copy[static_cast<size_t>(mask->data() - bytes.data())] ^= 0x80;
+    auto r = read_pcv(copy, "mask.pcv");
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidModel);
+    EXPECT_NE(r.status().message().find("mask.pcv: value 'pruned/w': sparse buffer: 652 bytes of values, the mask's 162 nonzero f32 elements need 648"),
+              std::string::npos)
+        << r.status().message();
+  }
 }
 
 }  // namespace
