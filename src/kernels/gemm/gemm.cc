@@ -140,8 +140,10 @@ void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols
   const F32GemmUkernel& uk = *t.uk;
   const size_t nr = uk.nr;
   const size_t mr = uk.mr;
-  for (size_t k0 = 0; k0 < b.k; k0 += b.kc) {
-    const size_t kc = std::min(b.kc, b.k - k0);
+  // One row block (a GEMV, a small batch): no A block to keep in L2; whole panels stream.
+  const size_t block = rows <= mr ? b.k : b.kc;
+  for (size_t k0 = 0; k0 < b.k; k0 += block) {
+    const size_t kc = std::min(block, b.k - k0);
     const bool last = k0 + kc >= b.k;
     const uint32_t flags = (k0 == 0 ? kF32GemmInitBias : 0u) | (last ? kF32GemmClamp : 0u) |
                            (last && t.r != nullptr ? kF32GemmAddResidual : 0u);
