@@ -628,7 +628,9 @@ TEST_P(Oracle, MobileNetV2Float16Weights) {
   randomize_batch_norms(m);
   TfliteWriteOptions o;
   o.float16_weights = true;
-  expect_oracle_matches(m, o, GetParam());
+  // Both runtimes widen the same fp16 weights to f32; what differs is the summation order over
+  // 50+ layers. Randomized batch norms reach 1.1e-5 relative on NEON: 3e-5.
+  expect_oracle_matches(m, o, GetParam(), 3e-5);
 }
 
 // Ops the zoo doesn't use: standalone batch norm (MUL + ADD), pad, leaky relu, hard swish,
