@@ -38,18 +38,26 @@ void set_flop_counters(benchmark::State& state, double flops, int threads) {
       benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Uniform [-1, 1) A (m x k, into *a) and B (k x n, packed; zero bias).
+Expected<F32GemmPackedB> random_gemm(size_t m, size_t n, size_t k, F32GemmUkernelChoice choice,
+                                     std::vector<float>* a) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> b(k * n), bias(n);
+  a->resize(m * k);
+  for (float& x : *a) x = dist(rng);
+  for (float& x : b) x = dist(rng);
+  return pack_f32_gemm_b(k, n, b.data(), k, bias.data(), F32GemmBLayout::kNK, choice);
+}
+
 void BM_f32_gemm_packed(benchmark::State& state) {
   const size_t m = static_cast<size_t>(state.range(0));
   const size_t n = static_cast<size_t>(state.range(1));
   const size_t k = static_cast<size_t>(state.range(2));
   const int threads = static_cast<int>(state.range(3));
   const auto choice = static_cast<F32GemmUkernelChoice>(state.range(4));
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> a(m * k), b(k * n), bias(n), c(m * n);
-  for (float& x : a) x = dist(rng);
-  for (float& x : b) x = dist(rng);
-  auto packed = pack_f32_gemm_b(k, n, b.data(), k, bias.data(), F32GemmBLayout::kNK, choice);
+  std::vector<float> a, c(m * n);
+  auto packed = random_gemm(m, n, k, choice, &a);
   if (!packed) {
     state.SkipWithError(packed.status().to_string().c_str());
     return;
@@ -84,12 +92,8 @@ BENCHMARK(BM_f32_gemm_packed)->Apply(gemm_shapes)->UseRealTime()->MinTime(0.2);
 void BM_f32_gemv_cold(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
   const size_t k = static_cast<size_t>(state.range(1));
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> a(k), b(k * n), bias(n), c(n);
-  for (float& x : a) x = dist(rng);
-  for (float& x : b) x = dist(rng);
-  auto packed = pack_f32_gemm_b(k, n, b.data(), k, bias.data(), F32GemmBLayout::kNK);
+  std::vector<float> a, c(n);
+  auto packed = random_gemm(1, n, k, F32GemmUkernelChoice::kAuto, &a);
   if (!packed) {
     state.SkipWithError(packed.status().to_string().c_str());
     return;

@@ -66,8 +66,9 @@ bool all_zero(const uint8_t* p, size_t n) {
   return true;
 }
 
-// A constant's sparse form (see Buffer in pcv.fbs: nonzero elements in byte planes) when it takes at most kPcvSparseMaxShare of
-// the dense bytes; nullopt otherwise. "Zero" is all-zero bytes (so -0.0f stays, bit exact).
+// A constant's sparse form (see Buffer in pcv.fbs: nonzero elements in byte planes) when it
+// takes at most kPcvSparseMaxShare of the dense bytes; nullopt otherwise. "Zero" is all-zero
+// bytes (so -0.0f stays, bit exact).
 struct SparseBytes {
   std::vector<uint8_t> mask;
   std::vector<uint8_t> values;
