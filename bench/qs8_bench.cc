@@ -73,10 +73,16 @@ BENCHMARK(BM_qs8_conv2d_fast)
     ->Args({56, 144, 24, 1, 1, 0, 5})     // project
     ->Args({14, 96, 576, 1, 1, 0, 5})
     ->Args({7, 320, 1280, 1, 1, 0, 0})    // last 1x1, symmetric (int8 model)
-    ->Args({112, 32, 32, 3, 1, 1, 5})     // depthwise
+    // Depthwise: symmetric weights (int8 models) take the VNNI kernel where there is one,
+    // filter zero point 5 (uint8 models, weights beyond int8 after it) the int32-lanes one.
+    ->Args({112, 32, 32, 3, 1, 1, 0})
+    ->Args({112, 32, 32, 3, 1, 1, 5})
+    ->Args({112, 96, 96, 3, 2, 1, 0})
     ->Args({112, 96, 96, 3, 2, 1, 5})
+    ->Args({56, 144, 144, 3, 1, 1, 0})
     ->Args({56, 144, 144, 3, 1, 1, 5})
     ->Args({14, 576, 576, 3, 1, 1, 0})
+    ->Args({14, 576, 576, 3, 1, 1, 5})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

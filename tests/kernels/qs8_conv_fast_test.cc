@@ -175,7 +175,7 @@ TEST(Qs8ConvFast, DepthwiseTails) {
       }
     }
     // Rows long enough for the 3x3 interior path (whole vectors of channels), both strides.
-    for (int c : {16, 32, 48, 64}) {
+    for (int c : {16, 32, 48, 64, 96, 144}) {
       for (int stride : {1, 2}) {
         for (int pad : {0, 1}) {
           check_conv({1, 20, 19, c, c, 3, 3, stride, 1, pad, c, c == 48 ? 7 : 0, pad == 1, Path::kDepthwise},
@@ -185,6 +185,43 @@ TEST(Qs8ConvFast, DepthwiseTails) {
     }
     check_conv({1, 9, 9, 24, 24, 5, 5, 2, 1, 2, 24, 0, true, Path::kDepthwise}, rng, nullptr);
     check_conv({1, 9, 9, 16, 16, 3, 3, 1, 2, 2, 16, 5, false, Path::kDepthwise}, rng, &pool2);
+    check_conv({1, 9, 9, 80, 80, 3, 3, 1, 2, 2, 80, 0, false, Path::kDepthwise}, rng, &pool2);
+    check_conv({2, 11, 10, 70, 70, 5, 5, 1, 1, 2, 70, 0, true, Path::kDepthwise}, rng, nullptr);
+    check_conv({1, 4, 5, 65, 65, 7, 7, 2, 1, 3, 65, 0, false, Path::kDepthwise}, rng, nullptr);
+  });
+}
+
+// The VNNI depthwise kernel takes symmetric int8 weights (and any whose difference to the
+// filter zero point fits int8); other weights keep the int32-lanes kernel. Both are checked
+// against the reference above; this pins which one prepare picks.
+TEST(Qs8ConvFast, DepthwiseVnniWhenWeightsFitInt8) {
+  for_each_target([] {
+    const Qs8DwconvUkernel& uk = qs8_dwconv_ukernel();
+    Conv2dParams p;
+    p.in_h = p.in_w = p.out_h = p.out_w = 4;
+    p.in_c = p.out_c = p.groups = 8;
+    p.kernel_h = p.kernel_w = 3;
+    p.pad_top = p.pad_left = 1;
+    std::vector<int8_t> w(8 * 9);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(i % 2 ? 127 - i : i - 128);
+    std::vector<float> s(8, 0.01f);
+    QuantConv2dParams q;
+    q.mode = RequantMode::kFp32;
+    q.requant_scale = s.data();
+    auto sym = prepare_qs8_conv2d_fast(p, q, w.data(), nullptr);
+    ASSERT_TRUE(sym);
+    EXPECT_STREQ(sym->ukernel_name, uk.vnni_fn != nullptr ? uk.vnni_name : uk.name);
+    q.filter_zero_point = 9;  // -128 - 9 leaves int8
+    auto wide = prepare_qs8_conv2d_fast(p, q, w.data(), nullptr);
+    ASSERT_TRUE(wide);
+    EXPECT_STREQ(wide->ukernel_name, uk.name);
+    p.kernel_h = p.kernel_w = kQs8DwVnniMaxKernel + 1;
+    p.pad_top = p.pad_left = 4;
+    w.assign(8 * 81, 1);
+    q.filter_zero_point = 0;
+    auto big = prepare_qs8_conv2d_fast(p, q, w.data(), nullptr);
+    ASSERT_TRUE(big);
+    EXPECT_STREQ(big->ukernel_name, uk.name);
   });
 }
 

@@ -99,12 +99,47 @@ Expected<Qs8Conv2dPacked> prepare_qs8_conv2d_fast(const Conv2dParams& p,
   if (depthwise) {
     const Qs8DwconvUkernel& uk = qs8_dwconv_ukernel();
     k.path = Qs8Conv2dPacked::Path::kDepthwise;
-    k.dw_fn = uk.fn;
-    k.ukernel_name = uk.name;
     k.isa = uk.isa;
     const size_t c = static_cast<size_t>(p.out_c);
-    k.c_padded = (c + uk.lanes - 1) / uk.lanes * uk.lanes;
     const size_t taps = static_cast<size_t>(p.kernel_h) * p.kernel_w;
+    if (uk.vnni_fn != nullptr && p.kernel_h <= kQs8DwVnniMaxKernel && taps <= kQs8DwVnniMaxTaps &&
+        std::all_of(filter, filter + c * taps, [&](int8_t v) {
+          const int d = v - q.filter_zero_point;
+          return d >= -128 && d <= 127;
+        })) {
+      k.dw_layout = Qs8Conv2dPacked::DwLayout::kVnniQuads;
+      k.dw_fn = uk.vnni_fn;
+      k.ukernel_name = uk.vnni_name;
+      k.c_padded = (c + 63) / 64 * 64;
+      const size_t units = qs8_dwconv_vnni_units(taps), quads = taps / 4;
+      if (!k.dw_weights.resize(k.c_padded * units * 4 * 4) ||
+          !k.dw_bias_full.resize(k.c_padded * sizeof(int32_t)) ||
+          !k.dw_scale.resize(k.c_padded * sizeof(float)) || !k.dw_pad.resize(k.c_padded)) {
+        return out_of_memory("qs8 dwconv weights");
+      }
+      auto* w = reinterpret_cast<int8_t*>(k.dw_weights.data());  // zero-filled
+      auto* bf = reinterpret_cast<int32_t*>(k.dw_bias_full.data());
+      auto* s = reinterpret_cast<float*>(k.dw_scale.data());
+      std::memset(k.dw_pad.data(), static_cast<int8_t>(q.input_zero_point), k.c_padded);
+      for (size_t oc = 0; oc < c; ++oc) {
+        const size_t b = oc / 64, L = oc % 64 / 16, r = oc % 16 / 4, i = oc % 4;
+        const size_t lane = 4 * L + i;
+        int32_t sum = 0;
+        for (size_t t = 0; t < taps; ++t) {
+          const int32_t v = filter[oc * taps + t] - q.filter_zero_point;
+          const size_t u = t < quads * 4 ? t / 4 : t - quads * 3;
+          const size_t byte = t < quads * 4 ? t % 4 : r;
+          w[(((b * units + u) * 4 + r) * 16 + lane) * 4 + byte] = static_cast<int8_t>(v);
+          sum += v;
+        }
+        bf[(b * 4 + r) * 16 + lane] = (bias != nullptr ? bias[oc] : 0) - (q.input_zero_point + 128) * sum;
+        s[(b * 4 + r) * 16 + lane] = q.requant_scale[oc];
+      }
+      return k;
+    }
+    k.dw_fn = uk.fn;
+    k.ukernel_name = uk.name;
+    k.c_padded = (c + uk.lanes - 1) / uk.lanes * uk.lanes;
     if (!k.dw_weights.resize(taps * k.c_padded * sizeof(int32_t)) ||
         !k.dw_bias.resize(k.c_padded * sizeof(int32_t)) ||
         !k.dw_bias_full.resize(k.c_padded * sizeof(int32_t)) ||
