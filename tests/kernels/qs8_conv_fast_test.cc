@@ -139,6 +139,22 @@ TEST(Qs8ConvFast, Pointwise1x1Tails) {
   });
 }
 
+// K % 4 == 0 with symmetric weights: VNNI reads the int8 rows in place (fn_int8_rows).
+TEST(Qs8ConvFast, Pointwise1x1RowsReadInPlace) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(11);
+  for_each_target([&] {
+    for (int in_c : {4, 24, 96}) {
+      for (int out_c : {1, 17, 40}) {
+        const int v = in_c + out_c;
+        check_conv({1 + v % 2, 5, 7, in_c, out_c, 1, 1, 1, 1, 0, 1, 0, v % 3 == 0, Path::kGemm1x1},
+                   rng, v % 2 ? &pool2 : nullptr);
+        if (::testing::Test::HasFailure()) return;
+      }
+    }
+  });
+}
+
 TEST(Qs8ConvFast, Im2colStridesPaddingDilation) {
   ThreadPool pool2(2);
   std::mt19937 rng(2);

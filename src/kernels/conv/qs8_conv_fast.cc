@@ -38,32 +38,47 @@ struct PatchGather {
 
 void gather_patches(const void* ctx, size_t m0, size_t rows, int8_t* dst, size_t dst_stride) {
   const auto& g = *static_cast<const PatchGather*>(ctx);
-  const Conv2dParams& p = g.k->params;
+  // Locals: the int8 stores below may alias anything, so fields read through g would be
+  // reloaded after every copy.
+  const Conv2dParams p = g.k->params;
+  const int8_t* const input = g.input;
   const size_t c = static_cast<size_t>(p.in_c);
   const auto pad = static_cast<int8_t>(g.k->input_zero_point);
+  const size_t out_w = static_cast<size_t>(p.out_w), out_h = static_cast<size_t>(p.out_h);
+  const size_t row_c = static_cast<size_t>(p.in_w) * c;     // bytes of one input row
+  const size_t tap_row = static_cast<size_t>(p.kernel_w) * c;  // bytes of one row of taps
+  // Output pixel (n, oy, ox) of row m0, then stepped along (no division per row).
+  size_t ox = m0 % out_w;
+  size_t oy = (m0 / out_w) % out_h;
+  size_t n = m0 / (out_w * out_h);
   for (size_t r = 0; r < rows; ++r) {
-    const size_t m = m0 + r;
-    const size_t ox = m % static_cast<size_t>(p.out_w);
-    const size_t oy = (m / static_cast<size_t>(p.out_w)) % static_cast<size_t>(p.out_h);
-    const size_t n = m / (static_cast<size_t>(p.out_w) * p.out_h);
+    if (r > 0 && ++ox == out_w) {
+      ox = 0;
+      if (++oy == out_h) {
+        oy = 0;
+        ++n;
+      }
+    }
     int8_t* d = dst + r * dst_stride;
-    for (int ky = 0; ky < p.kernel_h; ++ky) {
-      const int iy = static_cast<int>(oy) * p.stride_h - p.pad_top + ky * p.dilation_h;
-      const int ix0 = static_cast<int>(ox) * p.stride_w - p.pad_left;
-      if (p.dilation_w == 1 && iy >= 0 && iy < p.in_h && ix0 >= 0 && ix0 + p.kernel_w <= p.in_w) {
+    const int iy0 = static_cast<int>(oy) * p.stride_h - p.pad_top;
+    const int ix0 = static_cast<int>(ox) * p.stride_w - p.pad_left;
+    const int8_t* in_n = input + n * p.in_h * row_c;
+    const bool x_inside = p.dilation_w == 1 && ix0 >= 0 && ix0 + p.kernel_w <= p.in_w;
+    for (int ky = 0; ky < p.kernel_h; ++ky, d += tap_row) {
+      const int iy = iy0 + ky * p.dilation_h;
+      const bool y_inside = iy >= 0 && iy < p.in_h;
+      if (x_inside && y_inside) {
         // The whole row of taps is inside the input and contiguous.
-        copy_short(d + static_cast<size_t>(ky) * p.kernel_w * c,
-                   g.input + ((n * p.in_h + static_cast<size_t>(iy)) * p.in_w + static_cast<size_t>(ix0)) * c,
-                   static_cast<size_t>(p.kernel_w) * c);
+        copy_short(d, in_n + static_cast<size_t>(iy) * row_c + static_cast<size_t>(ix0) * c, tap_row);
         continue;
       }
       for (int kx = 0; kx < p.kernel_w; ++kx) {
-        const int ix = static_cast<int>(ox) * p.stride_w - p.pad_left + kx * p.dilation_w;
-        int8_t* t = d + (static_cast<size_t>(ky) * p.kernel_w + kx) * c;
-        if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) {
+        const int ix = ix0 + kx * p.dilation_w;
+        int8_t* t = d + static_cast<size_t>(kx) * c;
+        if (!y_inside || ix < 0 || ix >= p.in_w) {
           std::memset(t, pad, c);
         } else {
-          std::memcpy(t, g.input + ((n * p.in_h + static_cast<size_t>(iy)) * p.in_w + static_cast<size_t>(ix)) * c, c);
+          std::memcpy(t, in_n + static_cast<size_t>(iy) * row_c + static_cast<size_t>(ix) * c, c);
         }
       }
     }

@@ -108,6 +108,21 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
   const size_t a_stride = w.a_row_bytes() / w.a_elem_bytes();
   const size_t mr = w.ukernel.mr, nr = w.ukernel.nr;
   const bool row_bias = w.needs_row_bias();
+  const bool direct = gathered ? w.ukernel.fn_int8_rows != nullptr && !row_bias
+                                : w.reads_rows_directly();
+  // The microkernel over every panel for `rows` rows from m0: A row i at a_rows + i * a_step
+  // bytes (a_ld elements apart, as the kernel counts them).
+  auto run_panels = [&](Qs8GemmUkernelFn fn, const uint8_t* a_rows, size_t a_step, size_t a_ld,
+                        const int32_t* rb, size_t m0, size_t rows) {
+    for (size_t p = 0; p < w.panels(); ++p) {
+      const size_t n0 = p * nr;
+      const size_t cols = std::min(nr, w.n - n0);
+      for (size_t i = 0; i < rows; i += mr) {
+        fn(std::min(mr, rows - i), cols, w.kp, a_rows + i * a_step, a_ld, w.panel(p),
+           rb != nullptr ? rb + i : nullptr, c + (m0 + i) * ldc + n0, ldc, w.epilogue);
+      }
+    }
+  };
   auto run_slot = [&](size_t slot, size_t slots) {
     uint8_t* s = static_cast<uint8_t*>(scratch) + slot * slice;
     uint8_t* apack = s;
@@ -127,17 +142,16 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
         src = rows_buf;
         src_ld = row_bytes;
       }
+      if (direct) {
+        // Contiguous rows with K % 4 == 0, or gathered ones padded with -128 to kp: the
+        // int8-rows kernel reads them where they are.
+        run_panels(w.ukernel.fn_int8_rows, reinterpret_cast<const uint8_t*>(src), src_ld, src_ld,
+                   nullptr, m0, rows);
+        continue;
+      }
       w.pack_rows(rows, k_pack, std::max(k_pack, w.kp), src, src_ld, w.a_zero_point, w.w_zero_point,
                   apack, a_stride, row_bias ? rb : nullptr);
-      for (size_t p = 0; p < w.panels(); ++p) {
-        const size_t n0 = p * nr;
-        const size_t cols = std::min(nr, w.n - n0);
-        for (size_t i = 0; i < rows; i += mr) {
-          w.ukernel.fn(std::min(mr, rows - i), cols, w.kp, apack + i * w.a_row_bytes(), a_stride,
-                       w.panel(p), row_bias ? rb + i : nullptr, c + (m0 + i) * ldc + n0, ldc,
-                       w.epilogue);
-        }
-      }
+      run_panels(w.ukernel.fn, apack, w.a_row_bytes(), a_stride, row_bias ? rb : nullptr, m0, rows);
     }
   };
   const size_t slots = pool != nullptr ? std::min<size_t>(static_cast<size_t>(pool->threads()), blocks) : 1;

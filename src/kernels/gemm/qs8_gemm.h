@@ -59,6 +59,10 @@ struct Qs8GemmUkernel {
   Qs8GemmKind kind = Qs8GemmKind::kInt16Pairs;
   size_t mr = 0, nr = 0, kk = 0;
   Qs8GemmUkernelFn fn = nullptr;
+  // kVnniU8S8 only: the same kernel on raw int8 rows of A (flipped to x + 128 as it reads
+  // them), so that contiguous rows with K % 4 == 0 and gathered rows (padded to kp with -128)
+  // need no packing; no row_bias (w_zp == 0).
+  Qs8GemmUkernelFn fn_int8_rows = nullptr;
 };
 
 // Copies `rows` packed A rows from `src` (int8 row-major, stride lda) into `dst` (stride
@@ -92,6 +96,10 @@ struct Qs8GemmPackedW {
   const uint8_t* panel(size_t p) const { return data.data() + p * panel_stride_bytes; }
   size_t a_elem_bytes() const { return ukernel.kind == Qs8GemmKind::kVnniU8S8 ? 1 : 2; }
   bool needs_row_bias() const { return ukernel.kind == Qs8GemmKind::kVnniU8S8 && w_zero_point != 0; }
+  // Contiguous A rows go to the microkernel as they are (see Qs8GemmUkernel::fn_int8_rows).
+  bool reads_rows_directly() const {
+    return ukernel.fn_int8_rows != nullptr && k % 4 == 0 && !needs_row_bias();
+  }
   // Bytes of one packed A row (64-byte multiple).
   size_t a_row_bytes() const { return (kp * a_elem_bytes() + 63) / 64 * 64; }
 };

@@ -40,7 +40,8 @@ HWY_INLINE int32_t LoadI32(const void* p) {
 // NOTE: Highway 1.0.3's AVX3_DL target string names "avxvnni" (VEX) instead of "avx512vnni",
 // although its CPU check requires AVX512_VNNI; the kernel adds the feature itself, on top of
 // the target's own list (clang lets a function's target attribute replace the namespace's).
-template <size_t MR, size_t NRV>
+// kInt8Rows: A is raw int8 (fn_int8_rows), flipped to u8 after each broadcast.
+template <size_t MR, size_t NRV, bool kInt8Rows = false>
 __attribute__((target(HWY_TARGET_STR ",avx512vnni"))) void Qs8GemmVnni(
     size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_stride, const void* panel_v,
     const int32_t* row_bias, int8_t* c, size_t ldc, const Qs8GemmEpilogue& e) {
@@ -70,7 +71,8 @@ __attribute__((target(HWY_TARGET_STR ",avx512vnni"))) void Qs8GemmVnni(
     for (size_t j = 0; j < NRV; ++j) wv[j] = _mm512_load_si512(w + k * NR + j * 64);
     HWY_UNROLL(16)
     for (size_t i = 0; i < MR; ++i) {
-      const __m512i av = _mm512_set1_epi32(LoadI32(ar[i] + k));
+      __m512i av = _mm512_set1_epi32(LoadI32(ar[i] + k));
+      if (kInt8Rows) av = _mm512_xor_si512(av, _mm512_set1_epi8(-128));
       HWY_UNROLL(4)
       for (size_t j = 0; j < NRV; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
     }
@@ -245,9 +247,9 @@ const Qs8GemmUkernels* GetQs8GemmUkernels() {
     u.isa = hwy::TargetName(HWY_TARGET);
 #if HWY_TARGET == HWY_AVX3_DL
     u.gemm = {"qs8_gemm_fp32_8x32c4__avx3_dl", Qs8GemmKind::kVnniU8S8, 8, 32, 4,
-              &Qs8GemmVnni<8, 2>};
+              &Qs8GemmVnni<8, 2>, &Qs8GemmVnni<8, 2, true>};
     u.narrow = {"qs8_gemm_fp32_8x16c4__avx3_dl", Qs8GemmKind::kVnniU8S8, 8, 16, 4,
-                &Qs8GemmVnni<8, 1>};
+                &Qs8GemmVnni<8, 1>, &Qs8GemmVnni<8, 1, true>};
     u.pack_rows = &PackRowsU8;
 #elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
     u.gemm = {"qs8_gemm_fp32_4x4c2__scalar", Qs8GemmKind::kInt16Pairs, 4, 4, 2,
