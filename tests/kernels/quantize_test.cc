@@ -85,5 +85,31 @@ TEST(Quantize, Qs8HwyEqualsReference) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// The vectorized quantize multiplies by 1 / scale unless a quotient is next to a half-integer:
+// inputs at k + 0.5 quotients and a few ulps either side, over scales whose inverse is inexact,
+// and scales too small or too large for a normal inverse.
+TEST(Quantize, Qs8HwyEqualsReferenceNextToHalves) {
+  std::vector<float> x;
+  for (float scale : {0.0392157f, 0.1f, 3.7f, 0.007843138f, 1e-39f, 3e38f, 1.0f / 3}) {
+    x.clear();
+    for (int k = -300; k <= 300; ++k) {
+      float v = (static_cast<float>(k) + 0.5f) * scale;
+      for (int u = 0; u < 3; ++u) v = std::nextafter(v, -std::numeric_limits<float>::infinity());
+      for (int u = 0; u < 7; ++u, v = std::nextafter(v, std::numeric_limits<float>::infinity())) x.push_back(v);
+    }
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      SCOPED_TRACE(hwy::TargetName(target));
+      for (int32_t zp : {0, -128, 100}) {
+        std::vector<int8_t> want(x.size()), got(x.size(), 99);
+        qs8_quantize__ref(x.size(), x.data(), scale, zp, want.data());
+        qs8_quantize__hwy(x.size(), x.data(), scale, zp, got.data());
+        ASSERT_EQ(want, got) << "scale " << scale << " zp " << zp;
+      }
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+}
+
 }  // namespace
 }  // namespace pcv::kernels
