@@ -315,6 +315,9 @@ TEST(OnnxReader, QdqInt8ConvPoolGemm) {
   auto again = run_ours(*back, to_nhwc(x, {1, 3, 8, 8}));
   ASSERT_TRUE(again.has_value()) << again.status().to_string();
   EXPECT_TRUE(all_close(*again, *ours, 0.f, 0.f));
+  if (auto why = testing::oracle_unavailable_reason(); !why.empty()) {
+    GTEST_SKIP() << "read, run and written back; the ONNX Runtime comparison needs " << why;
+  }
   std::vector<float> ort;
   std::string err;
   ASSERT_TRUE(run_ort(path, x, &ort, nullptr, &err)) << err;
