@@ -173,7 +173,7 @@ void Qs8DwconvFp32(const Qs8Conv2dPacked& k, const int8_t* input, int8_t* output
 // Every function of the kernel carries PCV_VNNI_TARGET (GCC inlines only across equal
 // targets); its lambdas (GCC: the function's target, clang: the namespace's, a subset) are
 // forced inline.
-#define HWY_ATTR_INLINE_LAMBDA __attribute__((always_inline))
+#define PCV_INLINE_LAMBDA __attribute__((always_inline))
 // In each 128-bit lane, byte 4i + r <- byte 4r + i: one tap's 16 channels moved to where a
 // group's unpacks put them (lane i, byte r for channel 4r + i).
 PCV_VNNI_TARGET HWY_INLINE __m128i Transpose4x4Ctrl() {
@@ -377,7 +377,7 @@ PCV_VNNI_TARGET void Qs8DwconvVnni(const Qs8Conv2dPacked& k, const int8_t* input
         for (size_t q = 0; q < P; ++q) {
           base[q] = rows[0] + static_cast<ptrdiff_t>(ox[q] * p.stride_w - p.pad_left) * static_cast<ptrdiff_t>(C);
         }
-        const auto src = [&](size_t q, size_t t) HWY_ATTR_INLINE_LAMBDA { return base[q] + off[t]; };
+        const auto src = [&](size_t q, size_t t) PCV_INLINE_LAMBDA { return base[q] + off[t]; };
         // One load for a pair of pixels needs the second to be the next column (not a repeat
         // past the row's end).
         if (C == 32 && p.stride_w == 1 && ox0 + static_cast<int>(P) <= p.out_w) {
@@ -399,12 +399,12 @@ PCV_VNNI_TARGET void Qs8DwconvVnni(const Qs8Conv2dPacked& k, const int8_t* input
           }
         }
       }
-      run_blocks.Run<false>([&](size_t q, size_t t) HWY_ATTR_INLINE_LAMBDA { return ptr[q][t]; }, dst);
+      run_blocks.Run<false>([&](size_t q, size_t t) PCV_INLINE_LAMBDA { return ptr[q][t]; }, dst);
     }
   }
 }
 #undef PCV_VNNI_TARGET
-#undef HWY_ATTR_INLINE_LAMBDA
+#undef PCV_INLINE_LAMBDA
 #endif
 
 const Qs8DwconvUkernel* GetQs8DwconvUkernel() {

@@ -108,8 +108,7 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
   const size_t a_stride = w.a_row_bytes() / w.a_elem_bytes();
   const size_t mr = w.ukernel.mr, nr = w.ukernel.nr;
   const bool row_bias = w.needs_row_bias();
-  const bool direct = gathered ? w.ukernel.fn_int8_rows != nullptr && !row_bias
-                                : w.reads_rows_directly();
+  const bool direct = w.reads_rows_directly(gathered);
   // The microkernel over every panel for `rows` rows from m0: A row i at a_rows + i * a_step
   // bytes (a_ld elements apart, as the kernel counts them).
   auto run_panels = [&](Qs8GemmUkernelFn fn, const uint8_t* a_rows, size_t a_step, size_t a_ld,

@@ -96,9 +96,10 @@ struct Qs8GemmPackedW {
   const uint8_t* panel(size_t p) const { return data.data() + p * panel_stride_bytes; }
   size_t a_elem_bytes() const { return ukernel.kind == Qs8GemmKind::kVnniU8S8 ? 1 : 2; }
   bool needs_row_bias() const { return ukernel.kind == Qs8GemmKind::kVnniU8S8 && w_zero_point != 0; }
-  // Contiguous A rows go to the microkernel as they are (see Qs8GemmUkernel::fn_int8_rows).
-  bool reads_rows_directly() const {
-    return ukernel.fn_int8_rows != nullptr && k % 4 == 0 && !needs_row_bias();
+  // A rows go to the microkernel as they are (see Qs8GemmUkernel::fn_int8_rows): gathered ones
+  // are padded to kp, contiguous ones need K % 4 == 0.
+  bool reads_rows_directly(bool gathered) const {
+    return ukernel.fn_int8_rows != nullptr && !needs_row_bias() && (gathered || k % 4 == 0);
   }
   // Bytes of one packed A row (64-byte multiple).
   size_t a_row_bytes() const { return (kp * a_elem_bytes() + 63) / 64 * 64; }
