@@ -8,6 +8,12 @@
 // Args: arch (0 simple_cnn, 1 mobilenet_v2), size, batch, threads.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <sys/resource.h>
+#include <string>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -24,6 +30,39 @@ double pytorch_img_per_s(int arch, int size, int threads) {
   if (size != 224) return 0;
   if (arch == 0) return threads <= 1 ? 11.2 : 15.4;
   return threads <= 1 ? 6.6 : 12.6;
+}
+
+// Per op type, then the 12 slowest nodes: ms per step, forward and backward.
+void print_profile(const std::vector<NodeTime>& times, const std::string& arch, int threads) {
+  uint64_t steps = 0;
+  for (const NodeTime& t : times) steps = std::max(steps, t.calls);
+  if (steps == 0) return;
+  const double to_ms = 1e3 / static_cast<double>(steps);
+  std::map<std::string, std::pair<double, double>> by_op;
+  double total = 0;
+  for (const NodeTime& t : times) {
+    by_op[t.op].first += t.forward_s;
+    by_op[t.op].second += t.backward_s;
+    total += t.forward_s + t.backward_s;
+  }
+  std::vector<std::pair<std::string, std::pair<double, double>>> ops(by_op.begin(), by_op.end());
+  std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) {
+    return a.second.first + a.second.second > b.second.first + b.second.second;
+  });
+  std::printf("\n%s, %d thread%s, %llu steps: %.1f ms per step in nodes\n", arch.c_str(), threads,
+              threads > 1 ? "s" : "", static_cast<unsigned long long>(steps), total * to_ms);
+  std::printf("  %-22s %10s %10s\n", "op", "fwd ms", "bwd ms");
+  for (const auto& [op, fb] : ops) std::printf("  %-22s %10.1f %10.1f\n", op.c_str(), fb.first * to_ms, fb.second * to_ms);
+  std::vector<const NodeTime*> nodes;
+  for (const NodeTime& t : times) nodes.push_back(&t);
+  std::sort(nodes.begin(), nodes.end(), [](const NodeTime* a, const NodeTime* b) {
+    return a->forward_s + a->backward_s > b->forward_s + b->backward_s;
+  });
+  std::printf("  %-40s %-16s %10s %10s\n", "slowest nodes", "op", "fwd ms", "bwd ms");
+  for (size_t i = 0; i < std::min<size_t>(getenv("PCV_TRAIN_PROFILE_ALL") ? nodes.size() : 12, nodes.size()); ++i) {
+    std::printf("  %-40s %-16s %10.2f %10.2f\n", nodes[i]->name.c_str(), nodes[i]->op.c_str(),
+                nodes[i]->forward_s * to_ms, nodes[i]->backward_s * to_ms);
+  }
 }
 
 void BM_train_step(benchmark::State& state) {
@@ -43,6 +82,9 @@ void BM_train_step(benchmark::State& state) {
   ThreadPool pool(threads);
   ProgramOptions po;
   po.batch = batch;
+  // PCV_TRAIN_PROFILE=1: print where a step's time goes, per op type and slowest nodes.
+  const char* prof_env = std::getenv("PCV_TRAIN_PROFILE");
+  po.profile = prof_env != nullptr && prof_env[0] == '1';
   auto prog = Program::create(*model, po, &pool);
   if (!prog) {
     state.SkipWithError(prog.status().to_string().c_str());
@@ -64,6 +106,9 @@ void BM_train_step(benchmark::State& state) {
     opt.step(p.parameters(), 0.001f);
   };
   one_step();  // warm-up: first-touch of the activation and gradient buffers
+  p.reset_profile();
+  struct rusage ru0;
+  getrusage(RUSAGE_SELF, &ru0);
   for (auto _ : state) {
     p.forward(Mode::kTrain, batch, step++);
     softmax_cross_entropy(static_cast<size_t>(batch), 2, p.output(0), labels.data(), 0.f,
@@ -71,6 +116,10 @@ void BM_train_step(benchmark::State& state) {
     p.backward();
     opt.step(p.parameters(), 0.001f);
   }
+  struct rusage ru1;
+  getrusage(RUSAGE_SELF, &ru1);
+  if (po.profile) std::printf("minor faults per step: %.0f\n", double(ru1.ru_minflt - ru0.ru_minflt) / double(state.iterations()));
+  if (po.profile) print_profile(p.profile(), z.arch, threads);
   const double img = static_cast<double>(batch);
   state.counters["img_per_s"] = benchmark::Counter(img, benchmark::Counter::kIsIterationInvariantRate);
   const double ref = pytorch_img_per_s(arch, size, threads);

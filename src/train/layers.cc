@@ -8,6 +8,7 @@
 
 #include "base/thread_pool.h"
 #include "data/rng.h"
+#include "kernels/train/train_rows.h"
 
 namespace pcv::train {
 namespace {
@@ -68,8 +69,8 @@ void relu_forward(size_t n, const float* x, float* y, ThreadPool* pool) {
   });
 }
 void relu_backward(size_t n, const float* x, const float* dy, float* dx, ThreadPool* pool) {
-  parallel_chunks(pool, n, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) dx[i] += x[i] > 0.f ? dy[i] : 0.f;  // accumulates
+  parallel_chunks(pool, n, [&](size_t b, size_t e) {  // accumulates
+    kernels::f32_window_grad_acc(e - b, x + b, 0.f, std::numeric_limits<float>::infinity(), dy + b, dx + b);
   });
 }
 
@@ -80,7 +81,7 @@ void relu6_forward(size_t n, const float* x, float* y, ThreadPool* pool) {
 }
 void relu6_backward(size_t n, const float* x, const float* dy, float* dx, ThreadPool* pool) {
   parallel_chunks(pool, n, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) dx[i] += (x[i] > 0.f && x[i] < 6.f) ? dy[i] : 0.f;
+    kernels::f32_window_grad_acc(e - b, x + b, 0.f, 6.f, dy + b, dx + b);
   });
 }
 
@@ -123,15 +124,11 @@ void sigmoid_backward(size_t n, const float* y, const float* dy, float* dx, Thre
 
 void clamp_backward_inplace(size_t n, const float* y, float lo, float hi, float* dy,
                             ThreadPool* pool) {
-  parallel_chunks(pool, n, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) dy[i] = (y[i] > lo && y[i] < hi) ? dy[i] : 0.f;
-  });
+  parallel_chunks(pool, n, [&](size_t b, size_t e) { kernels::f32_clamp_grad_mask(e - b, y + b, lo, hi, dy + b); });
 }
 
 void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool) {
-  parallel_chunks(pool, n, [&](size_t b, size_t e) {
-    for (size_t i = b; i < e; ++i) dst[i] += src[i];
-  });
+  parallel_chunks(pool, n, [&](size_t b, size_t e) { kernels::f32_add_inplace(e - b, src + b, dst + b); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -144,11 +141,7 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
   // Pass 1: per-slice sums (float within a slice of rows, double across slices).
   std::vector<float> part(kReduceSlices * C, 0.f);
   for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
-    float* acc = part.data() + s * C;
-    for (size_t r = b; r < e; ++r) {
-      const float* xr = x + r * C;
-      for (size_t k = 0; k < C; ++k) acc[k] += xr[k];
-    }
+    kernels::f32_column_sums(e - b, C, x + b * C, part.data() + s * C);
   });
   std::vector<double> m(C, 0.0);
   for (int s = 0; s < kReduceSlices; ++s) {
@@ -161,14 +154,7 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
   // Pass 2: centered squares (two passes: no cancellation).
   std::fill(part.begin(), part.end(), 0.f);
   for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
-    float* acc = part.data() + s * C;
-    for (size_t r = b; r < e; ++r) {
-      const float* xr = x + r * C;
-      for (size_t k = 0; k < C; ++k) {
-        const float d = xr[k] - mean[k];
-        acc[k] += d * d;
-      }
-    }
+    kernels::f32_column_centered_squares(e - b, C, x + b * C, mean, part.data() + s * C);
   });
   std::vector<float> scale(C), shift(C);
   for (size_t k = 0; k < C; ++k) {
@@ -181,11 +167,7 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
     shift[k] = beta[k] - mean[k] * scale[k];
   }
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
-    for (size_t r = b; r < e; ++r) {
-      const float* xr = x + r * C;
-      float* yr = y + r * C;
-      for (size_t k = 0; k < C; ++k) yr[k] = xr[k] * scale[k] + shift[k];
-    }
+    kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), y + b * C);
   });
 }
 
@@ -197,15 +179,7 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
   std::vector<float> part(kReduceSlices * 2 * C, 0.f);
   for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
     float* sdy = part.data() + s * 2 * C;
-    float* sdyx = sdy + C;
-    for (size_t r = b; r < e; ++r) {
-      const float* xr = x + r * C;
-      const float* g = dy + r * C;
-      for (size_t k = 0; k < C; ++k) {
-        sdy[k] += g[k];
-        sdyx[k] += g[k] * (xr[k] - mean[k]) * invstd[k];
-      }
-    }
+    kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, sdy, sdy + C);
   });
   std::vector<float> mdy(C), mdyx(C), coef(C);
   for (size_t k = 0; k < C; ++k) {
@@ -221,16 +195,9 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
     coef[k] = gamma[k] * invstd[k];
   }
   if (dx == nullptr) return;
-  parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
-    for (size_t r = b; r < e; ++r) {
-      const float* xr = x + r * C;
-      const float* g = dy + r * C;
-      float* d = dx + r * C;
-      for (size_t k = 0; k < C; ++k) {
-        const float xhat = (xr[k] - mean[k]) * invstd[k];
-        d[k] += coef[k] * (g[k] - mdy[k] - xhat * mdyx[k]);  // accumulates
-      }
-    }
+  parallel_rows(pool, rows, C, [&](size_t b, size_t e) {  // accumulates
+    kernels::f32_bn_grad_input(e - b, C, x + b * C, dy + b * C, mean, invstd, coef.data(), mdy.data(),
+                               mdyx.data(), dx + b * C);
   });
 }
 
@@ -244,9 +211,7 @@ void batch_norm_forward_eval(size_t rows, int c, const float* x, const float* ga
     shift[k] = beta[k] - mean[k] * scale[k];
   }
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
-    for (size_t r = b; r < e; ++r) {
-      for (size_t k = 0; k < C; ++k) y[r * C + k] = x[r * C + k] * scale[k] + shift[k];
-    }
+    kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), y + b * C);
   });
 }
 
@@ -258,14 +223,7 @@ void batch_norm_backward_eval(size_t rows, int c, const float* x, const float* g
     std::vector<float> part(kReduceSlices * 2 * C, 0.f);
     for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
       float* sdy = part.data() + s * 2 * C;
-      float* sdyx = sdy + C;
-      for (size_t r = b; r < e; ++r) {
-        for (size_t k = 0; k < C; ++k) {
-          const float g = dy[r * C + k];
-          sdy[k] += g;
-          sdyx[k] += g * (x[r * C + k] - mean[k]) * invstd[k];
-        }
-      }
+      kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, sdy, sdy + C);
     });
     for (size_t k = 0; k < C; ++k) {
       double a = 0.0, bsum = 0.0;
@@ -281,9 +239,7 @@ void batch_norm_backward_eval(size_t rows, int c, const float* x, const float* g
   std::vector<float> coef(C);
   for (size_t k = 0; k < C; ++k) coef[k] = gamma[k] * invstd[k];
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
-    for (size_t r = b; r < e; ++r) {
-      for (size_t k = 0; k < C; ++k) dx[r * C + k] += dy[r * C + k] * coef[k];
-    }
+    kernels::f32_rows_scale_acc(e - b, C, dy + b * C, coef.data(), dx + b * C);
   });
 }
 
@@ -300,10 +256,7 @@ void column_sums_accumulate(size_t rows, int c, const float* x, float* out, Thre
   const size_t C = static_cast<size_t>(c);
   std::vector<float> part(kReduceSlices * C, 0.f);
   for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
-    float* acc = part.data() + s * C;
-    for (size_t r = b; r < e; ++r) {
-      for (size_t k = 0; k < C; ++k) acc[k] += x[r * C + k];
-    }
+    kernels::f32_column_sums(e - b, C, x + b * C, part.data() + s * C);
   });
   for (size_t k = 0; k < C; ++k) {
     double a = 0.0;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -112,6 +113,7 @@ struct Program::Impl {
   std::vector<AlignedBuffer> gbufs;
   std::vector<size_t> gbuf_elems;
   std::vector<bool> gbuf_used;
+  std::vector<NodeTime> times;  // ProgramOptions::profile
 
   float* data(ValueId v) {
     while (slots[v].alias_of != ir::kNoValue) v = slots[v].alias_of;
@@ -232,6 +234,13 @@ Status Program::Impl::build() {
   // Outputs, and the loss head.
   outputs = graph.outputs;
   states.resize(graph.nodes.size());
+  if (opt.profile) {
+    times.resize(graph.nodes.size());
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      times[i].name = graph.value(graph.nodes[i].outputs[0]).name;
+      times[i].op = ir::op_name(graph.nodes[i].op);
+    }
+  }
   if (opt.loss_head && !outputs.empty()) {
     const int prod = graph.producer(outputs[0]);
     if (prod >= 0 && graph.nodes[static_cast<size_t>(prod)].op == OpType::kSoftmax) {
@@ -840,7 +849,16 @@ void Program::forward(Mode mode, int n, uint64_t step) {
   // Training steps change the weights between forwards: repack every time. Eval forwards
   // reuse packed weights until weights_changed() / import_weights().
   if (mode == Mode::kTrain) ++m.version;
-  for (size_t i = 0; i < m.graph.nodes.size(); ++i) m.forward_node(i, mode, step);
+  if (!m.opt.profile) {
+    for (size_t i = 0; i < m.graph.nodes.size(); ++i) m.forward_node(i, mode, step);
+    return;
+  }
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    m.forward_node(i, mode, step);
+    m.times[i].forward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (mode == Mode::kTrain) ++m.times[i].calls;
+  }
 }
 
 int Program::num_outputs() const { return static_cast<int>(impl_->outputs.size()); }
@@ -869,7 +887,15 @@ void Program::backward() {
   }
   for (size_t i = m.graph.nodes.size(); i-- > 0;) {
     const ir::Node& node = m.graph.nodes[i];
-    if (m.slots[node.outputs[0]].needs_grad) m.backward_node(i);
+    if (m.slots[node.outputs[0]].needs_grad) {
+      if (m.opt.profile) {
+        const auto t0 = std::chrono::steady_clock::now();
+        m.backward_node(i);
+        m.times[i].backward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      } else {
+        m.backward_node(i);
+      }
+    }
     for (ValueId v : node.outputs) m.release_grad(v);
   }
   // Gradients of values nobody consumed (e.g. an output not on the loss path).
@@ -929,5 +955,14 @@ Status Program::import_weights(const ir::Model& model) {
 }
 
 const ir::Graph& Program::graph() const { return impl_->graph; }
+
+std::vector<NodeTime> Program::profile() const { return impl_->times; }
+
+void Program::reset_profile() {
+  for (NodeTime& t : impl_->times) {
+    t.forward_s = t.backward_s = 0;
+    t.calls = 0;
+  }
+}
 
 }  // namespace pcv::train

@@ -50,6 +50,16 @@ struct ProgramOptions {
   bool loss_head = true;    // drop a final softmax: output(0) = logits (see above)
   bool input_grad = false;  // also compute dL/d(input) (gradchecks)
   bool fast_kernels = true; // false: reference conv / fully_connected kernels (the oracle)
+  bool profile = false;     // time every node's forward and backward (see Program::profile)
+};
+
+// Time spent per node since create() or the last reset_profile() (ProgramOptions::profile).
+struct NodeTime {
+  std::string name;  // the node's output value
+  std::string op;    // its op type
+  double forward_s = 0;
+  double backward_s = 0;  // includes the fused activation's gradient mask
+  uint64_t calls = 0;     // train-mode forwards
 };
 
 struct Parameter {
@@ -107,6 +117,10 @@ class Program {
   Status export_weights(ir::Model* model) const;
   // Loads weights and running statistics from a model with the same constants.
   Status import_weights(const ir::Model& model);
+
+  // Per-node times, in node order (empty unless ProgramOptions::profile).
+  std::vector<NodeTime> profile() const;
+  void reset_profile();
 
   // The graph as executed (batch = capacity); value ids equal the source model's.
   const ir::Graph& graph() const;

@@ -1,0 +1,44 @@
+// Row kernels of the training layers (train/layers.h): elementwise gradients and the per-channel
+// batch-norm passes over (rows, C) NHWC blocks, written once with Highway and compiled per
+// target (run-time dispatch, PCV_FORCE_ISA as gemm.h).
+//
+// They run on the caller's thread over the rows they are given: train/layers.cc cuts the
+// work into chunks and fixed row slices (its determinism contract) and calls them per piece.
+// Column sums add their rows in row order into acc (one running sum per channel, as a scalar
+// loop would), so a slice's partial does not depend on how it is vectorized. Products use
+// fused multiply-add where the target has it.
+//
+// All pointers are float arrays of the stated shapes; rows (rows, C) have stride C. None of the
+// outputs may alias an input, except where "in place" is stated.
+#pragma once
+
+#include <cstddef>
+
+namespace pcv::kernels {
+
+// dy[i] = (lo < y[i] < hi) ? dy[i] : 0, in place: the gradient through a fused clamp.
+void f32_clamp_grad_mask(size_t n, const float* y, float lo, float hi, float* dy);
+// dx[i] += (lo < x[i] < hi) ? dy[i] : 0 (relu: lo 0, hi +inf; relu6: lo 0, hi 6).
+void f32_window_grad_acc(size_t n, const float* x, float lo, float hi, const float* dy, float* dx);
+// dst[i] += src[i].
+void f32_add_inplace(size_t n, const float* src, float* dst);
+
+// acc[k] += sum over rows of x[r][k].
+void f32_column_sums(size_t rows, size_t c, const float* x, float* acc);
+// acc[k] += sum over rows of (x[r][k] - mean[k])^2.
+void f32_column_centered_squares(size_t rows, size_t c, const float* x, const float* mean, float* acc);
+// y[r][k] = x[r][k] * scale[k] + shift[k].
+void f32_rows_scale_shift(size_t rows, size_t c, const float* x, const float* scale,
+                          const float* shift, float* y);
+// dx[r][k] += dy[r][k] * scale[k].
+void f32_rows_scale_acc(size_t rows, size_t c, const float* dy, const float* scale, float* dx);
+// Batch-norm gradient sums: sdy[k] += sum dy[r][k]; sdyx[k] += sum dy[r][k] * xhat[r][k] with
+// xhat = (x - mean[k]) * invstd[k].
+void f32_bn_grad_sums(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
+                      const float* invstd, float* sdy, float* sdyx);
+// Batch-norm input gradient: dx[r][k] += coef[k] * (dy - mdy[k] - xhat * mdyx[k]).
+void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
+                       const float* invstd, const float* coef, const float* mdy, const float* mdyx,
+                       float* dx);
+
+}  // namespace pcv::kernels

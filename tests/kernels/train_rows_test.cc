@@ -1,0 +1,159 @@
+// Training row kernels (kernels/train/train_rows.h) on every compiled Highway target against
+// plain loops: channel counts around every vector width (tails, the register and the
+// in-memory sum paths) and a guard after every output.
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernel_test_util.h"
+#include "kernels/gemm/gemm.h"
+#include "kernels/train/train_rows.h"
+
+namespace pcv::kernels {
+namespace {
+
+using testing::random_f32;
+
+constexpr float kGuard = -12345.f;
+const size_t kChannels[] = {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 63, 64, 65, 96, 130};
+const size_t kRows[] = {1, 5, 37};
+
+// fn(isa name) once per Highway target compiled and supported here, with dispatch pinned.
+template <class Fn>
+void for_each_target(Fn fn) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    if (apply_forced_isa() != nullptr && std::string(apply_forced_isa()) != hwy::TargetName(target)) {
+      continue;  // PCV_FORCE_ISA pins dispatch to one target
+    }
+    SCOPED_TRACE(std::string("isa ") + hwy::TargetName(target));
+    fn();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// |got - want| within a few float ulps of `mag`, the sum of the magnitudes that were added
+// (fused multiply-adds or not change the rounding, never more).
+void expect_close(float got, double want, double mag, size_t terms, const std::string& what) {
+  EXPECT_NEAR(got, want, 4.0 * static_cast<double>(terms + 1) * 1.2e-7 * std::max(mag, 1e-30)) << what;
+}
+
+TEST(TrainRows, ElementwiseEveryTarget) {
+  for_each_target([] {
+    for (size_t n : {1, 7, 8, 9, 16, 17, 33, 100}) {
+      SCOPED_TRACE("n=" + std::to_string(n));
+      std::vector<float> y = random_f32(n, 1, -2.f, 8.f), dy = random_f32(n, 2);
+      y[0] = 0.f;  // the kinks carry no gradient
+      if (n > 1) y[1] = 6.f;
+      std::vector<float> masked = dy;
+      masked.push_back(kGuard);
+      f32_clamp_grad_mask(n, y.data(), 0.f, 6.f, masked.data());
+      std::vector<float> dx0 = random_f32(n + 1, 3);
+      dx0[n] = kGuard;
+      std::vector<float> dx = dx0, dx6 = dx0, sum = dx0;
+      f32_window_grad_acc(n, y.data(), 0.f, std::numeric_limits<float>::infinity(), dy.data(), dx.data());
+      f32_window_grad_acc(n, y.data(), 0.f, 6.f, dy.data(), dx6.data());
+      f32_add_inplace(n, dy.data(), sum.data());
+      for (size_t i = 0; i < n; ++i) {
+        EXPECT_EQ(masked[i], (y[i] > 0.f && y[i] < 6.f) ? dy[i] : 0.f) << i;
+        EXPECT_EQ(dx[i], dx0[i] + (y[i] > 0.f ? dy[i] : 0.f)) << i;
+        EXPECT_EQ(dx6[i], dx0[i] + ((y[i] > 0.f && y[i] < 6.f) ? dy[i] : 0.f)) << i;
+        EXPECT_EQ(sum[i], dx0[i] + dy[i]) << i;
+      }
+      EXPECT_EQ(masked[n], kGuard);
+      EXPECT_EQ(dx[n], kGuard);
+      EXPECT_EQ(dx6[n], kGuard);
+      EXPECT_EQ(sum[n], kGuard);
+    }
+  });
+}
+
+TEST(TrainRows, ColumnSumsEveryTarget) {
+  for_each_target([] {
+    for (size_t c : kChannels) {
+      for (size_t rows : kRows) {
+        SCOPED_TRACE("c=" + std::to_string(c) + " rows=" + std::to_string(rows));
+        const size_t n = rows * c;
+        const std::vector<float> x = random_f32(n, 10 + static_cast<uint32_t>(c), -3.f, 5.f);
+        const std::vector<float> dy = random_f32(n, 20 + static_cast<uint32_t>(rows));
+        const std::vector<float> mean = random_f32(c, 4), invstd = random_f32(c, 5, 0.5f, 2.f);
+        std::vector<float> acc0 = random_f32(c + 1, 9);
+        acc0[c] = kGuard;
+
+        // Plain sums are adds in row order: exactly the scalar loop's floats.
+        std::vector<float> sums = acc0, sdy = acc0, sdyx = acc0, sq = acc0;
+        f32_column_sums(rows, c, x.data(), sums.data());
+        f32_bn_grad_sums(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), sdy.data(), sdyx.data());
+        f32_column_centered_squares(rows, c, x.data(), mean.data(), sq.data());
+        for (size_t k = 0; k < c; ++k) {
+          float want_x = acc0[k], want_dy = acc0[k];
+          double want_sq = acc0[k], mag_sq = std::fabs(acc0[k]), want_dyx = acc0[k], mag_dyx = std::fabs(acc0[k]);
+          for (size_t r = 0; r < rows; ++r) {
+            want_x += x[r * c + k];
+            want_dy += dy[r * c + k];
+            const double d = static_cast<double>(x[r * c + k]) - mean[k];
+            want_sq += d * d;
+            mag_sq += d * d;
+            want_dyx += static_cast<double>(dy[r * c + k]) * d * invstd[k];
+            mag_dyx += std::fabs(static_cast<double>(dy[r * c + k]) * d * invstd[k]);
+          }
+          EXPECT_EQ(sums[k], want_x) << "column sum k=" << k;
+          EXPECT_EQ(sdy[k], want_dy) << "sum dy k=" << k;
+          expect_close(sq[k], want_sq, mag_sq, rows, "centered squares k=" + std::to_string(k));
+          expect_close(sdyx[k], want_dyx, mag_dyx, rows, "sum dy*xhat k=" + std::to_string(k));
+        }
+        EXPECT_EQ(sums[c], kGuard);
+        EXPECT_EQ(sdy[c], kGuard);
+        EXPECT_EQ(sdyx[c], kGuard);
+        EXPECT_EQ(sq[c], kGuard);
+      }
+    }
+  });
+}
+
+TEST(TrainRows, RowMapsEveryTarget) {
+  for_each_target([] {
+    for (size_t c : kChannels) {
+      for (size_t rows : kRows) {
+        SCOPED_TRACE("c=" + std::to_string(c) + " rows=" + std::to_string(rows));
+        const size_t n = rows * c;
+        const std::vector<float> x = random_f32(n, 30 + static_cast<uint32_t>(c), -3.f, 5.f);
+        const std::vector<float> dy = random_f32(n, 40 + static_cast<uint32_t>(rows));
+        const std::vector<float> mean = random_f32(c, 4), invstd = random_f32(c, 5, 0.5f, 2.f);
+        const std::vector<float> scale = random_f32(c, 6), shift = random_f32(c, 7);
+        const std::vector<float> mdy = random_f32(c, 8), mdyx = random_f32(c, 9);
+        std::vector<float> base = random_f32(n + 1, 11);
+        base[n] = kGuard;
+        std::vector<float> y(n + 1, kGuard), acc = base, dx = base;
+        f32_rows_scale_shift(rows, c, x.data(), scale.data(), shift.data(), y.data());
+        f32_rows_scale_acc(rows, c, dy.data(), scale.data(), acc.data());
+        f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), scale.data(),
+                          mdy.data(), mdyx.data(), dx.data());
+        for (size_t r = 0; r < rows; ++r) {
+          for (size_t k = 0; k < c; ++k) {
+            const size_t i = r * c + k;
+            const double sx = static_cast<double>(x[i]) * scale[k];
+            expect_close(y[i], sx + shift[k], std::fabs(sx) + std::fabs(shift[k]), 1, "scale_shift " + std::to_string(i));
+            const double sd = static_cast<double>(dy[i]) * scale[k];
+            expect_close(acc[i], base[i] + sd, std::fabs(sd) + std::fabs(base[i]), 1, "scale_acc " + std::to_string(i));
+            const double xhat = (static_cast<double>(x[i]) - mean[k]) * invstd[k];
+            const double g = dy[i] - static_cast<double>(mdy[k]) - xhat * mdyx[k];
+            const double mag = std::fabs(scale[k]) * (std::fabs(dy[i]) + std::fabs(mdy[k]) + std::fabs(xhat * mdyx[k])) + std::fabs(base[i]);
+            expect_close(dx[i], base[i] + scale[k] * g, mag, 3, "grad_input " + std::to_string(i));
+          }
+        }
+        EXPECT_EQ(y[n], kGuard);
+        EXPECT_EQ(acc[n], kGuard);
+        EXPECT_EQ(dx[n], kGuard);
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace pcv::kernels
