@@ -122,6 +122,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 6, 6, 5, 10, 3, 1, 1, 1, 5},     // depthwise multiplier 2
                       Case{2, 11, 11, 8, 8, 5, 2, 1, 2, 8},    // depthwise 5x5
                       Case{1, 40, 40, 32, 64, 3, 1, 1, 1, 1},  // several row chunks
+                      Case{3, 20, 20, 13, 24, 1, 1, 1, 0, 1},  // 1x1 direct, 1200 rows, partial tiles
                       Case{4, 20, 20, 64, 40, 3, 1, 1, 1, 1}));
 
 }  // namespace

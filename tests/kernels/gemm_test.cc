@@ -22,6 +22,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemm/gemm_backward.h"
 
 namespace pcv::kernels {
 namespace {
@@ -103,6 +104,47 @@ void for_each_target(Fn fn) {
     fn(uk);
   }
   hwy::SetSupportedTargetsForTest(0);
+}
+
+// f32_gemm_atb_acc: C += A^T B with A (k, m) and B (k, n) read in place, every target, tails
+// of both tile dimensions and k across its row blocks; each element is a k-ordered sum, so
+// the result is within a sequential dot product's error of the double sum.
+TEST(GemmF32AtbAcc, TailsEveryTarget) {
+  for_each_target([&](const F32GemmUkernels&) {
+    for (size_t m : {1, 5, 8, 13, 16, 27}) {
+      for (size_t n : {1, 7, 16, 24, 33, 64}) {
+        for (size_t k : {1, 9, 256, 600}) {
+          SCOPED_TRACE("m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+          const size_t lda = m + (k % 2), ldb = n + 3, ldc = n + 1;
+          std::mt19937 rng(static_cast<uint32_t>(m * 131 + n * 7 + k));
+          std::uniform_real_distribution<float> dist(-1.f, 1.f);
+          std::vector<float> a(k * lda), b(k * ldb), c(m * ldc + 1);
+          for (auto& v : a) v = dist(rng);
+          for (auto& v : b) v = dist(rng);
+          for (auto& v : c) v = dist(rng);
+          c.back() = 777.f;
+          const std::vector<float> c0 = c;
+          f32_gemm_atb_acc(m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc);
+          for (size_t i = 0; i < m; ++i) {
+            for (size_t j = 0; j < ldc; ++j) {
+              if (j >= n) {
+                ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "wrote padding column " << j;
+                continue;
+              }
+              double want = c0[i * ldc + j], mag = std::fabs(want);
+              for (size_t r = 0; r < k; ++r) {
+                const double t = static_cast<double>(a[r * lda + i]) * b[r * ldb + j];
+                want += t;
+                mag += std::fabs(t);
+              }
+              ASSERT_NEAR(c[i * ldc + j], want, 1.2e-7 * static_cast<double>(k + 1) * mag) << i << "," << j;
+            }
+          }
+          EXPECT_EQ(c.back(), 777.f) << "wrote past the end of C";
+        }
+      }
+    }
+  });
 }
 
 TEST(GemmF32MinmaxHwy, ListsTargets) {

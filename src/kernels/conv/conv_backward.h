@@ -15,8 +15,10 @@
 //   kGemm        per group, per chunk of `rows` output pixels:
 //                  backward-data:   dXcol(rows, K) = dY(rows, og) * W_g(og, K), then col2im
 //                                   (1x1 stride 1 unpadded: accumulated straight into dX);
-//                  backward-filter: dW_g(og, K) += dY^T(og, rows) * im2col(X)(rows, K), im2col
-//                                   written directly in the packed-B panel layout;
+//                  backward-filter: dW_g^T(K, og) += im2col(X)(rows, K)^T * dY_g(rows, og)
+//                                   (f32_gemm_atb_acc: both read in place, no transpose;
+//                                   1x1 stride 1 unpadded: X itself, all of a slice's
+//                                   pixels in one call), transposed into dW at the end;
 //                K = kh*kw*in_c/groups, og = out_c/groups, GEMMs of kernels/gemm.
 //   kDepthwise   groups == in_c: direct NHWC loops, vectorizable over channels.
 // Determinism: the batch is cut into `slices` (a function of the batch only, never of the

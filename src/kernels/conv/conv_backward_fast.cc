@@ -8,6 +8,7 @@
 #include "base/thread_pool.h"
 #include "kernels/conv/conv_backward.h"
 #include "kernels/gemm/gemm_backward.h"
+#include "kernels/train/train_rows.h"
 
 namespace pcv::kernels {
 namespace {
@@ -21,12 +22,12 @@ int slices_for(int batch) { return std::max(1, std::min(batch, kMaxSlices)); }
 
 // Scratch layout (floats, each region 64-byte aligned relative to an aligned base):
 //   shared: packed filter for backward-data, per group (k = og rows, n = K columns)
-//   per slice: im2col panels (rows x K, packed), dXcol (rows x K), dY^T (og x rows),
-//              partial filter gradient (filter elems), partial bias gradient (out_c)
+//   per slice: im2col rows (rows x K), dXcol (rows x K), partial filter gradient (filter
+//              elems; kGemm: per group transposed, (K, og)), partial bias gradient (out_c)
 struct Layout {
   size_t w_panels_per_group = 0;  // floats per group of the packed filter
   size_t shared = 0;
-  size_t col = 0, dxcol = 0, dyt = 0, dw = 0, db = 0;
+  size_t col = 0, dxcol = 0, dw = 0, db = 0;
   size_t per_slice = 0;
   size_t total = 0;  // without the alignment slack
 };
@@ -41,16 +42,15 @@ Layout layout_for(const F32Conv2dBackwardPlan& plan) {
     const size_t og = static_cast<size_t>(p.out_c / p.groups);
     l.w_panels_per_group = align_up(panels * uk.nr * og);
     l.shared = l.w_panels_per_group * static_cast<size_t>(p.groups);
-    l.col = align_up(panels * uk.nr * plan.rows);
+    l.col = plan.direct_1x1 ? 0 : align_up(plan.rows * plan.k);
     l.dxcol = plan.direct_1x1 ? 0 : align_up(plan.rows * plan.k);
-    l.dyt = align_up(og * plan.rows);
   } else {
     // Shared: the filter transposed to (kh * kw, out_c).
     l.shared = align_up(filter_elems);
   }
   l.dw = align_up(filter_elems);
   l.db = align_up(static_cast<size_t>(p.out_c));
-  l.per_slice = l.col + l.dxcol + l.dyt + l.dw + l.db;
+  l.per_slice = l.col + l.dxcol + l.dw + l.db;
   l.total = l.shared + l.per_slice * static_cast<size_t>(plan.slices);
   return l;
 }
@@ -60,45 +60,30 @@ float* align_ptr(float* p) {
   return reinterpret_cast<float*>((a + 63) / 64 * 64);
 }
 
-// Writes im2col rows [m0, m0 + rows) of image `x` (group g) in packed panel layout:
-// column kcol = (ky * kw + kx) * cg + ci of row r goes to panel kcol / nr, at r * nr + kcol % nr.
-void im2col_panels(const Conv2dParams& p, const float* x, int g, size_t m0, size_t rows,
-                   size_t k, size_t nr, float* panels) {
-  const int cg = p.in_c / p.groups;
-  const size_t panel_stride = nr * rows;
-  const size_t n_panels = (k + nr - 1) / nr;
-  const size_t valid_last = k - (n_panels - 1) * nr;
-  if (valid_last != nr) {
-    float* last = panels + (n_panels - 1) * panel_stride;
-    for (size_t r = 0; r < rows; ++r) std::fill(last + r * nr + valid_last, last + r * nr + nr, 0.0f);
-  }
+// Writes im2col rows [m0, m0 + rows) of image `x` (group g) row-major: column
+// kcol = (ky * kw + kx) * cg + ci of row r at col[r * k + kcol] (zeros for padding taps).
+void im2col_rows(const Conv2dParams& p, const float* x, int g, size_t m0, size_t rows, size_t k,
+                 float* col) {
+  const size_t cg = static_cast<size_t>(p.in_c / p.groups);
+  int oy = static_cast<int>(m0 / static_cast<size_t>(p.out_w));
+  int ox = static_cast<int>(m0 % static_cast<size_t>(p.out_w));
   for (size_t r = 0; r < rows; ++r) {
-    const size_t m = m0 + r;
-    const int oy = static_cast<int>(m / static_cast<size_t>(p.out_w));
-    const int ox = static_cast<int>(m % static_cast<size_t>(p.out_w));
+    float* dst = col + r * k;
     for (int ky = 0; ky < p.kernel_h; ++ky) {
       const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-      for (int kx = 0; kx < p.kernel_w; ++kx) {
+      for (int kx = 0; kx < p.kernel_w; ++kx, dst += cg) {
         const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-        const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
-        const float* src = inside ? x + (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c +
-                                        static_cast<size_t>(g) * cg
-                                  : nullptr;
-        size_t kcol = static_cast<size_t>(ky * p.kernel_w + kx) * cg;
-        size_t done = 0;
-        while (done < static_cast<size_t>(cg)) {
-          const size_t panel = kcol / nr, off = kcol % nr;
-          const size_t len = std::min(nr - off, static_cast<size_t>(cg) - done);
-          float* dst = panels + panel * panel_stride + r * nr + off;
-          if (src != nullptr) {
-            std::memcpy(dst, src + done, len * sizeof(float));
-          } else {
-            std::fill(dst, dst + len, 0.0f);
-          }
-          done += len;
-          kcol += len;
+        if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) {
+          std::memcpy(dst, x + (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c + static_cast<size_t>(g) * cg,
+                      cg * sizeof(float));
+        } else {
+          std::fill(dst, dst + cg, 0.0f);
         }
       }
+    }
+    if (++ox == p.out_w) {
+      ox = 0;
+      ++oy;
     }
   }
 }
@@ -126,43 +111,49 @@ void col2im_add(const Conv2dParams& p, const float* dxcol, size_t m0, size_t row
   }
 }
 
-// One slice of images [n0, n1) on the GEMM path.
+// One slice of images [n0, n1) on the GEMM path. dwt: this slice's filter gradient, per
+// group transposed (K, og).
 void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int n1,
                 const float* input, const float* output_grad, float* input_grad, bool want_dw,
                 bool want_db, const float* w_packed, float* slice, ThreadPool* pool) {
   const Conv2dParams& p = plan.params;
   const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
-  const size_t nr = uk.nr;
   const size_t og = static_cast<size_t>(p.out_c / p.groups);
   const size_t cg = static_cast<size_t>(p.in_c / p.groups);
   const size_t pixels = static_cast<size_t>(p.out_h) * p.out_w;
   const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
   float* col = slice;
   float* dxcol = col + l.col;
-  float* dyt = dxcol + l.dxcol;
-  float* dw = dyt + l.dyt;
-  float* db = dw + l.dw;
+  float* dwt = dxcol + l.dxcol;
+  float* db = dwt + l.dw;
+  const size_t group_dw = plan.k * og;
+  if (plan.direct_1x1 && (want_dw || want_db)) {
+    // The slice's images are contiguous rows of pixels: one pass over all of them.
+    const size_t rows = static_cast<size_t>(n1 - n0) * pixels;
+    const float* x = input + static_cast<size_t>(n0) * in_image;
+    const float* dy = output_grad + static_cast<size_t>(n0) * pixels * p.out_c;
+    if (want_db) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
+    for (int g = 0; want_dw && g < p.groups; ++g) {
+      // dW_g^T(K, og) += X_g^T(K, rows) * dY_g(rows, og)
+      f32_gemm_atb_acc(cg, og, rows, x + static_cast<size_t>(g) * cg, p.in_c, dy + static_cast<size_t>(g) * og,
+                       p.out_c, dwt + g * group_dw, og);
+    }
+  }
   for (int n = n0; n < n1; ++n) {
     const float* x = input + static_cast<size_t>(n) * in_image;
     const float* dy_img = output_grad + static_cast<size_t>(n) * pixels * p.out_c;
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
+    if (plan.direct_1x1 && dx == nullptr) break;
     for (size_t m0 = 0; m0 < pixels; m0 += plan.rows) {
       const size_t rows = std::min(plan.rows, pixels - m0);
       const float* dy = dy_img + m0 * p.out_c;  // (rows, out_c)
-      if (want_db) {
-        for (size_t r = 0; r < rows; ++r) {
-          const float* d = dy + r * p.out_c;
-          for (int c = 0; c < p.out_c; ++c) db[c] += d[c];
-        }
-      }
+      if (want_db && !plan.direct_1x1) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
       for (int g = 0; g < p.groups; ++g) {
         const float* dy_g = dy + static_cast<size_t>(g) * og;
-        if (want_dw) {
-          // dW_g(og, K) += dY_g^T(og, rows) * im2col(rows, K)
-          im2col_panels(p, x, g, m0, rows, plan.k, nr, col);
-          f32_transpose(rows, og, dy_g, p.out_c, dyt, rows);
-          f32_gemm_acc_panels(og, dyt, rows, col, rows, plan.k, uk, dw + g * og * plan.k, plan.k,
-                              pool);
+        if (want_dw && !plan.direct_1x1) {
+          // dW_g^T(K, og) += im2col(rows, K)^T * dY_g(rows, og)
+          im2col_rows(p, x, g, m0, rows, plan.k, col);
+          f32_gemm_atb_acc(plan.k, og, rows, col, plan.k, dy_g, p.out_c, dwt + g * group_dw, og);
         }
         if (dx != nullptr) {
           const float* wp = w_packed + static_cast<size_t>(g) * l.w_panels_per_group;
@@ -319,7 +310,7 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     const int n0 = static_cast<int>(static_cast<int64_t>(batch) * static_cast<int64_t>(s) / S);
     const int n1 = static_cast<int>(static_cast<int64_t>(batch) * static_cast<int64_t>(s + 1) / S);
     float* slice = slices + s * l.per_slice;
-    float* dw = slice + l.col + l.dxcol + l.dyt;
+    float* dw = slice + l.col + l.dxcol;
     float* db = dw + l.dw;
     if (want_dw) std::fill(dw, dw + filter_elems, 0.0f);
     if (want_db) std::fill(db, db + p.out_c, 0.0f);
@@ -339,11 +330,19 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
 
   // Ordered reduction of the slice partials (fixed order: bitwise the same for any pool).
   for (int s = 0; s < S; ++s) {
-    const float* dw = slices + static_cast<size_t>(s) * l.per_slice + l.col + l.dxcol + l.dyt;
+    const float* dw = slices + static_cast<size_t>(s) * l.per_slice + l.col + l.dxcol;
     const float* db = dw + l.dw;
     if (want_dw) {
       if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
-        for (size_t i = 0; i < filter_elems; ++i) filter_grad[i] += dw[i];
+        // Per group: (K, og) partial -> (og, K) rows of the filter gradient.
+        const size_t og = static_cast<size_t>(p.out_c / p.groups);
+        for (int g = 0; g < p.groups; ++g) {
+          const float* src = dw + static_cast<size_t>(g) * plan.k * og;
+          float* dst = filter_grad + static_cast<size_t>(g) * og * plan.k;
+          for (size_t o = 0; o < og; ++o) {
+            for (size_t kk = 0; kk < plan.k; ++kk) dst[o * plan.k + kk] += src[kk * og + o];
+          }
+        }
       } else {
         for (int oc = 0; oc < p.out_c; ++oc) {
           for (size_t t = 0; t < taps; ++t) filter_grad[static_cast<size_t>(oc) * taps + t] += dw[t * p.out_c + oc];

@@ -20,15 +20,6 @@ namespace pcv::kernels {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// The N floats of a row at p + col: all of them, the ones before column nr, or zeros past it.
-template <class D>
-HWY_INLINE hn::Vec<D> LoadColumns(D d, const float* HWY_RESTRICT p, size_t col, size_t nr) {
-  const size_t N = hn::Lanes(d);
-  if (col + N <= nr) return hn::LoadU(d, p + col);
-  if (col < nr) return LoadPartial(d, p + col, nr - col);
-  return hn::Zero(d);
-}
-
 template <size_t MR, size_t NRV>
 void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, size_t lda,
                    const float* HWY_RESTRICT w, const float* HWY_RESTRICT bias,

@@ -70,6 +70,14 @@ void f32_gemm_acc_panels(size_t m, const float* a, size_t lda, const float* pane
 // The microkernel f32_gemm_acc uses for N columns (the narrow one when it pads fewer).
 F32GemmUkernel f32_gemm_acc_ukernel(size_t n);
 
+// C(M, N) += A^T(M, K) * B(K, N) with A given as (K, M): C[i][j] += sum over r < k of
+// A[r][i] * B[r][j]. A (k, M) row-major, stride lda >= M; B (k, N) row-major, stride ldb >= N;
+// both read in place (a conv's filter gradient: A = input patches, B = output gradient, rows
+// = pixels). C (M, N) row-major, stride ldc >= N, must not alias A or B. ACCUMULATES. Each C
+// element adds its k products in r order. Caller's thread only.
+void f32_gemm_atb_acc(size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b,
+                      size_t ldb, float* c, size_t ldc);
+
 // out(N, M) = in(M, N)^T, row strides ld_in >= N and ld_out >= M (a blocked copy).
 void f32_transpose(size_t m, size_t n, const float* in, size_t ld_in, float* out, size_t ld_out);
 

@@ -45,6 +45,17 @@ HWY_INLINE void StorePartial(hwy::HWY_NAMESPACE::Vec<D> v, D d, float* HWY_RESTR
 #endif
 }
 
+// The Lanes(d) floats of a row at p + col: all of them, the ones before column nr, or zeros
+// past it.
+template <class D>
+HWY_INLINE hwy::HWY_NAMESPACE::Vec<D> LoadColumns(D d, const float* HWY_RESTRICT p, size_t col, size_t nr) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const size_t N = hn::Lanes(d);
+  if (col + N <= nr) return hn::LoadU(d, p + col);
+  if (col < nr) return LoadPartial(d, p + col, nr - col);
+  return hn::Zero(d);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace pcv::kernels
 HWY_AFTER_NAMESPACE();
