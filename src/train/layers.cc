@@ -273,40 +273,11 @@ void max_pool_forward(const kernels::Pool2dParams& p, const float* x, float* y, 
   const size_t C = static_cast<size_t>(p.channels);
   const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * C;
   const size_t out_image = static_cast<size_t>(p.out_h) * p.out_w * C;
+  const size_t out_row = static_cast<size_t>(p.out_w) * C;
   auto image = [&](size_t n) {
-    const float* xi = x + n * in_image;
     for (int oy = 0; oy < p.out_h; ++oy) {
-      for (int ox = 0; ox < p.out_w; ++ox) {
-        // y, argmax: (N, out_h, out_w, C)
-        float* yo = y + n * out_image + (static_cast<size_t>(oy) * p.out_w + ox) * C;
-        int32_t* ao = argmax + n * out_image + (static_cast<size_t>(oy) * p.out_w + ox) * C;
-        for (size_t k = 0; k < C; ++k) {
-          yo[k] = -std::numeric_limits<float>::infinity();
-          ao[k] = -1;
-        }
-        for (int ky = 0; ky < p.kernel_h; ++ky) {
-          const int iy = oy * p.stride_h - p.pad_top + ky;
-          if (iy < 0 || iy >= p.in_h) continue;
-          for (int kx = 0; kx < p.kernel_w; ++kx) {
-            const int ix = ox * p.stride_w - p.pad_left + kx;
-            if (ix < 0 || ix >= p.in_w) continue;
-            const int32_t off = static_cast<int32_t>((static_cast<size_t>(iy) * p.in_w + ix) * C);
-            // Branch-free select (vectorizes): the first maximum wins ties.
-            const float* __restrict xr = xi + off;
-            float* __restrict yv = yo;
-            int32_t* __restrict av = ao;
-            for (size_t k = 0; k < C; ++k) {
-              const float v = xr[k], best = yv[k];
-              const bool gt = v > best;
-              yv[k] = gt ? v : best;
-              av[k] = gt ? off + static_cast<int32_t>(k) : av[k];
-            }
-          }
-        }
-        for (size_t k = 0; k < C; ++k) {
-          if (ao[k] < 0) yo[k] = 0.f;
-        }
-      }
+      const size_t o = n * out_image + static_cast<size_t>(oy) * out_row;  // y, argmax: (N, out_h, out_w, C)
+      kernels::f32_max_pool_argmax_row(p, x + n * in_image, oy, y + o, argmax + o);
     }
   };
   if (!use_pool(pool, static_cast<size_t>(p.batch) * in_image)) {

@@ -155,5 +155,61 @@ TEST(TrainRows, RowMapsEveryTarget) {
   });
 }
 
+// Max pooling with argmax against the window loop: channel tails, padding (windows partly and
+// wholly outside), overlapping windows, ties (the first in window order wins) and -inf.
+TEST(TrainRows, MaxPoolArgmaxEveryTarget) {
+  struct Shape {
+    int h, w, c, k, stride, pad;
+  };
+  for_each_target([] {
+    for (const Shape& sh : {Shape{6, 7, 3, 2, 2, 0}, Shape{5, 5, 17, 3, 1, 1}, Shape{4, 6, 33, 3, 2, 1},
+                            Shape{3, 3, 8, 2, 2, 2}}) {
+      Pool2dParams p;
+      p.in_h = sh.h;
+      p.in_w = sh.w;
+      p.channels = sh.c;
+      p.kernel_h = p.kernel_w = sh.k;
+      p.stride_h = p.stride_w = sh.stride;
+      p.pad_top = p.pad_left = sh.pad;
+      p.out_h = (sh.h + 2 * sh.pad - sh.k) / sh.stride + 1;
+      p.out_w = (sh.w + 2 * sh.pad - sh.k) / sh.stride + 1;
+      SCOPED_TRACE("in " + std::to_string(sh.h) + "x" + std::to_string(sh.w) + "x" + std::to_string(sh.c));
+      const size_t c = static_cast<size_t>(sh.c);
+      std::vector<float> x = random_f32(static_cast<size_t>(sh.h * sh.w) * c, 50 + static_cast<uint32_t>(sh.c));
+      for (size_t i = 0; i < x.size(); i += 5) x[i] = 0.25f;  // ties
+      for (size_t i = 3; i < x.size(); i += 11) x[i] = -std::numeric_limits<float>::infinity();
+      const size_t row = static_cast<size_t>(p.out_w) * c;
+      for (int oy = 0; oy < p.out_h; ++oy) {
+        std::vector<float> y(row + 1, kGuard);
+        std::vector<int32_t> a(row + 1, 99);
+        f32_max_pool_argmax_row(p, x.data(), oy, y.data(), a.data());
+        for (int ox = 0; ox < p.out_w; ++ox) {
+          for (size_t k = 0; k < c; ++k) {
+            float best = -std::numeric_limits<float>::infinity();
+            int32_t arg = -1;
+            for (int ky = 0; ky < p.kernel_h; ++ky) {
+              const int iy = oy * p.stride_h - p.pad_top + ky;
+              for (int kx = 0; kx < p.kernel_w; ++kx) {
+                const int ix = ox * p.stride_w - p.pad_left + kx;
+                if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) continue;
+                const int32_t off = (iy * p.in_w + ix) * sh.c + static_cast<int32_t>(k);
+                if (x[static_cast<size_t>(off)] > best) {
+                  best = x[static_cast<size_t>(off)];
+                  arg = off;
+                }
+              }
+            }
+            const size_t i = static_cast<size_t>(ox) * c + k;
+            EXPECT_EQ(a[i], arg) << "oy " << oy << " ox " << ox << " c " << k;
+            EXPECT_EQ(y[i], arg < 0 ? 0.f : best) << "oy " << oy << " ox " << ox << " c " << k;
+          }
+        }
+        EXPECT_EQ(y[row], kGuard);
+        EXPECT_EQ(a[row], 99);
+      }
+    }
+  });
+}
+
 }  // namespace
 }  // namespace pcv::kernels

@@ -13,6 +13,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+
+#include "kernels/pool/pool.h"
 
 namespace pcv::kernels {
 
@@ -40,5 +43,12 @@ void f32_bn_grad_sums(size_t rows, size_t c, const float* x, const float* dy, co
 void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
                        const float* invstd, const float* coef, const float* mdy, const float* mdyx,
                        float* dx);
+
+// Max pooling with the argmax the backward scatters through, for output row oy of one image
+// (x: that image, (in_h, in_w, C); y, argmax: the row, (out_w, C)). argmax = offset of the
+// chosen input in the image, (iy * in_w + ix) * C + c; the first maximum in window order
+// wins ties; a window entirely in the padding (or holding only -inf / NaN) gives y = 0,
+// argmax = -1.
+void f32_max_pool_argmax_row(const Pool2dParams& p, const float* x, int oy, float* y, int32_t* argmax);
 
 }  // namespace pcv::kernels

@@ -8,6 +8,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "kernels/gemm/load_partial-inl.h"
 #include "kernels/train/train_rows.h"
@@ -229,6 +230,53 @@ void BnGradInput(size_t rows, size_t c, const float* HWY_RESTRICT x, const float
   });
 }
 
+void MaxPoolArgmaxRow(const Pool2dParams& p, const float* HWY_RESTRICT x, int oy,
+                      float* HWY_RESTRICT y, int32_t* HWY_RESTRICT argmax) {
+  const DF d;
+  const hn::Rebind<int32_t, DF> di;
+  const size_t N = hn::Lanes(d);
+  const size_t c = static_cast<size_t>(p.channels);
+  const int y0 = std::max(oy * p.stride_h - p.pad_top, 0);
+  const int y1 = std::min(oy * p.stride_h - p.pad_top + p.kernel_h, p.in_h);
+  const auto iota = hn::Iota(di, 0);
+  for (int ox = 0; ox < p.out_w; ++ox) {
+    const int x0 = std::max(ox * p.stride_w - p.pad_left, 0);
+    const int x1 = std::min(ox * p.stride_w - p.pad_left + p.kernel_w, p.in_w);
+    float* yo = y + static_cast<size_t>(ox) * c;
+    int32_t* ao = argmax + static_cast<size_t>(ox) * c;
+    if (y0 >= y1 || x0 >= x1) {  // all padding
+      std::fill(yo, yo + c, 0.f);
+      std::fill(ao, ao + c, -1);
+      continue;
+    }
+    for (size_t k = 0; k < c; k += N) {
+      const size_t lanes = std::min(N, c - k);
+      auto best = hn::Set(d, -std::numeric_limits<float>::infinity());
+      auto idx = hn::Set(di, -1);
+      for (int iy = y0; iy < y1; ++iy) {
+        for (int ix = x0; ix < x1; ++ix) {
+          const int32_t off = static_cast<int32_t>((static_cast<size_t>(iy) * p.in_w + ix) * c + k);
+          const auto v = LoadLanes(d, x + off, lanes);
+          const auto gt = hn::Gt(v, best);
+          best = hn::IfThenElse(gt, v, best);
+          idx = hn::IfThenElse(hn::RebindMask(di, gt), hn::Add(iota, hn::Set(di, off)), idx);
+        }
+      }
+      // No input above -inf (or only NaN): no gradient path, output 0 (as all-padding).
+      best = hn::IfThenZeroElse(hn::RebindMask(d, hn::Lt(idx, hn::Zero(di))), best);
+      if (lanes == N) {
+        hn::StoreU(best, d, yo + k);
+        hn::StoreU(idx, di, ao + k);
+      } else {
+        StorePartial(best, d, yo + k, lanes);
+        HWY_ALIGN int32_t buf[hn::MaxLanes(di)];
+        hn::Store(idx, di, buf);
+        std::copy(buf, buf + lanes, ao + k);
+      }
+    }
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace pcv::kernels
 HWY_AFTER_NAMESPACE();
@@ -245,6 +293,7 @@ HWY_EXPORT(RowsScaleShift);
 HWY_EXPORT(RowsScaleAcc);
 HWY_EXPORT(BnGradSums);
 HWY_EXPORT(BnGradInput);
+HWY_EXPORT(MaxPoolArgmaxRow);
 
 const char* apply_forced_isa();  // gemm.h
 
@@ -287,6 +336,11 @@ void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, c
                        float* dx) {
   apply_forced_isa();
   HWY_DYNAMIC_DISPATCH(BnGradInput)(rows, c, x, dy, mean, invstd, coef, mdy, mdyx, dx);
+}
+
+void f32_max_pool_argmax_row(const Pool2dParams& p, const float* x, int oy, float* y, int32_t* argmax) {
+  apply_forced_isa();
+  HWY_DYNAMIC_DISPATCH(MaxPoolArgmaxRow)(p, x, oy, y, argmax);
 }
 
 }  // namespace pcv::kernels
