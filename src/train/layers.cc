@@ -173,7 +173,7 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
 
 void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma,
                                const float* mean, const float* invstd, const float* dy, float* dx,
-                               float* dgamma, float* dbeta, ThreadPool* pool) {
+                               float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx) {
   const size_t C = static_cast<size_t>(c);
   // sum(dy) and sum(dy * xhat) per channel.
   std::vector<float> part(kReduceSlices * 2 * C, 0.f);
@@ -195,9 +195,9 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
     coef[k] = gamma[k] * invstd[k];
   }
   if (dx == nullptr) return;
-  parallel_rows(pool, rows, C, [&](size_t b, size_t e) {  // accumulates
+  parallel_rows(pool, rows, C, [&](size_t b, size_t e) {  // accumulates unless assign_dx
     kernels::f32_bn_grad_input(e - b, C, x + b * C, dy + b * C, mean, invstd, coef.data(), mdy.data(),
-                               mdyx.data(), dx + b * C);
+                               mdyx.data(), dx + b * C, !assign_dx);
   });
 }
 

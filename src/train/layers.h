@@ -60,9 +60,11 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
                               float* var, ThreadPool* pool);
 // With xhat = (x - mean) * invstd: dgamma += sum dy * xhat; dbeta += sum dy;
 // dx += gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
+// assign_dx: dx = instead of dx += (the caller knows dx holds nothing yet: saves zeroing it
+// and reading it back).
 void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma,
                                const float* mean, const float* invstd, const float* dy, float* dx,
-                               float* dgamma, float* dbeta, ThreadPool* pool);
+                               float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx = false);
 // Eval mode (running statistics): y = (x - mean) * invstd * gamma + beta, invstd from the
 // running variance; backward: dx += dy * gamma * invstd, dgamma += sum dy * xhat,
 // dbeta += sum dy. `invstd` (C) is computed by the caller: 1 / sqrt(running_var + eps).

@@ -64,6 +64,9 @@ struct Slot {
   AlignedBuffer data;
   float* grad = nullptr;  // current gradient (pool buffer or parameter gradient)
   int grad_buffer = -1;   // pool index, -1 when not from the pool
+  // The pool buffer holds no gradient yet and is not zeroed: the first writer either assigns
+  // every element (grad_for_write) or zeroes it before adding (grad_for, zero_if_pending).
+  bool grad_unset = false;
   bool needs_grad = false;
   int param = -1;         // index in parameters
   ValueId alias_of = ir::kNoValue;  // shares this value's buffer (a fused activation's output)
@@ -156,8 +159,16 @@ struct Program::Impl {
     gbuf_used[static_cast<size_t>(best)] = true;
     s.grad_buffer = best;
     s.grad = as_f32(gbufs[static_cast<size_t>(best)]);
-    std::memset(s.grad, 0, elems(v) * sizeof(float));
+    s.grad_unset = true;
     return s.grad;
+  }
+  // Zeroes a gradient nothing was written to yet (before it is added to or read).
+  void zero_if_unset(ValueId v) {
+    Slot& s = slots[v];
+    if (s.grad_unset) {
+      std::memset(s.grad, 0, elems(v) * sizeof(float));
+      s.grad_unset = false;
+    }
   }
   void release_grad(ValueId v) {
     Slot& s = slots[v];
@@ -165,13 +176,29 @@ struct Program::Impl {
       gbuf_used[static_cast<size_t>(s.grad_buffer)] = false;
       s.grad_buffer = -1;
       s.grad = nullptr;
+      s.grad_unset = false;
     }
   }
-  // Gradient buffer of an input of a node, or nullptr when it needs none.
+  // Gradient buffer of an input of a node, or nullptr when it needs none: the backward ADDS
+  // its contribution.
   float* grad_for(ValueId v) {
     if (v == ir::kNoValue || !slots[v].needs_grad) return nullptr;
     if (slots[v].param >= 0) return slots[v].grad;
-    return acquire_grad(v);
+    float* g = acquire_grad(v);
+    zero_if_unset(v);
+    return g;
+  }
+  // The same for a backward that can assign every element instead of adding: *assign is true
+  // when nothing was written to the buffer yet (then the caller MUST write all of it), false
+  // when it must add (another consumer's contribution is there, or a parameter gradient).
+  float* grad_for_write(ValueId v, bool* assign) {
+    *assign = false;
+    if (v == ir::kNoValue || !slots[v].needs_grad) return nullptr;
+    if (slots[v].param >= 0) return slots[v].grad;
+    float* g = acquire_grad(v);
+    *assign = slots[v].grad_unset;
+    slots[v].grad_unset = false;
+    return g;
   }
 
   Status build();
@@ -652,13 +679,17 @@ void Program::Impl::backward_node(size_t i) {
     if (si.grad == nullptr) {
       si.grad = so.grad;
       si.grad_buffer = so.grad_buffer;
+      si.grad_unset = so.grad_unset;
       so.grad = nullptr;
       so.grad_buffer = -1;
-    } else {
+      so.grad_unset = false;
+    } else if (!so.grad_unset) {
+      zero_if_unset(node.inputs[0]);
       add_inplace(elems(out), dy, si.grad, pool);
     }
     return;
   }
+  zero_if_unset(out);  // no consumer contributed: dL/d(output) is zero
   const float* y = data(out);
   const ValueId xin = node.inputs[0];
   const float* x = data(xin);
@@ -698,14 +729,18 @@ void Program::Impl::backward_node(size_t i) {
     case OpType::kBatchNorm: {
       const size_t c = st.bn_mean.size();
       const size_t rows = n_out / c;
-      float* dx = grad_for(xin);
-      float* dgamma = grad_for(node.inputs[1]);
-      float* dbeta = grad_for(node.inputs[2]);
       const float* gamma = data(node.inputs[1]);
       if (st.bn_train) {
+        bool assign = false;
+        float* dx = grad_for_write(xin, &assign);
+        float* dgamma = grad_for(node.inputs[1]);
+        float* dbeta = grad_for(node.inputs[2]);
         batch_norm_backward_train(rows, static_cast<int>(c), x, gamma, st.bn_mean.data(), st.bn_invstd.data(),
-                                  dy, dx, dgamma, dbeta, pool);
+                                  dy, dx, dgamma, dbeta, pool, assign);
       } else {
+        float* dx = grad_for(xin);
+        float* dgamma = grad_for(node.inputs[1]);
+        float* dbeta = grad_for(node.inputs[2]);
         batch_norm_backward_eval(rows, static_cast<int>(c), x, gamma, st.bn_mean.data(), st.bn_invstd.data(),
                                  dy, dx, dgamma, dbeta, pool);
       }
@@ -873,7 +908,10 @@ ir::ValueId Program::output_value(int i) const { return impl_->outputs[static_ca
 float* Program::output_grad(int i) {
   Impl& m = *impl_;
   // A buffer even when nothing trainable is upstream (then backward() ignores it).
-  return m.acquire_grad(m.outputs[static_cast<size_t>(i)]);
+  const ValueId v = m.outputs[static_cast<size_t>(i)];
+  float* g = m.acquire_grad(v);
+  m.zero_if_unset(v);
+  return g;
 }
 
 void Program::backward() {
@@ -900,6 +938,7 @@ void Program::backward() {
   }
   // Gradients of values nobody consumed (e.g. an output not on the loss path).
   for (ValueId v : m.outputs) m.release_grad(v);
+  if (m.opt.input_grad) m.zero_if_unset(m.input);  // nothing flowed back to the input
 }
 
 const float* Program::input_grad() const {

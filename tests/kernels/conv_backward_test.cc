@@ -5,11 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <hwy/targets.h>
+
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "base/thread_pool.h"
 #include "kernels/conv/conv.h"
+#include "kernels/gemm/gemm.h"
 #include "kernels/kernel_test_util.h"
 
 namespace pcv::kernels {
@@ -105,6 +109,65 @@ TEST_P(ConvBackwardFast, MatchesReference) {
   f32_conv2d_backward_fast(*plan, p.batch, x.data(), w.data(), dy.data(), dx.data(), nullptr,
                            nullptr, scratch.data(), nullptr);
   for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(dx[i], dx_ref[i], 1e-5 * (1 + taps));
+}
+
+// The depthwise per-image kernel on every compiled Highway target (the suite above runs the
+// dispatched one only): channel tails around each vector width, strides, dilation, 5x5, and
+// each of the three gradients alone.
+TEST(ConvBackwardDepthwise, EveryTarget) {
+  const Case cases[] = {Case{1, 7, 6, 1, 1, 3, 1, 1, 1, 1},   Case{1, 9, 9, 7, 7, 3, 2, 1, 1, 7},
+                        Case{1, 8, 8, 16, 16, 3, 1, 1, 1, 16}, Case{1, 9, 7, 17, 17, 3, 2, 1, 1, 17},
+                        Case{1, 11, 11, 40, 40, 5, 1, 2, 4, 40}, Case{1, 6, 6, 33, 33, 5, 2, 1, 2, 33}};
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    if (apply_forced_isa() != nullptr && std::string(apply_forced_isa()) != hwy::TargetName(target)) continue;
+    SCOPED_TRACE(std::string("isa ") + hwy::TargetName(target));
+    for (const Case& cs : cases) {
+      Conv2dParams p = make_params(cs);
+      p.groups = p.in_c;
+      SCOPED_TRACE("c=" + std::to_string(p.in_c) + " k=" + std::to_string(p.kernel_h));
+      const size_t in_elems = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
+      const size_t out_elems = static_cast<size_t>(p.out_h) * p.out_w * p.out_c;
+      const size_t taps = static_cast<size_t>(p.kernel_h) * p.kernel_w;
+      const size_t w_elems = taps * static_cast<size_t>(p.out_c);
+      const auto x = random_f32(in_elems, 1), w = random_f32(w_elems, 2), dy = random_f32(out_elems, 3);
+      const auto dx0 = random_f32(in_elems, 4), dw0 = random_f32(w_elems, 5), db0 = random_f32(p.out_c, 6);
+      std::vector<float> dx_ref = dx0, dw_ref = dw0, db_ref = db0;
+      f32_conv2d_backward__ref(p, x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data(), db_ref.data());
+      // The kernel takes the filter as (taps, C) and gives its gradient in that layout.
+      std::vector<float> wt(w_elems), dwt0(w_elems);
+      for (size_t c = 0; c < static_cast<size_t>(p.out_c); ++c) {
+        for (size_t t = 0; t < taps; ++t) {
+          wt[t * p.out_c + c] = w[c * taps + t];
+          dwt0[t * p.out_c + c] = dw0[c * taps + t];
+        }
+      }
+      for (int which = 0; which < 4; ++which) {  // all three, then each alone
+        std::vector<float> dx = dx0, dwt = dwt0, db = db0;
+        dx.push_back(-7.f);
+        dwt.push_back(-7.f);
+        db.push_back(-7.f);
+        f32_dwconv_backward_image(p, x.data(), dy.data(), wt.data(), which == 0 || which == 1 ? dx.data() : nullptr,
+                                  which == 0 || which == 2 ? dwt.data() : nullptr,
+                                  which == 0 || which == 3 ? db.data() : nullptr);
+        for (size_t i = 0; i < in_elems; ++i) {
+          ASSERT_NEAR(dx[i], which == 0 || which == 1 ? dx_ref[i] : dx0[i], 1e-5 * (1 + taps)) << "dx " << i;
+        }
+        for (size_t c = 0; c < static_cast<size_t>(p.out_c); ++c) {
+          for (size_t t = 0; t < taps; ++t) {
+            ASSERT_NEAR(dwt[t * p.out_c + c], which == 0 || which == 2 ? dw_ref[c * taps + t] : dw0[c * taps + t],
+                        1e-6 * (10.0 + static_cast<double>(out_elems)))
+                << "dw c " << c << " tap " << t;
+          }
+          ASSERT_NEAR(db[c], which == 0 || which == 3 ? db_ref[c] : db0[c], 1e-6 * (10.0 + static_cast<double>(out_elems)));
+        }
+        EXPECT_EQ(dx.back(), -7.f);
+        EXPECT_EQ(dwt.back(), -7.f);
+        EXPECT_EQ(db.back(), -7.f);
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 INSTANTIATE_TEST_SUITE_P(

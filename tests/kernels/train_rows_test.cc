@@ -134,6 +134,11 @@ TEST(TrainRows, RowMapsEveryTarget) {
         f32_rows_scale_acc(rows, c, dy.data(), scale.data(), acc.data());
         f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), scale.data(),
                           mdy.data(), mdyx.data(), dx.data());
+        // Assigning: the buffer's contents (NaN here) are never read.
+        std::vector<float> assigned(n + 1, std::numeric_limits<float>::quiet_NaN());
+        assigned[n] = kGuard;
+        f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), scale.data(),
+                          mdy.data(), mdyx.data(), assigned.data(), /*accumulate=*/false);
         for (size_t r = 0; r < rows; ++r) {
           for (size_t k = 0; k < c; ++k) {
             const size_t i = r * c + k;
@@ -145,11 +150,13 @@ TEST(TrainRows, RowMapsEveryTarget) {
             const double g = dy[i] - static_cast<double>(mdy[k]) - xhat * mdyx[k];
             const double mag = std::fabs(scale[k]) * (std::fabs(dy[i]) + std::fabs(mdy[k]) + std::fabs(xhat * mdyx[k])) + std::fabs(base[i]);
             expect_close(dx[i], base[i] + scale[k] * g, mag, 3, "grad_input " + std::to_string(i));
+            expect_close(assigned[i], scale[k] * g, mag - std::fabs(base[i]), 3, "grad_input assigned " + std::to_string(i));
           }
         }
         EXPECT_EQ(y[n], kGuard);
         EXPECT_EQ(acc[n], kGuard);
         EXPECT_EQ(dx[n], kGuard);
+        EXPECT_EQ(assigned[n], kGuard);
       }
     }
   });

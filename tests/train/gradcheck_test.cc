@@ -408,6 +408,35 @@ TEST(Gradcheck, ConvBatchNormRelu6FusedChain) {
   }
 }
 
+// A value read by a train-mode batch norm and by another op: the batch norm's backward assigns
+// the gradient buffer when it runs first and adds to it when the other op's contribution is
+// already there (both node orders).
+TEST(Gradcheck, BatchNormSharesItsInputsGradient) {
+  for (bool bn_first : {true, false}) {
+    OneOp m({2, 4, 4, 3});
+    ValueId c = m.model.graph.add_node(OpType::kConv2d, "conv", {m.x, m.param("w", {4, 3, 3, 3})}, Conv2dAttrs{});
+    auto bn = [&] {
+      return m.model.graph.add_node(
+          OpType::kBatchNorm, "bn",
+          {c, m.param("gamma", {4}, 0.5f, 1.5f), m.param("beta", {4}), m.constant("mean", {4}, -0.2f, 0.2f),
+           m.constant("var", {4}, 0.5f, 1.5f)});
+    };
+    ValueId y1 = kNoValue, y2 = kNoValue;
+    if (bn_first) {  // backward: bn after sigmoid (adds)
+      y1 = bn();
+      y2 = m.model.graph.add_node(OpType::kSigmoid, "sig", {c});
+    } else {         // backward: bn before sigmoid (assigns)
+      y2 = m.model.graph.add_node(OpType::kSigmoid, "sig", {c});
+      y1 = bn();
+    }
+    ValueId y = m.model.graph.add_node(OpType::kAdd, "add", {y1, y2}, EltwiseAttrs{});
+    CheckOptions o;
+    o.mode = Mode::kTrain;
+    o.batch = 2;
+    gradcheck(m.finish(y), o, bn_first ? "conv -> (bn, sigmoid), bn first" : "conv -> (sigmoid, bn), bn last");
+  }
+}
+
 // Whole zoo models (small inputs): every op the zoo uses, chained. ReLU/ReLU6 are swapped for
 // sigmoid so the whole function is smooth: with thousands of kinks a central difference
 // straddles some of them and measures a mix of slopes, which would hide real errors in noise.

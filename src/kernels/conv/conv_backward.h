@@ -20,7 +20,8 @@
 //                                   1x1 stride 1 unpadded: X itself, all of a slice's
 //                                   pixels in one call), transposed into dW at the end;
 //                K = kh*kw*in_c/groups, og = out_c/groups, GEMMs of kernels/gemm.
-//   kDepthwise   groups == in_c: direct NHWC loops, vectorizable over channels.
+//   kDepthwise   groups == in_c: direct NHWC loops over output pixels and taps, vectorized
+//                over channels (f32_dwconv_backward_image; multiplier > 1: plain loops).
 // Determinism: the batch is cut into `slices` (a function of the batch only, never of the
 // thread count); slices run in parallel, each adds its images' filter/bias gradients into its
 // own partial buffer in a fixed order, and the partials are summed in slice order. Input
@@ -67,5 +68,12 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan, int batch, cons
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
                               ThreadPool* pool);
+
+// The depthwise path's per-image step (channel multiplier 1: out_c == in_c == groups), one
+// Highway kernel per target: x the image's input (in_h, in_w, C), dy its output gradient
+// (out_h, out_w, C), wt the filter as (kh * kw, C). ACCUMULATES dx (the image's input
+// gradient), dwt ((kh * kw, C)) and db (C); each may be nullptr.
+void f32_dwconv_backward_image(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
+                               float* dx, float* dwt, float* db);
 
 }  // namespace pcv::kernels

@@ -183,6 +183,10 @@ void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
   for (int n = n0; n < n1; ++n) {
     const float* x = input + static_cast<size_t>(n) * in_image;
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
+    if (mult == 1) {
+      f32_dwconv_backward_image(p, x, output_grad + static_cast<size_t>(n) * out_image, wt, dx, dwt, db);
+      continue;
+    }
     for (int oy = 0; oy < p.out_h; ++oy) {
       for (int ox = 0; ox < p.out_w; ++ox) {
         const float* dy = output_grad + static_cast<size_t>(n) * out_image +

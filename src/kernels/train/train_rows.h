@@ -39,10 +39,11 @@ void f32_rows_scale_acc(size_t rows, size_t c, const float* dy, const float* sca
 // xhat = (x - mean[k]) * invstd[k].
 void f32_bn_grad_sums(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
                       const float* invstd, float* sdy, float* sdyx);
-// Batch-norm input gradient: dx[r][k] += coef[k] * (dy - mdy[k] - xhat * mdyx[k]).
+// Batch-norm input gradient: dx[r][k] += coef[k] * (dy - mdy[k] - xhat * mdyx[k]) (with
+// accumulate; without it dx = ..., dx is not read).
 void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
                        const float* invstd, const float* coef, const float* mdy, const float* mdyx,
-                       float* dx);
+                       float* dx, bool accumulate = true);
 
 // Max pooling with the argmax the backward scatters through, for output row oy of one image
 // (x: that image, (in_h, in_w, C); y, argmax: the row, (out_w, C)). argmax = offset of the

@@ -215,10 +215,11 @@ void RowsScaleAcc(size_t rows, size_t c, const float* HWY_RESTRICT dy, const flo
   });
 }
 
-void BnGradInput(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
-                 const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd,
-                 const float* HWY_RESTRICT coef, const float* HWY_RESTRICT mdy,
-                 const float* HWY_RESTRICT mdyx, float* HWY_RESTRICT dx) {
+template <bool kAccumulate>
+void BnGradInputT(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
+                  const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd,
+                  const float* HWY_RESTRICT coef, const float* HWY_RESTRICT mdy,
+                  const float* HWY_RESTRICT mdyx, float* HWY_RESTRICT dx) {
   const DF d;
   RowsMap(rows, c, dx, [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
     const VF xhat = hn::Mul(hn::Sub(LoadLanes(d, x + r * c + k, lanes), LoadLanes(d, mean + k, lanes)),
@@ -226,8 +227,19 @@ void BnGradInput(size_t rows, size_t c, const float* HWY_RESTRICT x, const float
     // dy - mdy - xhat * mdyx
     const VF g = hn::NegMulAdd(xhat, LoadLanes(d, mdyx + k, lanes),
                                hn::Sub(LoadLanes(d, dy + r * c + k, lanes), LoadLanes(d, mdy + k, lanes)));
+    if (!kAccumulate) return hn::Mul(LoadLanes(d, coef + k, lanes), g);
     return hn::MulAdd(LoadLanes(d, coef + k, lanes), g, LoadLanes(d, dx + r * c + k, lanes));
   });
+}
+
+void BnGradInput(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
+                 const float* invstd, const float* coef, const float* mdy, const float* mdyx, float* dx,
+                 bool accumulate) {
+  if (accumulate) {
+    BnGradInputT<true>(rows, c, x, dy, mean, invstd, coef, mdy, mdyx, dx);
+  } else {
+    BnGradInputT<false>(rows, c, x, dy, mean, invstd, coef, mdy, mdyx, dx);
+  }
 }
 
 void MaxPoolArgmaxRow(const Pool2dParams& p, const float* HWY_RESTRICT x, int oy,
@@ -333,9 +345,9 @@ void f32_bn_grad_sums(size_t rows, size_t c, const float* x, const float* dy, co
 }
 void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
                        const float* invstd, const float* coef, const float* mdy, const float* mdyx,
-                       float* dx) {
+                       float* dx, bool accumulate) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(BnGradInput)(rows, c, x, dy, mean, invstd, coef, mdy, mdyx, dx);
+  HWY_DYNAMIC_DISPATCH(BnGradInput)(rows, c, x, dy, mean, invstd, coef, mdy, mdyx, dx, accumulate);
 }
 
 void f32_max_pool_argmax_row(const Pool2dParams& p, const float* x, int oy, float* y, int32_t* argmax) {
