@@ -127,6 +127,10 @@ void clamp_backward_inplace(size_t n, const float* y, float lo, float hi, float*
   parallel_chunks(pool, n, [&](size_t b, size_t e) { kernels::f32_clamp_grad_mask(e - b, y + b, lo, hi, dy + b); });
 }
 
+void clamp_forward_inplace(size_t n, float lo, float hi, float* y, ThreadPool* pool) {
+  parallel_chunks(pool, n, [&](size_t b, size_t e) { kernels::f32_clamp_inplace(e - b, lo, hi, y + b); });
+}
+
 void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool) {
   parallel_chunks(pool, n, [&](size_t b, size_t e) { kernels::f32_add_inplace(e - b, src + b, dst + b); });
 }
@@ -134,52 +138,71 @@ void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool) {
 // ---------------------------------------------------------------------------------------------
 // batch norm
 
-void batch_norm_forward_train(size_t rows, int c, const float* x, const float* gamma,
-                              const float* beta, float eps, float* y, float* mean, float* invstd,
-                              float* var, ThreadPool* pool) {
-  const size_t C = static_cast<size_t>(c);
-  // Pass 1: per-slice sums (float within a slice of rows, double across slices).
-  std::vector<float> part(kReduceSlices * C, 0.f);
-  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
-    kernels::f32_column_sums(e - b, C, x + b * C, part.data() + s * C);
-  });
-  std::vector<double> m(C, 0.0);
-  for (int s = 0; s < kReduceSlices; ++s) {
-    for (size_t k = 0; k < C; ++k) m[k] += part[s * C + k];
-  }
-  for (size_t k = 0; k < C; ++k) {
-    m[k] /= static_cast<double>(rows);
-    mean[k] = static_cast<float>(m[k]);
-  }
-  // Pass 2: centered squares (two passes: no cancellation).
-  std::fill(part.begin(), part.end(), 0.f);
-  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
-    kernels::f32_column_centered_squares(e - b, C, x + b * C, mean, part.data() + s * C);
-  });
-  std::vector<float> scale(C), shift(C);
-  for (size_t k = 0; k < C; ++k) {
-    double v = 0.0;
-    for (int s = 0; s < kReduceSlices; ++s) v += part[s * C + k];
-    v /= static_cast<double>(rows);
-    var[k] = static_cast<float>(v);
-    invstd[k] = static_cast<float>(1.0 / std::sqrt(v + eps));
+namespace {
+// The affine form of a normalization: y = x * scale + shift. One out-of-line function, so
+// that the forward and the backward (which recomputes the pre-clamp output from it) get the
+// same floats.
+[[gnu::noinline]] void bn_scale_shift(size_t c, const float* gamma, const float* beta, const float* mean,
+                                      const float* invstd, float* scale, float* shift) {
+  for (size_t k = 0; k < c; ++k) {
     scale[k] = invstd[k] * gamma[k];
     shift[k] = beta[k] - mean[k] * scale[k];
   }
+}
+}  // namespace
+
+void batch_norm_forward_train(size_t rows, int c, const float* x, const float* gamma,
+                              const float* beta, float eps, float* y, float* mean, float* invstd,
+                              float* var, ThreadPool* pool, float lo, float hi) {
+  const size_t C = static_cast<size_t>(c);
+  // One pass: per-slice moments about the first row (float within a slice, double across
+  // slices). The first row is a sample of each channel's distribution, so the shifted sums
+  // stay the size of the spread and s2/n - (s1/n)^2 does not cancel.
+  const float* pivot = x;
+  std::vector<float> part(kReduceSlices * 2 * C, 0.f);
+  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
+    float* s1 = part.data() + s * 2 * C;
+    kernels::f32_column_shifted_moments(e - b, C, x + b * C, pivot, s1, s1 + C);
+  });
+  const double n = static_cast<double>(rows);
+  for (size_t k = 0; k < C; ++k) {
+    double s1 = 0.0, s2 = 0.0;
+    for (int s = 0; s < kReduceSlices; ++s) {
+      s1 += part[s * 2 * C + k];
+      s2 += part[s * 2 * C + C + k];
+    }
+    const double d = s1 / n;
+    const double v = std::max(s2 / n - d * d, 0.0);
+    mean[k] = static_cast<float>(static_cast<double>(pivot[k]) + d);
+    var[k] = static_cast<float>(v);
+    invstd[k] = static_cast<float>(1.0 / std::sqrt(v + eps));
+  }
+  std::vector<float> scale(C), shift(C);
+  bn_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
-    kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), y + b * C);
+    kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), lo, hi, y + b * C);
   });
 }
 
-void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma,
+void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma, const float* beta,
                                const float* mean, const float* invstd, const float* dy, float* dx,
-                               float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx) {
+                               float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx, float lo,
+                               float hi) {
   const size_t C = static_cast<size_t>(c);
-  // sum(dy) and sum(dy * xhat) per channel.
+  // The fused clamp's mask, recomputed from x (see kernels::BnFusedClamp).
+  std::vector<float> scale, shift;
+  kernels::BnFusedClamp clamp;
+  if (lo != -std::numeric_limits<float>::infinity() || hi != std::numeric_limits<float>::infinity()) {
+    scale.resize(C);
+    shift.resize(C);
+    bn_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
+    clamp = {scale.data(), shift.data(), lo, hi};
+  }
+  // sum(g) and sum(g * xhat) per channel.
   std::vector<float> part(kReduceSlices * 2 * C, 0.f);
   for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
     float* sdy = part.data() + s * 2 * C;
-    kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, sdy, sdy + C);
+    kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, clamp, sdy, sdy + C);
   });
   std::vector<float> mdy(C), mdyx(C), coef(C);
   for (size_t k = 0; k < C; ++k) {
@@ -196,22 +219,19 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
   }
   if (dx == nullptr) return;
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {  // accumulates unless assign_dx
-    kernels::f32_bn_grad_input(e - b, C, x + b * C, dy + b * C, mean, invstd, coef.data(), mdy.data(),
+    kernels::f32_bn_grad_input(e - b, C, x + b * C, dy + b * C, mean, invstd, clamp, coef.data(), mdy.data(),
                                mdyx.data(), dx + b * C, !assign_dx);
   });
 }
 
 void batch_norm_forward_eval(size_t rows, int c, const float* x, const float* gamma,
                              const float* beta, const float* mean, const float* invstd, float* y,
-                             ThreadPool* pool) {
+                             ThreadPool* pool, float lo, float hi) {
   const size_t C = static_cast<size_t>(c);
   std::vector<float> scale(C), shift(C);
-  for (size_t k = 0; k < C; ++k) {
-    scale[k] = invstd[k] * gamma[k];
-    shift[k] = beta[k] - mean[k] * scale[k];
-  }
+  bn_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
-    kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), y + b * C);
+    kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), lo, hi, y + b * C);
   });
 }
 
@@ -223,7 +243,8 @@ void batch_norm_backward_eval(size_t rows, int c, const float* x, const float* g
     std::vector<float> part(kReduceSlices * 2 * C, 0.f);
     for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
       float* sdy = part.data() + s * 2 * C;
-      kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, sdy, sdy + C);
+      kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, kernels::BnFusedClamp{}, sdy,
+                                sdy + C);
     });
     for (size_t k = 0; k < C; ++k) {
       double a = 0.0, bsum = 0.0;

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "kernels/eltwise/eltwise.h"
@@ -29,6 +30,7 @@ class ThreadPool;
 namespace pcv::train {
 
 inline constexpr int kReduceSlices = 8;
+inline constexpr float kInfinity = std::numeric_limits<float>::infinity();
 
 // ---- elementwise activations: y = f(x); dx += dy * f'(x) ----
 void relu_forward(size_t n, const float* x, float* y, ThreadPool* pool);
@@ -48,29 +50,36 @@ void sigmoid_backward(size_t n, const float* y, const float* dy, float* dx, Thre
 // was active (y <= lo or y >= hi; the ops' own formula for relu/relu6 at the kinks).
 void clamp_backward_inplace(size_t n, const float* y, float lo, float hi, float* dy,
                             ThreadPool* pool);
+// y = min(max(y, lo), hi), in place (a fused output clamp's forward).
+void clamp_forward_inplace(size_t n, float lo, float hi, float* y, ThreadPool* pool);
 // dst += src.
 void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool);
 
 // ---- batch norm over rows = N*H*W of C channels: x, y (rows, C) ----
 // Train mode: batch statistics mean, var (biased) per channel; y = (x - mean) * invstd * gamma
-// + beta with invstd = 1 / sqrt(var + eps). Writes mean and invstd (C) for the backward and the
-// biased batch variance (C) for the running-statistics update.
+// + beta with invstd = 1 / sqrt(var + eps), clamped to [lo, hi] (a fused relu/relu6; the
+// defaults: none). Writes mean and invstd (C) for the backward and the biased batch variance
+// (C) for the running-statistics update. The statistics take one pass (moments about the
+// first row, combined in double), the output a second.
 void batch_norm_forward_train(size_t rows, int c, const float* x, const float* gamma,
                               const float* beta, float eps, float* y, float* mean, float* invstd,
-                              float* var, ThreadPool* pool);
-// With xhat = (x - mean) * invstd: dgamma += sum dy * xhat; dbeta += sum dy;
-// dx += gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
-// assign_dx: dx = instead of dx += (the caller knows dx holds nothing yet: saves zeroing it
-// and reading it back).
-void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma,
+                              float* var, ThreadPool* pool, float lo = -kInfinity, float hi = kInfinity);
+// With g = dy where the forward's clamp passed (lo < pre-clamp output < hi, recomputed from x:
+// dy itself is not masked) and xhat = (x - mean) * invstd: dgamma += sum g * xhat;
+// dbeta += sum g; dx += gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)).
+// lo, hi, gamma, beta, mean, invstd: the forward's. assign_dx: dx = instead of dx += (the
+// caller knows dx holds nothing yet: saves zeroing it and reading it back).
+void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma, const float* beta,
                                const float* mean, const float* invstd, const float* dy, float* dx,
-                               float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx = false);
-// Eval mode (running statistics): y = (x - mean) * invstd * gamma + beta, invstd from the
-// running variance; backward: dx += dy * gamma * invstd, dgamma += sum dy * xhat,
-// dbeta += sum dy. `invstd` (C) is computed by the caller: 1 / sqrt(running_var + eps).
+                               float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx = false,
+                               float lo = -kInfinity, float hi = kInfinity);
+// Eval mode (running statistics): y = clamp((x - mean) * invstd * gamma + beta, lo, hi),
+// invstd from the running variance; backward (of the unclamped part: the caller masks dy
+// first): dx += dy * gamma * invstd, dgamma += sum dy * xhat, dbeta += sum dy. `invstd` (C)
+// is computed by the caller: 1 / sqrt(running_var + eps).
 void batch_norm_forward_eval(size_t rows, int c, const float* x, const float* gamma,
                              const float* beta, const float* mean, const float* invstd, float* y,
-                             ThreadPool* pool);
+                             ThreadPool* pool, float lo = -kInfinity, float hi = kInfinity);
 void batch_norm_backward_eval(size_t rows, int c, const float* x, const float* gamma,
                               const float* mean, const float* invstd, const float* dy, float* dx,
                               float* dgamma, float* dbeta, ThreadPool* pool);

@@ -40,9 +40,9 @@ void activation_range(Activation a, float* lo, float* hi) {
   }
 }
 
-void clamp_inplace(size_t n, float lo, float hi, float* y) {
+void clamp_inplace(size_t n, float lo, float hi, float* y, ThreadPool* pool) {
   if (lo == -kInf && hi == kInf) return;
-  for (size_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
+  train::clamp_forward_inplace(n, lo, hi, y, pool);
 }
 
 float* as_f32(AlignedBuffer& b) { return reinterpret_cast<float*>(b.data()); }
@@ -537,7 +537,7 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       }
       kernels::f32_gemm_acc(static_cast<size_t>(n), x, static_cast<size_t>(p.in_features), st.fc_fwd, y, out_f,
                             pool_for(pool, int64_t{n} * p.in_features * p.out_features));
-      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y, pool);
       break;
     }
     case OpType::kBatchNorm: {  // (rows, C)
@@ -551,7 +551,7 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       st.bn_train = mode == Mode::kTrain;
       if (st.bn_train) {
         batch_norm_forward_train(rows, static_cast<int>(c), x, gamma, beta, a.epsilon, y, st.bn_mean.data(),
-                                 st.bn_invstd.data(), st.bn_var.data(), pool);
+                                 st.bn_invstd.data(), st.bn_var.data(), pool, st.act_lo, st.act_hi);
         batch_norm_update_running(static_cast<int>(c), rows, a.momentum, st.bn_mean.data(), st.bn_var.data(),
                                   rmean, rvar);
         // The running statistics changed: a later eval forward must see them, which it does
@@ -560,9 +560,8 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
         std::copy(rmean, rmean + c, st.bn_mean.begin());
         for (size_t k = 0; k < c; ++k) st.bn_invstd[k] = 1.f / std::sqrt(rvar[k] + a.epsilon);
         batch_norm_forward_eval(rows, static_cast<int>(c), x, gamma, beta, st.bn_mean.data(),
-                                st.bn_invstd.data(), y, pool);
+                                st.bn_invstd.data(), y, pool, st.act_lo, st.act_hi);
       }
-      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
       break;
     }
     case OpType::kRelu: relu_forward(n_out, x, y, pool); break;
@@ -583,7 +582,7 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       } else {
         mul_forward(s, x, data(node.inputs[1]), y, pool);
       }
-      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y, pool);
       break;
     }
     case OpType::kConcat: {
@@ -601,21 +600,21 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
         xs.push_back(data(v));
       }
       concat_forward(outer, inner, sizes, xs, y);
-      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y, pool);
       break;
     }
     case OpType::kMaxPool: {
       kernels::Pool2dParams p = st.pool;
       p.batch = n;
       max_pool_forward(p, x, y, reinterpret_cast<int32_t*>(st.argmax.data()), pool);
-      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y, pool);
       break;
     }
     case OpType::kAveragePool: {
       kernels::Pool2dParams p = st.pool;
       p.batch = n;
       average_pool_forward(p, x, y, pool);
-      clamp_inplace(n_out, st.act_lo, st.act_hi, y);
+      clamp_inplace(n_out, st.act_lo, st.act_hi, y, pool);
       break;
     }
     case OpType::kMean: {
@@ -694,8 +693,12 @@ void Program::Impl::backward_node(size_t i) {
   const ValueId xin = node.inputs[0];
   const float* x = data(xin);
   const size_t n_out = elems(out);
-  // Fused output clamp first (conv, fc, add, mul, concat, pools).
-  if (st.act_lo != -kInf || st.act_hi != kInf) clamp_backward_inplace(n_out, y, st.act_lo, st.act_hi, dy, pool);
+  // Fused output clamp first (conv, fc, add, mul, concat, pools, eval-mode batch norm; a
+  // train-mode batch norm masks inside its own backward passes).
+  const bool masks_itself = node.op == OpType::kBatchNorm && st.bn_train;
+  if ((st.act_lo != -kInf || st.act_hi != kInf) && !masks_itself) {
+    clamp_backward_inplace(n_out, y, st.act_lo, st.act_hi, dy, pool);
+  }
   switch (node.op) {
     case OpType::kConv2d: {
       float* dx = grad_for(xin);
@@ -735,8 +738,8 @@ void Program::Impl::backward_node(size_t i) {
         float* dx = grad_for_write(xin, &assign);
         float* dgamma = grad_for(node.inputs[1]);
         float* dbeta = grad_for(node.inputs[2]);
-        batch_norm_backward_train(rows, static_cast<int>(c), x, gamma, st.bn_mean.data(), st.bn_invstd.data(),
-                                  dy, dx, dgamma, dbeta, pool, assign);
+        batch_norm_backward_train(rows, static_cast<int>(c), x, gamma, data(node.inputs[2]), st.bn_mean.data(),
+                                  st.bn_invstd.data(), dy, dx, dgamma, dbeta, pool, assign, st.act_lo, st.act_hi);
       } else {
         float* dx = grad_for(xin);
         float* dgamma = grad_for(node.inputs[1]);

@@ -86,31 +86,37 @@ TEST(TrainRows, ColumnSumsEveryTarget) {
         acc0[c] = kGuard;
 
         // Plain sums are adds in row order: exactly the scalar loop's floats.
-        std::vector<float> sums = acc0, sdy = acc0, sdyx = acc0, sq = acc0;
+        std::vector<float> sums = acc0, sdy = acc0, sdyx = acc0, s1 = acc0, s2 = acc0;
         f32_column_sums(rows, c, x.data(), sums.data());
-        f32_bn_grad_sums(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), sdy.data(), sdyx.data());
-        f32_column_centered_squares(rows, c, x.data(), mean.data(), sq.data());
+        f32_bn_grad_sums(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), BnFusedClamp{}, sdy.data(),
+                         sdyx.data());
+        f32_column_shifted_moments(rows, c, x.data(), mean.data(), s1.data(), s2.data());
         for (size_t k = 0; k < c; ++k) {
           float want_x = acc0[k], want_dy = acc0[k];
-          double want_sq = acc0[k], mag_sq = std::fabs(acc0[k]), want_dyx = acc0[k], mag_dyx = std::fabs(acc0[k]);
+          double want_s1 = acc0[k], mag_s1 = std::fabs(acc0[k]), want_s2 = acc0[k], mag_s2 = std::fabs(acc0[k]);
+          double want_dyx = acc0[k], mag_dyx = std::fabs(acc0[k]);
           for (size_t r = 0; r < rows; ++r) {
             want_x += x[r * c + k];
             want_dy += dy[r * c + k];
             const double d = static_cast<double>(x[r * c + k]) - mean[k];
-            want_sq += d * d;
-            mag_sq += d * d;
+            want_s1 += d;
+            mag_s1 += std::fabs(d);
+            want_s2 += d * d;
+            mag_s2 += d * d;
             want_dyx += static_cast<double>(dy[r * c + k]) * d * invstd[k];
             mag_dyx += std::fabs(static_cast<double>(dy[r * c + k]) * d * invstd[k]);
           }
           EXPECT_EQ(sums[k], want_x) << "column sum k=" << k;
           EXPECT_EQ(sdy[k], want_dy) << "sum dy k=" << k;
-          expect_close(sq[k], want_sq, mag_sq, rows, "centered squares k=" + std::to_string(k));
+          expect_close(s1[k], want_s1, mag_s1, rows, "shifted sum k=" + std::to_string(k));
+          expect_close(s2[k], want_s2, mag_s2, rows, "shifted squares k=" + std::to_string(k));
           expect_close(sdyx[k], want_dyx, mag_dyx, rows, "sum dy*xhat k=" + std::to_string(k));
         }
         EXPECT_EQ(sums[c], kGuard);
         EXPECT_EQ(sdy[c], kGuard);
         EXPECT_EQ(sdyx[c], kGuard);
-        EXPECT_EQ(sq[c], kGuard);
+        EXPECT_EQ(s1[c], kGuard);
+        EXPECT_EQ(s2[c], kGuard);
       }
     }
   });
@@ -130,14 +136,15 @@ TEST(TrainRows, RowMapsEveryTarget) {
         std::vector<float> base = random_f32(n + 1, 11);
         base[n] = kGuard;
         std::vector<float> y(n + 1, kGuard), acc = base, dx = base;
-        f32_rows_scale_shift(rows, c, x.data(), scale.data(), shift.data(), y.data());
+        const float inf = std::numeric_limits<float>::infinity();
+        f32_rows_scale_shift(rows, c, x.data(), scale.data(), shift.data(), -inf, inf, y.data());
         f32_rows_scale_acc(rows, c, dy.data(), scale.data(), acc.data());
-        f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), scale.data(),
+        f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), BnFusedClamp{}, scale.data(),
                           mdy.data(), mdyx.data(), dx.data());
         // Assigning: the buffer's contents (NaN here) are never read.
         std::vector<float> assigned(n + 1, std::numeric_limits<float>::quiet_NaN());
         assigned[n] = kGuard;
-        f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), scale.data(),
+        f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), BnFusedClamp{}, scale.data(),
                           mdy.data(), mdyx.data(), assigned.data(), /*accumulate=*/false);
         for (size_t r = 0; r < rows; ++r) {
           for (size_t k = 0; k < c; ++k) {
@@ -159,6 +166,55 @@ TEST(TrainRows, RowMapsEveryTarget) {
         EXPECT_EQ(assigned[n], kGuard);
       }
     }
+  });
+}
+
+// A clamp fused into the batch norm: the output is clamped, and the backward passes that
+// recompute the mask from x give exactly (bit for bit) what the unfused ones give on dy
+// masked by the clamped output.
+TEST(TrainRows, FusedClampEqualsMaskingTheOutputEveryTarget) {
+  for_each_target([] {
+    for (size_t c : kChannels) {
+      for (size_t rows : kRows) {
+        SCOPED_TRACE("c=" + std::to_string(c) + " rows=" + std::to_string(rows));
+        const size_t n = rows * c;
+        std::vector<float> x = random_f32(n, 60 + static_cast<uint32_t>(c), -4.f, 4.f);
+        const std::vector<float> dy = random_f32(n, 70 + static_cast<uint32_t>(rows));
+        const std::vector<float> mean = random_f32(c, 4), invstd = random_f32(c, 5, 0.5f, 2.f);
+        const std::vector<float> scale = random_f32(c, 6, 0.5f, 3.f), shift = random_f32(c, 7);
+        const std::vector<float> mdy = random_f32(c, 8), mdyx = random_f32(c, 9);
+        x[0] = (0.f - shift[0]) / scale[0];  // at (or next to) the lower kink
+        std::vector<float> y(n + 1, kGuard);
+        f32_rows_scale_shift(rows, c, x.data(), scale.data(), shift.data(), 0.f, 6.f, y.data());
+        EXPECT_EQ(y[n], kGuard);
+        std::vector<float> masked = dy;
+        f32_clamp_grad_mask(n, y.data(), 0.f, 6.f, masked.data());
+        size_t passed = 0;
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_TRUE(y[i] >= 0.f && y[i] <= 6.f) << i;
+          passed += masked[i] != 0.f;
+        }
+        const BnFusedClamp clamp{scale.data(), shift.data(), 0.f, 6.f};
+        std::vector<float> a1(c, 0.f), b1(c, 0.f), a2(c, 0.f), b2(c, 0.f);
+        f32_bn_grad_sums(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), clamp, a1.data(), b1.data());
+        f32_bn_grad_sums(rows, c, x.data(), masked.data(), mean.data(), invstd.data(), BnFusedClamp{}, a2.data(),
+                         b2.data());
+        EXPECT_EQ(a1, a2);
+        EXPECT_EQ(b1, b2);
+        std::vector<float> dx1(n, 0.f), dx2(n, 0.f);
+        f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), clamp, scale.data(), mdy.data(),
+                          mdyx.data(), dx1.data(), false);
+        f32_bn_grad_input(rows, c, x.data(), masked.data(), mean.data(), invstd.data(), BnFusedClamp{}, scale.data(),
+                          mdy.data(), mdyx.data(), dx2.data(), false);
+        EXPECT_EQ(dx1, dx2);
+        if (n >= 16) {
+          EXPECT_GT(passed, 0u);
+        }
+      }
+    }
+    std::vector<float> v = {-3.f, 0.f, 2.5f, 6.f, 9.f, 1.f, -0.5f, 7.f, 3.f};
+    f32_clamp_inplace(v.size() - 1, 0.f, 6.f, v.data());
+    EXPECT_EQ(v, (std::vector<float>{0.f, 0.f, 2.5f, 6.f, 6.f, 1.f, 0.f, 6.f, 3.f}));
   });
 }
 

@@ -17,8 +17,9 @@
 //                                   (1x1 stride 1 unpadded: accumulated straight into dX);
 //                  backward-filter: dW_g^T(K, og) += im2col(X)(rows, K)^T * dY_g(rows, og)
 //                                   (f32_gemm_atb_acc: both read in place, no transpose;
-//                                   1x1 stride 1 unpadded: X itself, all of a slice's
-//                                   pixels in one call), transposed into dW at the end;
+//                                   1x1 stride 1 unpadded: X's rows themselves), transposed
+//                                   into dW at the end; both per chunk, while its rows of
+//                                   dY are in cache;
 //                K = kh*kw*in_c/groups, og = out_c/groups, GEMMs of kernels/gemm.
 //   kDepthwise   groups == in_c: direct NHWC loops over output pixels and taps, vectorized
 //                over channels (f32_dwconv_backward_image; multiplier > 1: plain loops).

@@ -127,33 +127,28 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
   float* dwt = dxcol + l.dxcol;
   float* db = dwt + l.dw;
   const size_t group_dw = plan.k * og;
-  if (plan.direct_1x1 && (want_dw || want_db)) {
-    // The slice's images are contiguous rows of pixels: one pass over all of them.
-    const size_t rows = static_cast<size_t>(n1 - n0) * pixels;
-    const float* x = input + static_cast<size_t>(n0) * in_image;
-    const float* dy = output_grad + static_cast<size_t>(n0) * pixels * p.out_c;
-    if (want_db) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
-    for (int g = 0; want_dw && g < p.groups; ++g) {
-      // dW_g^T(K, og) += X_g^T(K, rows) * dY_g(rows, og)
-      f32_gemm_atb_acc(cg, og, rows, x + static_cast<size_t>(g) * cg, p.in_c, dy + static_cast<size_t>(g) * og,
-                       p.out_c, dwt + g * group_dw, og);
-    }
-  }
+  // Per chunk of output pixels, while its rows of dY are in cache: the bias and filter
+  // gradients, then the input gradient.
   for (int n = n0; n < n1; ++n) {
     const float* x = input + static_cast<size_t>(n) * in_image;
     const float* dy_img = output_grad + static_cast<size_t>(n) * pixels * p.out_c;
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
-    if (plan.direct_1x1 && dx == nullptr) break;
     for (size_t m0 = 0; m0 < pixels; m0 += plan.rows) {
       const size_t rows = std::min(plan.rows, pixels - m0);
       const float* dy = dy_img + m0 * p.out_c;  // (rows, out_c)
-      if (want_db && !plan.direct_1x1) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
+      if (want_db) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
       for (int g = 0; g < p.groups; ++g) {
         const float* dy_g = dy + static_cast<size_t>(g) * og;
-        if (want_dw && !plan.direct_1x1) {
-          // dW_g^T(K, og) += im2col(rows, K)^T * dY_g(rows, og)
-          im2col_rows(p, x, g, m0, rows, plan.k, col);
-          f32_gemm_atb_acc(plan.k, og, rows, col, plan.k, dy_g, p.out_c, dwt + g * group_dw, og);
+        if (want_dw) {
+          // dW_g^T(K, og) += im2col(rows, K)^T * dY_g(rows, og); 1x1: X's rows themselves.
+          const float* a = x + m0 * p.in_c + static_cast<size_t>(g) * cg;
+          size_t lda = p.in_c;
+          if (!plan.direct_1x1) {
+            im2col_rows(p, x, g, m0, rows, plan.k, col);
+            a = col;
+            lda = plan.k;
+          }
+          f32_gemm_atb_acc(plan.k, og, rows, a, lda, dy_g, p.out_c, dwt + g * group_dw, og);
         }
         if (dx != nullptr) {
           const float* wp = w_packed + static_cast<size_t>(g) * l.w_panels_per_group;

@@ -28,22 +28,37 @@ void f32_add_inplace(size_t n, const float* src, float* dst);
 
 // acc[k] += sum over rows of x[r][k].
 void f32_column_sums(size_t rows, size_t c, const float* x, float* acc);
-// acc[k] += sum over rows of (x[r][k] - mean[k])^2.
-void f32_column_centered_squares(size_t rows, size_t c, const float* x, const float* mean, float* acc);
-// y[r][k] = x[r][k] * scale[k] + shift[k].
+// y[i] = min(max(y[i], lo), hi), in place.
+void f32_clamp_inplace(size_t n, float lo, float hi, float* y);
+// One-pass moments about a pivot (batch-norm statistics: a pivot near the mean, e.g. a row of
+// x, keeps the variance s2/n - (s1/n)^2 free of cancellation): s1[k] += sum (x - pivot[k]),
+// s2[k] += sum (x - pivot[k])^2.
+void f32_column_shifted_moments(size_t rows, size_t c, const float* x, const float* pivot, float* s1,
+                                float* s2);
+// y[r][k] = clamp(x[r][k] * scale[k] + shift[k], lo, hi) (lo, hi = -inf, +inf: no clamp).
 void f32_rows_scale_shift(size_t rows, size_t c, const float* x, const float* scale,
-                          const float* shift, float* y);
+                          const float* shift, float lo, float hi, float* y);
 // dx[r][k] += dy[r][k] * scale[k].
 void f32_rows_scale_acc(size_t rows, size_t c, const float* dy, const float* scale, float* dx);
-// Batch-norm gradient sums: sdy[k] += sum dy[r][k]; sdyx[k] += sum dy[r][k] * xhat[r][k] with
-// xhat = (x - mean[k]) * invstd[k].
+
+// A clamp fused into a train-mode batch norm's output: its backward recomputes the pre-clamp
+// value x * scale + shift with f32_rows_scale_shift's own arithmetic (the same floats) and
+// passes the gradient only where lo < value < hi, instead of reading the output and masking
+// dy in a pass of its own. scale == nullptr: no clamp.
+struct BnFusedClamp {
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  float lo = 0, hi = 0;
+};
+// Batch-norm gradient sums with g = dy (masked by the clamp): sdy[k] += sum g;
+// sdyx[k] += sum g * xhat with xhat = (x - mean[k]) * invstd[k].
 void f32_bn_grad_sums(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
-                      const float* invstd, float* sdy, float* sdyx);
-// Batch-norm input gradient: dx[r][k] += coef[k] * (dy - mdy[k] - xhat * mdyx[k]) (with
+                      const float* invstd, const BnFusedClamp& clamp, float* sdy, float* sdyx);
+// Batch-norm input gradient: dx[r][k] += coef[k] * (g - mdy[k] - xhat * mdyx[k]) (with
 // accumulate; without it dx = ..., dx is not read).
 void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
-                       const float* invstd, const float* coef, const float* mdy, const float* mdyx,
-                       float* dx, bool accumulate = true);
+                       const float* invstd, const BnFusedClamp& clamp, const float* coef, const float* mdy,
+                       const float* mdyx, float* dx, bool accumulate = true);
 
 // Max pooling with the argmax the backward scatters through, for output row oy of one image
 // (x: that image, (in_h, in_w, C); y, argmax: the row, (out_w, C)). argmax = offset of the

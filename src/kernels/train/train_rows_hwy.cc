@@ -127,60 +127,88 @@ void ColumnSums(size_t rows, size_t c, const float* HWY_RESTRICT x, float* HWY_R
   });
 }
 
-void ColumnCenteredSquares(size_t rows, size_t c, const float* HWY_RESTRICT x,
-                           const float* HWY_RESTRICT mean, float* HWY_RESTRICT acc) {
-  const DF d;
-  ColumnReduceRows(rows, c, acc, [&](VF s, size_t r, size_t k, size_t lanes) HWY_ATTR {
-    const VF dv = hn::Sub(LoadLanes(d, x + r * c + k, lanes), LoadLanes(d, mean + k, lanes));
-    return hn::MulAdd(dv, dv, s);
-  });
-}
-
-void BnGradSums(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
-                const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd,
-                float* HWY_RESTRICT sdy, float* HWY_RESTRICT sdyx) {
+// Two per-channel sums at once: fn(r, k, lanes, &a, &b) adds row r's terms to a and b.
+// Up to 2 vectors of channels: all four sums in registers; wider: in L1-resident rows.
+template <class Fn>
+HWY_INLINE void ColumnReduce2(size_t rows, size_t c, float* HWY_RESTRICT acc_a, float* HWY_RESTRICT acc_b,
+                              const Fn& fn) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  auto xhat = [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
-    return hn::Mul(hn::Sub(LoadLanes(d, x + r * c + k, lanes), LoadLanes(d, mean + k, lanes)),
-                   LoadLanes(d, invstd + k, lanes));
-  };
-  if (c <= 2 * N) {  // both sums in registers: 2 + 2 vectors
+  if (c <= 2 * N) {
     const size_t l0 = std::min(N, c), l1 = c > N ? c - N : 0;
-    VF a0 = LoadPartial(d, sdy, l0), b0 = LoadPartial(d, sdyx, l0);
-    VF a1 = l1 ? LoadPartial(d, sdy + N, l1) : hn::Zero(d), b1 = l1 ? LoadPartial(d, sdyx + N, l1) : hn::Zero(d);
+    VF a0 = LoadPartial(d, acc_a, l0), b0 = LoadPartial(d, acc_b, l0);
+    VF a1 = l1 ? LoadPartial(d, acc_a + N, l1) : hn::Zero(d), b1 = l1 ? LoadPartial(d, acc_b + N, l1) : hn::Zero(d);
     for (size_t r = 0; r < rows; ++r) {
-      const VF g0 = LoadLanes(d, dy + r * c, l0);
-      a0 = hn::Add(a0, g0);
-      b0 = hn::MulAdd(g0, xhat(r, 0, l0), b0);
-      if (l1) {
-        const VF g1 = LoadLanes(d, dy + r * c + N, l1);
-        a1 = hn::Add(a1, g1);
-        b1 = hn::MulAdd(g1, xhat(r, N, l1), b1);
-      }
+      fn(r, 0, l0, a0, b0);
+      if (l1) fn(r, N, l1, a1, b1);
     }
-    StorePartial(a0, d, sdy, l0);
-    StorePartial(b0, d, sdyx, l0);
+    StorePartial(a0, d, acc_a, l0);
+    StorePartial(b0, d, acc_b, l0);
     if (l1) {
-      StorePartial(a1, d, sdy + N, l1);
-      StorePartial(b1, d, sdyx + N, l1);
+      StorePartial(a1, d, acc_a + N, l1);
+      StorePartial(b1, d, acc_b + N, l1);
     }
     return;
   }
   for (size_t r = 0; r < rows; ++r) {
     for (size_t k = 0; k < c; k += N) {
       const size_t lanes = std::min(N, c - k);
-      const VF g = LoadLanes(d, dy + r * c + k, lanes);
-      const VF a = hn::Add(LoadLanes(d, sdy + k, lanes), g);
-      const VF b = hn::MulAdd(g, xhat(r, k, lanes), LoadLanes(d, sdyx + k, lanes));
+      VF a = LoadLanes(d, acc_a + k, lanes), b = LoadLanes(d, acc_b + k, lanes);
+      fn(r, k, lanes, a, b);
       if (lanes == N) {
-        hn::StoreU(a, d, sdy + k);
-        hn::StoreU(b, d, sdyx + k);
+        hn::StoreU(a, d, acc_a + k);
+        hn::StoreU(b, d, acc_b + k);
       } else {
-        StorePartial(a, d, sdy + k, lanes);
-        StorePartial(b, d, sdyx + k, lanes);
+        StorePartial(a, d, acc_a + k, lanes);
+        StorePartial(b, d, acc_b + k, lanes);
       }
     }
+  }
+}
+
+void ColumnShiftedMoments(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT pivot,
+                          float* HWY_RESTRICT s1, float* HWY_RESTRICT s2) {
+  const DF d;
+  ColumnReduce2(rows, c, s1, s2, [&](size_t r, size_t k, size_t lanes, VF& a, VF& b) HWY_ATTR {
+    const VF t = hn::Sub(LoadLanes(d, x + r * c + k, lanes), LoadLanes(d, pivot + k, lanes));
+    a = hn::Add(a, t);
+    b = hn::MulAdd(t, t, b);
+  });
+}
+
+// The batch-norm output before its clamp, x * scale + shift: the same operations as
+// RowsScaleShift, so the same floats.
+HWY_INLINE VF PreClamp(const DF d, const float* HWY_RESTRICT x, const float* HWY_RESTRICT scale,
+                       const float* HWY_RESTRICT shift, size_t k, size_t lanes) {
+  return hn::MulAdd(LoadLanes(d, x, lanes), LoadLanes(d, scale + k, lanes), LoadLanes(d, shift + k, lanes));
+}
+
+template <bool kMask>
+void BnGradSumsT(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
+                 const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd, const BnFusedClamp& clamp,
+                 float* HWY_RESTRICT sdy, float* HWY_RESTRICT sdyx) {
+  const DF d;
+  const VF lo = hn::Set(d, clamp.lo), hi = hn::Set(d, clamp.hi);
+  ColumnReduce2(rows, c, sdy, sdyx, [&](size_t r, size_t k, size_t lanes, VF& a, VF& b) HWY_ATTR {
+    const float* xr = x + r * c + k;
+    VF g = LoadLanes(d, dy + r * c + k, lanes);
+    if (kMask) {
+      const VF v = PreClamp(d, xr, clamp.scale, clamp.shift, k, lanes);
+      g = hn::IfThenElseZero(hn::And(hn::Gt(v, lo), hn::Lt(v, hi)), g);
+    }
+    const VF xhat = hn::Mul(hn::Sub(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes)),
+                            LoadLanes(d, invstd + k, lanes));
+    a = hn::Add(a, g);
+    b = hn::MulAdd(g, xhat, b);
+  });
+}
+
+void BnGradSums(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
+                const float* invstd, const BnFusedClamp& clamp, float* sdy, float* sdyx) {
+  if (clamp.scale != nullptr) {
+    BnGradSumsT<true>(rows, c, x, dy, mean, invstd, clamp, sdy, sdyx);
+  } else {
+    BnGradSumsT<false>(rows, c, x, dy, mean, invstd, clamp, sdy, sdyx);
   }
 }
 
@@ -198,11 +226,11 @@ HWY_INLINE void RowsMap(size_t rows, size_t c, float* HWY_RESTRICT out, const Fn
 }
 
 void RowsScaleShift(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT scale,
-                    const float* HWY_RESTRICT shift, float* HWY_RESTRICT y) {
+                    const float* HWY_RESTRICT shift, float lo, float hi, float* HWY_RESTRICT y) {
   const DF d;
+  const VF vlo = hn::Set(d, lo), vhi = hn::Set(d, hi);
   RowsMap(rows, c, y, [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
-    return hn::MulAdd(LoadLanes(d, x + r * c + k, lanes), LoadLanes(d, scale + k, lanes),
-                      LoadLanes(d, shift + k, lanes));
+    return hn::Min(hn::Max(PreClamp(d, x + r * c + k, scale, shift, k, lanes), vlo), vhi);
   });
 }
 
@@ -215,31 +243,48 @@ void RowsScaleAcc(size_t rows, size_t c, const float* HWY_RESTRICT dy, const flo
   });
 }
 
-template <bool kAccumulate>
+template <bool kAccumulate, bool kMask>
 void BnGradInputT(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
-                  const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd,
+                  const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd, const BnFusedClamp& clamp,
                   const float* HWY_RESTRICT coef, const float* HWY_RESTRICT mdy,
                   const float* HWY_RESTRICT mdyx, float* HWY_RESTRICT dx) {
   const DF d;
+  const VF lo = hn::Set(d, clamp.lo), hi = hn::Set(d, clamp.hi);
   RowsMap(rows, c, dx, [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
-    const VF xhat = hn::Mul(hn::Sub(LoadLanes(d, x + r * c + k, lanes), LoadLanes(d, mean + k, lanes)),
+    const float* xr = x + r * c + k;
+    VF dyv = LoadLanes(d, dy + r * c + k, lanes);
+    if (kMask) {
+      const VF v = PreClamp(d, xr, clamp.scale, clamp.shift, k, lanes);
+      dyv = hn::IfThenElseZero(hn::And(hn::Gt(v, lo), hn::Lt(v, hi)), dyv);
+    }
+    const VF xhat = hn::Mul(hn::Sub(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes)),
                             LoadLanes(d, invstd + k, lanes));
     // dy - mdy - xhat * mdyx
-    const VF g = hn::NegMulAdd(xhat, LoadLanes(d, mdyx + k, lanes),
-                               hn::Sub(LoadLanes(d, dy + r * c + k, lanes), LoadLanes(d, mdy + k, lanes)));
+    const VF g = hn::NegMulAdd(xhat, LoadLanes(d, mdyx + k, lanes), hn::Sub(dyv, LoadLanes(d, mdy + k, lanes)));
     if (!kAccumulate) return hn::Mul(LoadLanes(d, coef + k, lanes), g);
     return hn::MulAdd(LoadLanes(d, coef + k, lanes), g, LoadLanes(d, dx + r * c + k, lanes));
   });
 }
 
 void BnGradInput(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
-                 const float* invstd, const float* coef, const float* mdy, const float* mdyx, float* dx,
-                 bool accumulate) {
+                 const float* invstd, const BnFusedClamp& clamp, const float* coef, const float* mdy,
+                 const float* mdyx, float* dx, bool accumulate) {
+  const bool mask = clamp.scale != nullptr;
   if (accumulate) {
-    BnGradInputT<true>(rows, c, x, dy, mean, invstd, coef, mdy, mdyx, dx);
-  } else {
-    BnGradInputT<false>(rows, c, x, dy, mean, invstd, coef, mdy, mdyx, dx);
+    if (mask) return BnGradInputT<true, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx);
+    return BnGradInputT<true, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx);
   }
+  if (mask) return BnGradInputT<false, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx);
+  BnGradInputT<false, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx);
+}
+
+void ClampInplace(size_t n, float lo, float hi, float* HWY_RESTRICT y) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF vlo = hn::Set(d, lo), vhi = hn::Set(d, hi);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Min(hn::Max(hn::LoadU(d, y + i), vlo), vhi), d, y + i);
+  for (; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
 }
 
 void MaxPoolArgmaxRow(const Pool2dParams& p, const float* HWY_RESTRICT x, int oy,
@@ -300,7 +345,8 @@ HWY_EXPORT(ClampGradMask);
 HWY_EXPORT(WindowGradAcc);
 HWY_EXPORT(AddInplace);
 HWY_EXPORT(ColumnSums);
-HWY_EXPORT(ColumnCenteredSquares);
+HWY_EXPORT(ColumnShiftedMoments);
+HWY_EXPORT(ClampInplace);
 HWY_EXPORT(RowsScaleShift);
 HWY_EXPORT(RowsScaleAcc);
 HWY_EXPORT(BnGradSums);
@@ -325,31 +371,35 @@ void f32_column_sums(size_t rows, size_t c, const float* x, float* acc) {
   apply_forced_isa();
   HWY_DYNAMIC_DISPATCH(ColumnSums)(rows, c, x, acc);
 }
-void f32_column_centered_squares(size_t rows, size_t c, const float* x, const float* mean, float* acc) {
+void f32_column_shifted_moments(size_t rows, size_t c, const float* x, const float* pivot, float* s1,
+                                float* s2) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(ColumnCenteredSquares)(rows, c, x, mean, acc);
+  HWY_DYNAMIC_DISPATCH(ColumnShiftedMoments)(rows, c, x, pivot, s1, s2);
 }
-void f32_rows_scale_shift(size_t rows, size_t c, const float* x, const float* scale,
-                          const float* shift, float* y) {
+void f32_rows_scale_shift(size_t rows, size_t c, const float* x, const float* scale, const float* shift,
+                          float lo, float hi, float* y) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(RowsScaleShift)(rows, c, x, scale, shift, y);
+  HWY_DYNAMIC_DISPATCH(RowsScaleShift)(rows, c, x, scale, shift, lo, hi, y);
+}
+void f32_clamp_inplace(size_t n, float lo, float hi, float* y) {
+  apply_forced_isa();
+  HWY_DYNAMIC_DISPATCH(ClampInplace)(n, lo, hi, y);
 }
 void f32_rows_scale_acc(size_t rows, size_t c, const float* dy, const float* scale, float* dx) {
   apply_forced_isa();
   HWY_DYNAMIC_DISPATCH(RowsScaleAcc)(rows, c, dy, scale, dx);
 }
 void f32_bn_grad_sums(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
-                      const float* invstd, float* sdy, float* sdyx) {
+                      const float* invstd, const BnFusedClamp& clamp, float* sdy, float* sdyx) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(BnGradSums)(rows, c, x, dy, mean, invstd, sdy, sdyx);
+  HWY_DYNAMIC_DISPATCH(BnGradSums)(rows, c, x, dy, mean, invstd, clamp, sdy, sdyx);
 }
 void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
-                       const float* invstd, const float* coef, const float* mdy, const float* mdyx,
-                       float* dx, bool accumulate) {
+                       const float* invstd, const BnFusedClamp& clamp, const float* coef, const float* mdy,
+                       const float* mdyx, float* dx, bool accumulate) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(BnGradInput)(rows, c, x, dy, mean, invstd, coef, mdy, mdyx, dx, accumulate);
+  HWY_DYNAMIC_DISPATCH(BnGradInput)(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, accumulate);
 }
-
 void f32_max_pool_argmax_row(const Pool2dParams& p, const float* x, int oy, float* y, int32_t* argmax) {
   apply_forced_isa();
   HWY_DYNAMIC_DISPATCH(MaxPoolArgmaxRow)(p, x, oy, y, argmax);
