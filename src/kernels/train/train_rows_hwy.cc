@@ -24,15 +24,20 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::CappedTag<float, 8>;
 using VF = hn::Vec<DF>;
 
+// g where lo < v < hi, else 0. As a bitwise AND with the comparison's vector: on the Zen 5
+// this was measured on, the zero-masked load that IfThenElseZero compiles to under AVX-512
+// made the masked batch-norm passes 3x slower.
+HWY_INLINE VF PassInside(const DF d, VF v, VF lo, VF hi, VF g) {
+  return hn::And(hn::VecFromMask(d, hn::And(hn::Gt(v, lo), hn::Lt(v, hi))), g);
+}
+
 void ClampGradMask(size_t n, const float* HWY_RESTRICT y, float lo, float hi, float* HWY_RESTRICT dy) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF vlo = hn::Set(d, lo), vhi = hn::Set(d, hi);
   size_t i = 0;
   for (; i + N <= n; i += N) {
-    const VF v = hn::LoadU(d, y + i);
-    const auto keep = hn::And(hn::Gt(v, vlo), hn::Lt(v, vhi));
-    hn::StoreU(hn::IfThenElseZero(keep, hn::LoadU(d, dy + i)), d, dy + i);
+    hn::StoreU(PassInside(d, hn::LoadU(d, y + i), vlo, vhi, hn::LoadU(d, dy + i)), d, dy + i);
   }
   for (; i < n; ++i) dy[i] = (y[i] > lo && y[i] < hi) ? dy[i] : 0.f;
 }
@@ -44,9 +49,8 @@ void WindowGradAcc(size_t n, const float* HWY_RESTRICT x, float lo, float hi,
   const VF vlo = hn::Set(d, lo), vhi = hn::Set(d, hi);
   size_t i = 0;
   for (; i + N <= n; i += N) {
-    const VF v = hn::LoadU(d, x + i);
-    const auto keep = hn::And(hn::Gt(v, vlo), hn::Lt(v, vhi));
-    hn::StoreU(hn::Add(hn::LoadU(d, dx + i), hn::IfThenElseZero(keep, hn::LoadU(d, dy + i))), d, dx + i);
+    const VF pass = PassInside(d, hn::LoadU(d, x + i), vlo, vhi, hn::LoadU(d, dy + i));
+    hn::StoreU(hn::Add(hn::LoadU(d, dx + i), pass), d, dx + i);
   }
   for (; i < n; ++i) dx[i] += (x[i] > lo && x[i] < hi) ? dy[i] : 0.f;
 }
@@ -194,7 +198,7 @@ void BnGradSumsT(size_t rows, size_t c, const float* HWY_RESTRICT x, const float
     VF g = LoadLanes(d, dy + r * c + k, lanes);
     if (kMask) {
       const VF v = PreClamp(d, xr, clamp.scale, clamp.shift, k, lanes);
-      g = hn::IfThenElseZero(hn::And(hn::Gt(v, lo), hn::Lt(v, hi)), g);
+      g = PassInside(d, v, lo, hi, g);
     }
     const VF xhat = hn::Mul(hn::Sub(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes)),
                             LoadLanes(d, invstd + k, lanes));
@@ -255,7 +259,7 @@ void BnGradInputT(size_t rows, size_t c, const float* HWY_RESTRICT x, const floa
     VF dyv = LoadLanes(d, dy + r * c + k, lanes);
     if (kMask) {
       const VF v = PreClamp(d, xr, clamp.scale, clamp.shift, k, lanes);
-      dyv = hn::IfThenElseZero(hn::And(hn::Gt(v, lo), hn::Lt(v, hi)), dyv);
+      dyv = PassInside(d, v, lo, hi, dyv);
     }
     const VF xhat = hn::Mul(hn::Sub(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes)),
                             LoadLanes(d, invstd + k, lanes));
