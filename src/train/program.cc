@@ -701,17 +701,18 @@ void Program::Impl::backward_node(size_t i) {
   }
   switch (node.op) {
     case OpType::kConv2d: {
-      float* dx = grad_for(xin);
       float* dw = grad_for(node.inputs[1]);
       float* db = node.inputs.size() > 2 ? grad_for(node.inputs[2]) : nullptr;
       kernels::Conv2dParams p = st.conv;
       p.batch = n;
       if (!opt.fast_kernels) {
-        kernels::f32_conv2d_backward__ref(p, x, data(node.inputs[1]), dy, dx, dw, db);
+        kernels::f32_conv2d_backward__ref(p, x, data(node.inputs[1]), dy, grad_for(xin), dw, db);
       } else {
+        bool assign = false;
+        float* dx = grad_for_write(xin, &assign);
         float* scratch_ptr = scratch_floats(st.conv_bwd.scratch_elems);
         kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, dx, dw, db,
-                                          scratch_ptr, pool_for(pool, conv_macs(p)));
+                                          scratch_ptr, pool_for(pool, conv_macs(p)), assign);
       }
       break;
     }

@@ -8,6 +8,7 @@
 #include <hwy/targets.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,18 @@ TEST_P(ConvBackwardFast, MatchesReference) {
       EXPECT_EQ(dx, first_dx) << "thread count changed dX";
       EXPECT_EQ(dw, first_dw) << "thread count changed dW";
       EXPECT_EQ(db, first_db) << "thread count changed db";
+    }
+  }
+  // Assigning the input gradient: its contents (NaN here) are never read.
+  {
+    std::vector<float> dx_zero(in_elems, 0.f), dw_unused(w_elems, 0.f), db_unused(p.out_c, 0.f);
+    f32_conv2d_backward__ref(p, x.data(), w.data(), dy.data(), dx_zero.data(), dw_unused.data(), db_unused.data());
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      std::vector<float> dx(in_elems, std::numeric_limits<float>::quiet_NaN());
+      f32_conv2d_backward_fast(*plan, p.batch, x.data(), w.data(), dy.data(), dx.data(), nullptr, nullptr,
+                               scratch.data(), &pool, /*assign_input_grad=*/true);
+      for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(dx[i], dx_zero[i], 1e-5 * (1 + taps)) << "assigned dx " << i;
     }
   }
   // Only the input gradient (frozen filter): dW/db untouched.

@@ -64,11 +64,13 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
 
 // Runs the backward for `batch` <= plan.params.batch images. scratch: plan.scratch_elems floats
 // (any alignment; contents are overwritten). ACCUMULATES into input_grad, filter_grad and
-// bias_grad (each may be nullptr).
+// bias_grad (each may be nullptr); with assign_input_grad, input_grad is assigned instead (its
+// contents are never read: a 1x1 conv's GEMM starts from zeros, other paths zero each image
+// before adding into it).
 void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan, int batch, const float* input,
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
-                              ThreadPool* pool);
+                              ThreadPool* pool, bool assign_input_grad = false);
 
 // The depthwise path's per-image step (channel multiplier 1: out_c == in_c == groups), one
 // Highway kernel per target: x the image's input (in_h, in_w, C), dy its output gradient

@@ -115,7 +115,7 @@ void col2im_add(const Conv2dParams& p, const float* dxcol, size_t m0, size_t row
 // group transposed (K, og).
 void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int n1,
                 const float* input, const float* output_grad, float* input_grad, bool want_dw,
-                bool want_db, const float* w_packed, float* slice, ThreadPool* pool) {
+                bool want_db, const float* w_packed, float* slice, ThreadPool* pool, bool assign_dx) {
   const Conv2dParams& p = plan.params;
   const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
   const size_t og = static_cast<size_t>(p.out_c / p.groups);
@@ -133,6 +133,7 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
     const float* x = input + static_cast<size_t>(n) * in_image;
     const float* dy_img = output_grad + static_cast<size_t>(n) * pixels * p.out_c;
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
+    if (dx != nullptr && assign_dx && !plan.direct_1x1) std::fill(dx, dx + in_image, 0.0f);
     for (size_t m0 = 0; m0 < pixels; m0 += plan.rows) {
       const size_t rows = std::min(plan.rows, pixels - m0);
       const float* dy = dy_img + m0 * p.out_c;  // (rows, out_c)
@@ -155,7 +156,7 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
           if (plan.direct_1x1) {
             // dX rows (rows, cg) += dY_g(rows, og) * W_g(og, cg)
             f32_gemm_acc_panels(rows, dy_g, p.out_c, wp, og, plan.k, uk, dx + m0 * p.in_c + g * cg,
-                                p.in_c, pool);
+                                p.in_c, pool, assign_dx);
           } else {
             std::fill(dxcol, dxcol + rows * plan.k, 0.0f);
             f32_gemm_acc_panels(rows, dy_g, p.out_c, wp, og, plan.k, uk, dxcol, plan.k, pool);
@@ -264,7 +265,7 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
 void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, const float* input,
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
-                              ThreadPool* pool) {
+                              ThreadPool* pool, bool assign_input_grad) {
   if (batch < 1) return;
   F32Conv2dBackwardPlan plan = plan_in;
   plan.params.batch = batch;
@@ -315,8 +316,13 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     if (want_db) std::fill(db, db + p.out_c, 0.0f);
     if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
       gemm_slice(plan, l, n0, n1, input, output_grad, input_grad, want_dw, want_db, shared, slice,
-                 inner);
+                 inner, assign_input_grad);
     } else {
+      if (input_grad != nullptr && assign_input_grad) {
+        const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
+        std::fill(input_grad + static_cast<size_t>(n0) * in_image, input_grad + static_cast<size_t>(n1) * in_image,
+                  0.0f);
+      }
       depthwise_slice(p, n0, n1, input, output_grad, shared, input_grad, want_dw ? dw : nullptr,
                       want_db ? db : nullptr);
     }

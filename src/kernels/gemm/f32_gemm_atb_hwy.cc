@@ -32,10 +32,9 @@ constexpr size_t kMR = 6, kNRV = 2;
 #endif
 constexpr size_t kKc = 256;
 
-template <size_t MR, size_t NRV, bool kFullN>
+template <class D, size_t MR, size_t NRV, bool kFullN>
 void AtbTile(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, size_t lda,
              const float* HWY_RESTRICT b, size_t ldb, float* HWY_RESTRICT c, size_t ldc) {
-  using D = hn::ScalableTag<float>;
   using V = hn::Vec<D>;
   const D d;
   const size_t N = hn::Lanes(d);
@@ -76,30 +75,45 @@ void AtbTile(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, size_
   }
 }
 
+// One column strip [n0, n0 + width) of C over all row tiles, for one block of k rows.
+template <class D, size_t NRV, bool kFullN>
+HWY_INLINE void AtbStrip(size_t m, size_t n0, size_t width, size_t kc, const float* ak, size_t lda,
+                         const float* bk, size_t ldb, float* c, size_t ldc) {
+  for (size_t m0 = 0; m0 < m; m0 += kMR) {
+    AtbTile<D, kMR, NRV, kFullN>(std::min(kMR, m - m0), width, kc, ak + m0, lda, bk + n0, ldb,
+                                 c + m0 * ldc + n0, ldc);
+  }
+}
+
 void F32GemmAtbAcc(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a, size_t lda,
                    const float* HWY_RESTRICT b, size_t ldb, float* HWY_RESTRICT c, size_t ldc) {
-  const size_t N = hn::Lanes(hn::ScalableTag<float>());
+  using D = hn::ScalableTag<float>;
+  const size_t N = hn::Lanes(D());
   const size_t NR = kNRV * N;
   for (size_t k0 = 0; k0 < k; k0 += kKc) {
     const size_t kc = std::min(kKc, k - k0);
     const float* ak = a + k0 * lda;
     const float* bk = b + k0 * ldb;
-    for (size_t n0 = 0; n0 < n; n0 += NR) {
-      const size_t nr = std::min(NR, n - n0);
-      for (size_t m0 = 0; m0 < m; m0 += kMR) {
-        const size_t mr = std::min(kMR, m - m0);
-        float* ct = c + m0 * ldc + n0;
-        if (nr == NR) {
-          AtbTile<kMR, kNRV, true>(mr, nr, kc, ak + m0, lda, bk + n0, ldb, ct, ldc);
-        } else if (nr == N) {
-          AtbTile<kMR, 1, true>(mr, nr, kc, ak + m0, lda, bk + n0, ldb, ct, ldc);
-        } else if (nr < N) {
-          AtbTile<kMR, 1, false>(mr, nr, kc, ak + m0, lda, bk + n0, ldb, ct, ldc);
-        } else {
-          AtbTile<kMR, kNRV, false>(mr, nr, kc, ak + m0, lda, bk + n0, ldb, ct, ldc);
-        }
-      }
+    size_t n0 = 0;
+    for (; n0 + NR <= n; n0 += NR) AtbStrip<D, kNRV, true>(m, n0, NR, kc, ak, lda, bk, ldb, c, ldc);
+    if (n0 + N <= n) {
+      AtbStrip<D, 1, true>(m, n0, N, kc, ak, lda, bk, ldb, c, ldc);
+      n0 += N;
     }
+    // Columns left over (< N): narrower full vectors where they fit (e.g. 24 = 16 + 8 with
+    // 16 lanes), partial loads only for the last few. Partial loads in the k loop are slow
+    // (zero-masked loads under AVX-512), and output-channel counts like 24 are common.
+#if HWY_TARGET != HWY_SCALAR
+    if (N > 8 && n0 + 8 <= n) {
+      AtbStrip<hn::CappedTag<float, 8>, 1, true>(m, n0, 8, kc, ak, lda, bk, ldb, c, ldc);
+      n0 += 8;
+    }
+    if (N > 4 && n0 + 4 <= n) {
+      AtbStrip<hn::CappedTag<float, 4>, 1, true>(m, n0, 4, kc, ak, lda, bk, ldb, c, ldc);
+      n0 += 4;
+    }
+#endif
+    if (n0 < n) AtbStrip<D, 1, false>(m, n0, n - n0, kc, ak, lda, bk, ldb, c, ldc);
   }
 }
 

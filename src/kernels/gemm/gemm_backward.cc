@@ -28,27 +28,32 @@ struct PanelSource {
   F32GemmUkernel uk;
 };
 
+// The bias of an assigning GEMM's first K block: zeros, aligned for the microkernel's loads.
+alignas(64) constexpr float kZeroBias[64] = {};
+
 void acc_tile(const PanelSource& b, const float* a, size_t lda, float* c, size_t ldc, size_t m0,
-              size_t rows, size_t n0, size_t cols) {
+              size_t rows, size_t n0, size_t cols, bool assign) {
   const size_t nr = b.uk.nr, mr = b.uk.mr;
   const size_t kc_max = choose_kc(b.k);
   constexpr float kInf = std::numeric_limits<float>::infinity();
   for (size_t k0 = 0; k0 < b.k; k0 += kc_max) {
+    // Assigning: the first K block starts from zeros instead of loading C.
+    const uint32_t flags = assign && k0 == 0 ? kF32GemmInitBias : 0u;
     const size_t kc = std::min(kc_max, b.k - k0);
     for (size_t n = n0; n < n0 + cols; n += nr) {
       const float* w = b.base + (n / nr) * b.panel_stride + b.row0 + k0 * nr;
       const size_t ncols = std::min(nr, n0 + cols - n);
       for (size_t m = m0; m < m0 + rows; m += mr) {
         const size_t mrows = std::min(mr, m0 + rows - m);
-        b.uk.fn(mrows, ncols, kc, a + m * lda + k0, lda, w, nullptr, c + m * ldc + n, ldc, -kInf,
-                kInf, 0u, nullptr, 0);
+        b.uk.fn(mrows, ncols, kc, a + m * lda + k0, lda, w, kZeroBias, c + m * ldc + n, ldc, -kInf,
+                kInf, flags, nullptr, 0);
       }
     }
   }
 }
 
 void acc_driver(size_t m, const float* a, size_t lda, const PanelSource& b, float* c, size_t ldc,
-                ThreadPool* pool) {
+                ThreadPool* pool, bool assign = false) {
   if (m == 0 || b.k == 0 || b.n == 0) return;
   const size_t mr = b.uk.mr, nr = b.uk.nr;
   const size_t n_round = (b.n + nr - 1) / nr * nr;
@@ -65,7 +70,7 @@ void acc_driver(size_t m, const float* a, size_t lda, const PanelSource& b, floa
   auto run = [&](size_t t) {
     const size_t tm = t / tiles_n, tn = t % tiles_n;
     const size_t m0 = tm * tile_m, n0 = tn * tile_n;
-    acc_tile(b, a, lda, c, ldc, m0, std::min(tile_m, m - m0), n0, std::min(tile_n, b.n - n0));
+    acc_tile(b, a, lda, c, ldc, m0, std::min(tile_m, m - m0), n0, std::min(tile_n, b.n - n0), assign);
   };
   if (threads <= 1 || tiles_m * tiles_n == 1) {
     for (size_t t = 0; t < tiles_m * tiles_n; ++t) run(t);
@@ -138,9 +143,9 @@ void f32_gemm_packed_acc(size_t m, const float* a, size_t lda, const F32GemmPack
 
 void f32_gemm_acc_panels(size_t m, const float* a, size_t lda, const float* panels, size_t k,
                          size_t n, const F32GemmUkernel& ukernel, float* c, size_t ldc,
-                         ThreadPool* pool) {
+                         ThreadPool* pool, bool assign) {
   const PanelSource src{panels, ukernel.nr * k, 0, k, n, ukernel};
-  acc_driver(m, a, lda, src, c, ldc, pool);
+  acc_driver(m, a, lda, src, c, ldc, pool, assign);
 }
 
 void f32_transpose(size_t m, size_t n, const float* in, size_t ld_in, float* out, size_t ld_out) {

@@ -63,10 +63,11 @@ void f32_gemm_packed_acc(size_t m, const float* a, size_t lda, const F32GemmPack
                          size_t ldc, ThreadPool* pool);
 
 // The same driver over raw panels (K rows x nr floats each, panel stride nr * k, 64-byte
-// aligned), e.g. in caller scratch: C(M, N) += A(M, K) * panels. ACCUMULATES into C.
+// aligned), e.g. in caller scratch: C(M, N) += A(M, K) * panels. ACCUMULATES into C, or with
+// assign, C = A * panels (C is not read: its first K block starts from zeros).
 void f32_gemm_acc_panels(size_t m, const float* a, size_t lda, const float* panels, size_t k,
                          size_t n, const F32GemmUkernel& ukernel, float* c, size_t ldc,
-                         ThreadPool* pool);
+                         ThreadPool* pool, bool assign = false);
 // The microkernel f32_gemm_acc uses for N columns (the narrow one when it pads fewer).
 F32GemmUkernel f32_gemm_acc_ukernel(size_t n);
 
