@@ -130,7 +130,9 @@ TEST_P(ConvBackwardFast, MatchesReference) {
 TEST(ConvBackwardDepthwise, EveryTarget) {
   const Case cases[] = {Case{1, 7, 6, 1, 1, 3, 1, 1, 1, 1},   Case{1, 9, 9, 7, 7, 3, 2, 1, 1, 7},
                         Case{1, 8, 8, 16, 16, 3, 1, 1, 1, 16}, Case{1, 9, 7, 17, 17, 3, 2, 1, 1, 17},
-                        Case{1, 11, 11, 40, 40, 5, 1, 2, 4, 40}, Case{1, 6, 6, 33, 33, 5, 2, 1, 2, 33}};
+                        Case{1, 11, 11, 40, 40, 5, 1, 2, 4, 40}, Case{1, 6, 6, 33, 33, 5, 2, 1, 2, 33},
+                        Case{1, 8, 9, 9, 9, 3, 1, 1, 0, 9},      Case{1, 9, 8, 24, 24, 3, 2, 1, 0, 24},
+                        Case{1, 5, 6, 3, 3, 3, 2, 1, 2, 3},      Case{1, 3, 3, 5, 5, 3, 1, 1, 2, 5}};
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
     if (apply_forced_isa() != nullptr && std::string(apply_forced_isa()) != hwy::TargetName(target)) continue;
@@ -155,16 +157,18 @@ TEST(ConvBackwardDepthwise, EveryTarget) {
           dwt0[t * p.out_c + c] = dw0[c * taps + t];
         }
       }
-      for (int which = 0; which < 4; ++which) {  // all three, then each alone
+      for (int which = 0; which < 5; ++which) {  // all three, each alone, then dx assigned
         std::vector<float> dx = dx0, dwt = dwt0, db = db0;
         dx.push_back(-7.f);
         dwt.push_back(-7.f);
         db.push_back(-7.f);
-        f32_dwconv_backward_image(p, x.data(), dy.data(), wt.data(), which == 0 || which == 1 ? dx.data() : nullptr,
+        if (which == 4) std::fill(dx.begin(), dx.end() - 1, std::numeric_limits<float>::quiet_NaN());
+        f32_dwconv_backward_image(p, x.data(), dy.data(), wt.data(), which <= 1 || which == 4 ? dx.data() : nullptr,
                                   which == 0 || which == 2 ? dwt.data() : nullptr,
-                                  which == 0 || which == 3 ? db.data() : nullptr);
+                                  which == 0 || which == 3 ? db.data() : nullptr, /*assign_dx=*/which == 4);
         for (size_t i = 0; i < in_elems; ++i) {
-          ASSERT_NEAR(dx[i], which == 0 || which == 1 ? dx_ref[i] : dx0[i], 1e-5 * (1 + taps)) << "dx " << i;
+          const double want = which <= 1 ? dx_ref[i] : which == 4 ? dx_ref[i] - dx0[i] : dx0[i];
+          ASSERT_NEAR(dx[i], want, 1e-5 * (1 + taps)) << "dx " << i;
         }
         for (size_t c = 0; c < static_cast<size_t>(p.out_c); ++c) {
           for (size_t t = 0; t < taps; ++t) {

@@ -75,8 +75,9 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan, int batch, cons
 // The depthwise path's per-image step (channel multiplier 1: out_c == in_c == groups), one
 // Highway kernel per target: x the image's input (in_h, in_w, C), dy its output gradient
 // (out_h, out_w, C), wt the filter as (kh * kw, C). ACCUMULATES dx (the image's input
-// gradient), dwt ((kh * kw, C)) and db (C); each may be nullptr.
+// gradient; assign_dx: assigns it, never reading it), dwt ((kh * kw, C)) and db (C); each may
+// be nullptr.
 void f32_dwconv_backward_image(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
-                               float* dx, float* dwt, float* db);
+                               float* dx, float* dwt, float* db, bool assign_dx = false);
 
 }  // namespace pcv::kernels

@@ -171,7 +171,7 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
 // One slice of images [n0, n1) on the depthwise path. wt: filter as (kh * kw, out_c).
 void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
                      const float* output_grad, const float* wt, float* input_grad, float* dwt,
-                     float* db) {
+                     float* db, bool assign_dx) {
   const int oc_n = p.out_c;
   const int mult = p.out_c / p.in_c;
   const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
@@ -180,9 +180,10 @@ void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
     const float* x = input + static_cast<size_t>(n) * in_image;
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
     if (mult == 1) {
-      f32_dwconv_backward_image(p, x, output_grad + static_cast<size_t>(n) * out_image, wt, dx, dwt, db);
+      f32_dwconv_backward_image(p, x, output_grad + static_cast<size_t>(n) * out_image, wt, dx, dwt, db, assign_dx);
       continue;
     }
+    if (dx != nullptr && assign_dx) std::fill(dx, dx + in_image, 0.0f);
     for (int oy = 0; oy < p.out_h; ++oy) {
       for (int ox = 0; ox < p.out_w; ++ox) {
         const float* dy = output_grad + static_cast<size_t>(n) * out_image +
@@ -318,13 +319,8 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
       gemm_slice(plan, l, n0, n1, input, output_grad, input_grad, want_dw, want_db, shared, slice,
                  inner, assign_input_grad);
     } else {
-      if (input_grad != nullptr && assign_input_grad) {
-        const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
-        std::fill(input_grad + static_cast<size_t>(n0) * in_image, input_grad + static_cast<size_t>(n1) * in_image,
-                  0.0f);
-      }
       depthwise_slice(p, n0, n1, input, output_grad, shared, input_grad, want_dw ? dw : nullptr,
-                      want_db ? db : nullptr);
+                      want_db ? db : nullptr, assign_input_grad);
     }
   };
   if (S == 1 || pool == nullptr || pool->threads() <= 1) {
