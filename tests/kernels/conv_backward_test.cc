@@ -5,8 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <hwy/targets.h>
-
 #include <cmath>
 #include <limits>
 #include <string>
@@ -14,7 +12,6 @@
 
 #include "base/thread_pool.h"
 #include "kernels/conv/conv.h"
-#include "kernels/gemm/gemm.h"
 #include "kernels/kernel_test_util.h"
 
 namespace pcv::kernels {
@@ -133,10 +130,8 @@ TEST(ConvBackwardDepthwise, EveryTarget) {
                         Case{1, 11, 11, 40, 40, 5, 1, 2, 4, 40}, Case{1, 6, 6, 33, 33, 5, 2, 1, 2, 33},
                         Case{1, 8, 9, 9, 9, 3, 1, 1, 0, 9},      Case{1, 9, 8, 24, 24, 3, 2, 1, 0, 24},
                         Case{1, 5, 6, 3, 3, 3, 2, 1, 2, 3},      Case{1, 3, 3, 5, 5, 3, 1, 1, 2, 5}};
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    if (apply_forced_isa() != nullptr && std::string(apply_forced_isa()) != hwy::TargetName(target)) continue;
-    SCOPED_TRACE(std::string("isa ") + hwy::TargetName(target));
+  testing::for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
     for (const Case& cs : cases) {
       Conv2dParams p = make_params(cs);
       p.groups = p.in_c;
@@ -183,8 +178,7 @@ TEST(ConvBackwardDepthwise, EveryTarget) {
         EXPECT_EQ(db.back(), -7.f);
       }
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -2,10 +2,15 @@
 // value of a quantized computation, for "within one step" checks.
 #pragma once
 
+#include <hwy/targets.h>
+
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
+
+#include "kernels/gemm/gemm.h"
 
 namespace pcv::kernels::testing {
 
@@ -38,6 +43,18 @@ inline int32_t ideal_q8(double real, double scale, int32_t zero_point, int32_t l
                         int32_t hi = 127) {
   const double q = std::round(real / scale) + zero_point;
   return static_cast<int32_t>(std::fmin(std::fmax(q, lo), hi));
+}
+
+// fn() once per Highway target compiled and supported here, with dispatch pinned to it
+// (PCV_FORCE_ISA pins one target: the others are skipped). Callers add their own trace.
+template <class Fn>
+void for_each_hwy_target(Fn fn) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    if (apply_forced_isa() != nullptr && std::string(apply_forced_isa()) != hwy::TargetName(target)) continue;
+    fn(hwy::TargetName(target));
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 }  // namespace pcv::kernels::testing

@@ -2,7 +2,6 @@
 // plain loops: channel counts around every vector width (tails, the register and the
 // in-memory sum paths) and a guard after every output.
 #include <gtest/gtest.h>
-#include <hwy/targets.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +10,6 @@
 #include <vector>
 
 #include "kernel_test_util.h"
-#include "kernels/gemm/gemm.h"
 #include "kernels/train/train_rows.h"
 
 namespace pcv::kernels {
@@ -23,18 +21,13 @@ constexpr float kGuard = -12345.f;
 const size_t kChannels[] = {1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 63, 64, 65, 96, 130};
 const size_t kRows[] = {1, 5, 37};
 
-// fn(isa name) once per Highway target compiled and supported here, with dispatch pinned.
+// fn() on every target, traced with its name.
 template <class Fn>
 void for_each_target(Fn fn) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    if (apply_forced_isa() != nullptr && std::string(apply_forced_isa()) != hwy::TargetName(target)) {
-      continue;  // PCV_FORCE_ISA pins dispatch to one target
-    }
-    SCOPED_TRACE(std::string("isa ") + hwy::TargetName(target));
+  testing::for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
     fn();
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 // |got - want| within a few float ulps of `mag`, the sum of the magnitudes that were added

@@ -63,53 +63,42 @@ void AddInplace(size_t n, const float* HWY_RESTRICT src, float* HWY_RESTRICT dst
   for (; i < n; ++i) dst[i] += src[i];
 }
 
-// Column reduction over rows [r0, r1) of at most 4 vectors of channels:
-// acc_j = fn(acc_j, row, k, lanes) with the sums in registers. Lanes past c are loaded as zero
-// and never stored.
-template <class Fn>
-HWY_INLINE void ColumnReduce(size_t r0, size_t r1, size_t c, float* HWY_RESTRICT acc, const Fn& fn) {
-  const DF d;
-  const size_t N = hn::Lanes(d);
-  for (size_t k0 = 0; k0 < c; k0 += 4 * N) {
-    const size_t vecs = std::min<size_t>(4, (c - k0 + N - 1) / N);
-    const size_t last = c - k0 - (vecs - 1) * N;  // lanes of the last vector (1..N)
-    const size_t l0 = vecs == 1 ? last : N, l1 = vecs == 2 ? last : N, l2 = vecs == 3 ? last : N;
-    VF s0 = LoadPartial(d, acc + k0, l0);
-    VF s1 = vecs > 1 ? LoadPartial(d, acc + k0 + N, l1) : hn::Zero(d);
-    VF s2 = vecs > 2 ? LoadPartial(d, acc + k0 + 2 * N, l2) : hn::Zero(d);
-    VF s3 = vecs > 3 ? LoadPartial(d, acc + k0 + 3 * N, last) : hn::Zero(d);
-    if (vecs == 4 && last == N) {
-      for (size_t r = r0; r < r1; ++r) {
-        s0 = fn(s0, r, k0, N);
-        s1 = fn(s1, r, k0 + N, N);
-        s2 = fn(s2, r, k0 + 2 * N, N);
-        s3 = fn(s3, r, k0 + 3 * N, N);
-      }
-    } else {
-      for (size_t r = r0; r < r1; ++r) {
-        s0 = fn(s0, r, k0, l0);
-        if (vecs > 1) s1 = fn(s1, r, k0 + N, l1);
-        if (vecs > 2) s2 = fn(s2, r, k0 + 2 * N, l2);
-        if (vecs > 3) s3 = fn(s3, r, k0 + 3 * N, last);
-      }
-    }
-    StorePartial(s0, d, acc + k0, l0);
-    if (vecs > 1) StorePartial(s1, d, acc + k0 + N, l1);
-    if (vecs > 2) StorePartial(s2, d, acc + k0 + 2 * N, l2);
-    if (vecs > 3) StorePartial(s3, d, acc + k0 + 3 * N, last);
-  }
-}
-
-// Rows [0, rows) in memory order. Up to 4 vectors of channels: the sums stay in registers
-// (ColumnReduce over all rows). Wider rows: each row's vectors are added into acc in memory
-// (an L1-resident row of sums), which keeps the reads a single forward stream: walking a
-// block of rows once per channel group instead ran ~1.7x slower on memory-bound slices.
+// Column sums acc_j = fn(acc_j, row, k, lanes) over rows [0, rows) in memory order. Up to 4
+// vectors of channels: the sums stay in registers (lanes past c are loaded as zero and never
+// stored). Wider rows: each row's vectors are added into acc in memory (an L1-resident row of
+// sums), which keeps the reads a single forward stream: walking a block of rows once per
+// channel group instead ran ~1.7x slower on memory-bound slices.
 template <class Fn>
 HWY_INLINE void ColumnReduceRows(size_t rows, size_t c, float* HWY_RESTRICT acc, const Fn& fn) {
   const DF d;
   const size_t N = hn::Lanes(d);
   if (c <= 4 * N) {
-    ColumnReduce(0, rows, c, acc, fn);
+    const size_t vecs = (c + N - 1) / N;
+    const size_t last = c - (vecs - 1) * N;  // lanes of the last vector (1..N)
+    const size_t l0 = vecs == 1 ? last : N, l1 = vecs == 2 ? last : N, l2 = vecs == 3 ? last : N;
+    VF s0 = LoadPartial(d, acc, l0);
+    VF s1 = vecs > 1 ? LoadPartial(d, acc + N, l1) : hn::Zero(d);
+    VF s2 = vecs > 2 ? LoadPartial(d, acc + 2 * N, l2) : hn::Zero(d);
+    VF s3 = vecs > 3 ? LoadPartial(d, acc + 3 * N, last) : hn::Zero(d);
+    if (vecs == 4 && last == N) {
+      for (size_t r = 0; r < rows; ++r) {
+        s0 = fn(s0, r, 0, N);
+        s1 = fn(s1, r, N, N);
+        s2 = fn(s2, r, 2 * N, N);
+        s3 = fn(s3, r, 3 * N, N);
+      }
+    } else {
+      for (size_t r = 0; r < rows; ++r) {
+        s0 = fn(s0, r, 0, l0);
+        if (vecs > 1) s1 = fn(s1, r, N, l1);
+        if (vecs > 2) s2 = fn(s2, r, 2 * N, l2);
+        if (vecs > 3) s3 = fn(s3, r, 3 * N, last);
+      }
+    }
+    StorePartial(s0, d, acc, l0);
+    if (vecs > 1) StorePartial(s1, d, acc + N, l1);
+    if (vecs > 2) StorePartial(s2, d, acc + 2 * N, l2);
+    if (vecs > 3) StorePartial(s3, d, acc + 3 * N, last);
     return;
   }
   for (size_t r = 0; r < rows; ++r) {
@@ -187,6 +176,17 @@ HWY_INLINE VF PreClamp(const DF d, const float* HWY_RESTRICT x, const float* HWY
   return hn::MulAdd(LoadLanes(d, x, lanes), LoadLanes(d, scale + k, lanes), LoadLanes(d, shift + k, lanes));
 }
 
+// The batch-norm backward's per-element inputs: g = dy (where the fused clamp passed, with
+// kMask) and xhat = (x - mean) * invstd, for channels [k, k + lanes) of one row.
+template <bool kMask>
+HWY_INLINE void GradAndXhat(const DF d, const float* HWY_RESTRICT xr, const float* HWY_RESTRICT dyr,
+                            const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd,
+                            const BnFusedClamp& clamp, VF lo, VF hi, size_t k, size_t lanes, VF& g, VF& xhat) {
+  g = LoadLanes(d, dyr, lanes);
+  if (kMask) g = PassInside(d, PreClamp(d, xr, clamp.scale, clamp.shift, k, lanes), lo, hi, g);
+  xhat = hn::Mul(hn::Sub(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes)), LoadLanes(d, invstd + k, lanes));
+}
+
 template <bool kMask>
 void BnGradSumsT(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
                  const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd, const BnFusedClamp& clamp,
@@ -194,14 +194,8 @@ void BnGradSumsT(size_t rows, size_t c, const float* HWY_RESTRICT x, const float
   const DF d;
   const VF lo = hn::Set(d, clamp.lo), hi = hn::Set(d, clamp.hi);
   ColumnReduce2(rows, c, sdy, sdyx, [&](size_t r, size_t k, size_t lanes, VF& a, VF& b) HWY_ATTR {
-    const float* xr = x + r * c + k;
-    VF g = LoadLanes(d, dy + r * c + k, lanes);
-    if (kMask) {
-      const VF v = PreClamp(d, xr, clamp.scale, clamp.shift, k, lanes);
-      g = PassInside(d, v, lo, hi, g);
-    }
-    const VF xhat = hn::Mul(hn::Sub(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes)),
-                            LoadLanes(d, invstd + k, lanes));
+    VF g, xhat;
+    GradAndXhat<kMask>(d, x + r * c + k, dy + r * c + k, mean, invstd, clamp, lo, hi, k, lanes, g, xhat);
     a = hn::Add(a, g);
     b = hn::MulAdd(g, xhat, b);
   });
@@ -255,14 +249,8 @@ void BnGradInputT(size_t rows, size_t c, const float* HWY_RESTRICT x, const floa
   const DF d;
   const VF lo = hn::Set(d, clamp.lo), hi = hn::Set(d, clamp.hi);
   RowsMap(rows, c, dx, [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
-    const float* xr = x + r * c + k;
-    VF dyv = LoadLanes(d, dy + r * c + k, lanes);
-    if (kMask) {
-      const VF v = PreClamp(d, xr, clamp.scale, clamp.shift, k, lanes);
-      dyv = PassInside(d, v, lo, hi, dyv);
-    }
-    const VF xhat = hn::Mul(hn::Sub(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes)),
-                            LoadLanes(d, invstd + k, lanes));
+    VF dyv, xhat;
+    GradAndXhat<kMask>(d, x + r * c + k, dy + r * c + k, mean, invstd, clamp, lo, hi, k, lanes, dyv, xhat);
     // dy - mdy - xhat * mdyx
     const VF g = hn::NegMulAdd(xhat, LoadLanes(d, mdyx + k, lanes), hn::Sub(dyv, LoadLanes(d, mdy + k, lanes)));
     if (!kAccumulate) return hn::Mul(LoadLanes(d, coef + k, lanes), g);
