@@ -10,6 +10,7 @@
 #include <hwy/targets.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -47,6 +48,7 @@ struct QCase {
   int32_t filter_zp;  // 0: TFLite int8; nonzero: uint8 model read as int8
   bool relu6;
   Path expect;
+  int64_t bias_center = 0;  // biases are bias_center +- 20000, clamped to int32
 };
 
 int out_size(int in, int k, int stride, int dilation, int pad) {
@@ -77,7 +79,10 @@ void check_conv(const QCase& c, std::mt19937& rng, ThreadPool* pool) {
   std::vector<float> scale(static_cast<size_t>(c.out_c));
   for (auto& v : in) v = static_cast<int8_t>(byte(rng));
   for (auto& v : w) v = static_cast<int8_t>(byte(rng));
-  for (auto& v : bias) v = std::uniform_int_distribution<int>(-20000, 20000)(rng);
+  for (auto& v : bias) {
+    const int64_t b = c.bias_center + std::uniform_int_distribution<int>(-20000, 20000)(rng);
+    v = static_cast<int32_t>(std::clamp<int64_t>(b, INT32_MIN, INT32_MAX));
+  }
   // Scales that spread the outputs over the int8 range: ~1 / (128 * sqrt(taps) * 128).
   const float taps = static_cast<float>(c.kh * c.kw * cpg);
   for (auto& v : scale) v = sd(rng) / (128.f * std::sqrt(taps) * 40.f);
@@ -204,6 +209,23 @@ TEST(Qs8ConvFast, DepthwiseTails) {
     check_conv({1, 9, 9, 80, 80, 3, 3, 1, 2, 2, 80, 0, false, Path::kDepthwise}, rng, &pool2);
     check_conv({2, 11, 10, 70, 70, 5, 5, 1, 1, 2, 70, 0, true, Path::kDepthwise}, rng, nullptr);
     check_conv({1, 4, 5, 65, 65, 7, 7, 2, 1, 3, 65, 0, false, Path::kDepthwise}, rng, nullptr);
+  });
+}
+
+// A bias near the int32 limits (a corrupt or hostile model) makes the accumulators wrap. Every
+// path wraps like the reference (modulo 2^32, no undefined overflow under UBSan), also in the
+// terms prepare folds into the bias.
+TEST(Qs8ConvFast, BiasNearInt32LimitsWrapsLikeTheReference) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(5);
+  for_each_target([&] {
+    for (int64_t center : {int64_t{INT32_MAX}, int64_t{INT32_MIN}}) {
+      SCOPED_TRACE(center);
+      check_conv({1, 9, 8, 40, 40, 3, 3, 1, 1, 1, 40, 0, false, Path::kDepthwise, center}, rng, nullptr);
+      check_conv({1, 9, 8, 40, 40, 3, 3, 2, 1, 1, 40, -9, true, Path::kDepthwise, center}, rng, &pool2);
+      check_conv({2, 5, 6, 24, 17, 1, 1, 1, 1, 0, 1, 3, false, Path::kGemm1x1, center}, rng, &pool2);
+      check_conv({1, 6, 7, 5, 9, 3, 3, 1, 1, 1, 1, 0, false, Path::kIm2colGemm, center}, rng, nullptr);
+    }
   });
 }
 

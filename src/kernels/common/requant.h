@@ -18,6 +18,20 @@
 
 namespace pcv::kernels {
 
+// int32 accumulator arithmetic modulo 2^32. The SIMD kernels' adds and dot products wrap;
+// the scalar paths and the precomputed bias terms use these so that a model whose sums leave
+// int32 (a corrupt or hostile bias near INT32_MAX, a huge K) has defined results, and the same
+// ones in every kernel.
+constexpr int32_t wrap_add(int32_t a, int32_t b) {
+  return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+}
+constexpr int32_t wrap_sub(int32_t a, int32_t b) {
+  return static_cast<int32_t>(static_cast<uint32_t>(a) - static_cast<uint32_t>(b));
+}
+constexpr int32_t wrap_mul(int32_t a, int32_t b) {
+  return static_cast<int32_t>(static_cast<uint32_t>(a) * static_cast<uint32_t>(b));
+}
+
 struct QuantizedMultiplier {
   int32_t multiplier = 0;  // Q31 mantissa in [2^30, 2^31), or 0 for M == 0
   int shift = 0;           // power of two: positive = left shift

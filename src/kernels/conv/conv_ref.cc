@@ -63,12 +63,12 @@ void qs8_conv2d__ref(const Conv2dParams& p, const QuantConv2dParams& q, const in
                                 ((static_cast<size_t>(oc) * p.kernel_h + ky) * p.kernel_w + kx) *
                                     in_c_per_group;
               for (int ic = 0; ic < in_c_per_group; ++ic) {
-                acc += (static_cast<int32_t>(in_px[ic]) - q.input_zero_point) *
-                       (static_cast<int32_t>(w[ic]) - q.filter_zero_point);
+                acc = wrap_add(acc, (static_cast<int32_t>(in_px[ic]) - q.input_zero_point) *
+                                        (static_cast<int32_t>(w[ic]) - q.filter_zero_point));
               }
             }
           }
-          if (bias != nullptr) acc += bias[oc];
+          if (bias != nullptr) acc = wrap_add(acc, bias[oc]);
           if (q.mode == RequantMode::kFp32) {
             out_px[oc] = static_cast<int8_t>(requantize_fp32(acc, q.requant_scale[oc],
                                                              q.output_zero_point, q.act_min,

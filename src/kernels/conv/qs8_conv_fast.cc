@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/thread_pool.h"
+#include "kernels/common/requant.h"
 
 namespace pcv::kernels {
 namespace {
@@ -139,7 +140,7 @@ Expected<Qs8Conv2dPacked> prepare_qs8_conv2d_fast(const Conv2dParams& p,
       for (size_t oc = 0; oc < c; ++oc) {
         const size_t b = oc / 64, L = oc % 64 / 16, r = oc % 16 / 4, i = oc % 4;
         const size_t lane = 4 * L + i;
-        int32_t sum = 0;
+        int32_t sum = 0;  // |sum| <= taps * 255, taps <= kQs8DwVnniMaxTaps
         for (size_t t = 0; t < taps; ++t) {
           const int32_t v = filter[oc * taps + t] - q.filter_zero_point;
           const size_t u = t < quads * 4 ? t / 4 : t - quads * 3;
@@ -147,7 +148,8 @@ Expected<Qs8Conv2dPacked> prepare_qs8_conv2d_fast(const Conv2dParams& p,
           w[(((b * units + u) * 4 + r) * 16 + lane) * 4 + byte] = static_cast<int8_t>(v);
           sum += v;
         }
-        bf[(b * 4 + r) * 16 + lane] = (bias != nullptr ? bias[oc] : 0) - (q.input_zero_point + 128) * sum;
+        bf[(b * 4 + r) * 16 + lane] =
+            wrap_sub(bias != nullptr ? bias[oc] : 0, wrap_mul(q.input_zero_point + 128, sum));
         s[(b * 4 + r) * 16 + lane] = q.requant_scale[oc];
       }
       return k;
@@ -169,10 +171,10 @@ Expected<Qs8Conv2dPacked> prepare_qs8_conv2d_fast(const Conv2dParams& p,
       int32_t sum = 0;
       for (size_t t = 0; t < taps; ++t) {
         w[t * k.c_padded + oc] = filter[oc * taps + t] - q.filter_zero_point;
-        sum += w[t * k.c_padded + oc];
+        sum = wrap_add(sum, w[t * k.c_padded + oc]);
       }
       b[oc] = bias != nullptr ? bias[oc] : 0;
-      bf[oc] = b[oc] - q.input_zero_point * sum;
+      bf[oc] = wrap_sub(b[oc], wrap_mul(q.input_zero_point, sum));
       s[oc] = q.requant_scale[oc];
     }
     return k;

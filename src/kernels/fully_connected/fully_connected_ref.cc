@@ -29,10 +29,10 @@ void qs8_fully_connected__ref(const FullyConnectedParams& p, const QuantFullyCon
       const int8_t* w = weights + static_cast<size_t>(o) * p.in_features;
       int32_t acc = 0;
       for (int i = 0; i < p.in_features; ++i) {
-        acc += (static_cast<int32_t>(x[i]) - q.input_zero_point) *
-               (static_cast<int32_t>(w[i]) - q.weights_zero_point);
+        acc = wrap_add(acc, (static_cast<int32_t>(x[i]) - q.input_zero_point) *
+                                (static_cast<int32_t>(w[i]) - q.weights_zero_point));
       }
-      if (bias != nullptr) acc += bias[o];
+      if (bias != nullptr) acc = wrap_add(acc, bias[o]);
       int8_t& y = output[static_cast<size_t>(b) * p.out_features + o];
       if (q.mode == RequantMode::kFp32) {
         y = static_cast<int8_t>(

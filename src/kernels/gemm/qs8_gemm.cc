@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "base/thread_pool.h"
+#include "kernels/common/requant.h"
 
 namespace pcv::kernels {
 
@@ -57,8 +58,9 @@ Expected<Qs8GemmPackedW> pack_qs8_gemm_w(size_t k, size_t n, const int8_t* w, in
       scale[j] = requant_scale[n0 + j];
       if (vnni) {
         int32_t sum = 0;
-        for (size_t kk = 0; kk < k; ++kk) sum += row[kk];
-        c0[j] = b - a_zp_u8 * sum + static_cast<int32_t>(k) * a_zp_u8 * w_zp;
+        for (size_t kk = 0; kk < k; ++kk) sum = wrap_add(sum, row[kk]);
+        c0[j] = wrap_add(wrap_sub(b, wrap_mul(a_zp_u8, sum)),
+                         wrap_mul(wrap_mul(static_cast<int32_t>(k), a_zp_u8), w_zp));
         int8_t* dst = reinterpret_cast<int8_t*>(base + nr * 8);
         for (size_t kk = 0; kk < k; ++kk) dst[(kk / 4) * nr * 4 + j * 4 + kk % 4] = row[kk];
       } else {

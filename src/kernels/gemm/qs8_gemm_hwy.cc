@@ -169,9 +169,9 @@ void Qs8GemmInt16(size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_str
   for (size_t i = 0; i < mr; ++i) {
     const int16_t* ai = a + i * a_stride;
     for (size_t j = 0; j < nr; ++j) {
-      int32_t acc = c0[j] + (row_bias != nullptr ? row_bias[i] : 0);
+      int32_t acc = wrap_add(c0[j], row_bias != nullptr ? row_bias[i] : 0);
       for (size_t k = 0; k < kp; k += 2) {
-        acc += int32_t{ai[k]} * w[k * NR + 2 * j] + int32_t{ai[k + 1]} * w[k * NR + 2 * j + 1];
+        acc = wrap_add(acc, int32_t{ai[k]} * w[k * NR + 2 * j] + int32_t{ai[k + 1]} * w[k * NR + 2 * j + 1]);
       }
       c[i * ldc + j] = static_cast<int8_t>(
           requantize_fp32(acc, scale[j], e.output_zero_point, e.act_min, e.act_max));
@@ -211,7 +211,7 @@ void PackRowsU8(size_t rows, size_t k, size_t kp, const int8_t* src, size_t lda,
       sum += d[i];
     }
     for (; i < kp; ++i) d[i] = 0;
-    if (row_bias != nullptr) row_bias[r] = -w_zp * static_cast<int32_t>(sum);
+    if (row_bias != nullptr) row_bias[r] = wrap_mul(-w_zp, static_cast<int32_t>(sum));
   }
 }
 

@@ -79,7 +79,7 @@ void qs8_mean__ref(const MeanParams& p, const QuantMeanParams& q, const int8_t* 
     const int8_t* base = input + offset_of(o, s.kept_n, s.kept_dim, s.kept_stride);
     int32_t acc = 0;
     for (size_t r = 0; r < s.reduce_count; ++r) {
-      acc += base[offset_of(r, s.red_n, s.red_dim, s.red_stride)] - q.input_zero_point;
+      acc = wrap_add(acc, base[offset_of(r, s.red_n, s.red_dim, s.red_stride)] - q.input_zero_point);
     }
     output[o] = qs8_mean_output(acc, n, q);
   }
