@@ -21,13 +21,18 @@ size_t align_up(size_t x) { return (x + kAlignElems - 1) / kAlignElems * kAlignE
 int slices_for(int batch) { return std::max(1, std::min(batch, kMaxSlices)); }
 
 // Scratch layout (floats, each region 64-byte aligned relative to an aligned base):
-//   shared: packed filter for backward-data, per group (k = og rows, n = K columns)
+//   shared: packed filter for backward-data, per group (k = og rows, n = K columns); kGemm
+//           with im2col: each patch column's offset in X from the pixel's first tap (K
+//           size_t)
 //   per slice: im2col rows (rows x K), dXcol (rows x K), partial filter gradient (filter
-//              elems; kGemm: per group transposed, (K, og)), partial bias gradient (out_c)
+//              elems; kGemm: per group transposed, (K, og)), partial bias gradient (out_c),
+//              kGemm with im2col: row offsets of the chunk's pixels (4 x rows size_t)
+//              and the border pixels' (oy, ox) (rows x 2 int)
 struct Layout {
   size_t w_panels_per_group = 0;  // floats per group of the packed filter
+  size_t cols = 0;                // offset of the patch column offsets in shared
   size_t shared = 0;
-  size_t col = 0, dxcol = 0, dw = 0, db = 0;
+  size_t col = 0, dxcol = 0, dw = 0, db = 0, idx = 0;
   size_t per_slice = 0;
   size_t total = 0;  // without the alignment slack
 };
@@ -41,16 +46,18 @@ Layout layout_for(const F32Conv2dBackwardPlan& plan) {
     const size_t panels = (plan.k + uk.nr - 1) / uk.nr;
     const size_t og = static_cast<size_t>(p.out_c / p.groups);
     l.w_panels_per_group = align_up(panels * uk.nr * og);
-    l.shared = l.w_panels_per_group * static_cast<size_t>(p.groups);
+    l.cols = l.w_panels_per_group * static_cast<size_t>(p.groups);
+    l.shared = l.cols + (plan.direct_1x1 ? 0 : align_up(2 * plan.k));
     l.col = plan.direct_1x1 ? 0 : align_up(plan.rows * plan.k);
     l.dxcol = plan.direct_1x1 ? 0 : align_up(plan.rows * plan.k);
+    l.idx = plan.direct_1x1 ? 0 : align_up(2 * 5 * plan.rows);
   } else {
     // Shared: the filter transposed to (kh * kw, out_c).
     l.shared = align_up(filter_elems);
   }
   l.dw = align_up(filter_elems);
   l.db = align_up(static_cast<size_t>(p.out_c));
-  l.per_slice = l.col + l.dxcol + l.dw + l.db;
+  l.per_slice = l.col + l.dxcol + l.dw + l.db + l.idx;
   l.total = l.shared + l.per_slice * static_cast<size_t>(plan.slices);
   return l;
 }
@@ -60,26 +67,65 @@ float* align_ptr(float* p) {
   return reinterpret_cast<float*>((a + 63) / 64 * 64);
 }
 
-// Writes im2col rows [m0, m0 + rows) of image `x` (group g) row-major: column
-// kcol = (ky * kw + kx) * cg + ci of row r at col[r * k + kcol] (zeros for padding taps).
-void im2col_rows(const Conv2dParams& p, const float* x, int g, size_t m0, size_t rows, size_t k,
-                 float* col) {
+// Writes the im2col row of output pixel (oy, ox) of image `x` (group g): column
+// kcol = (ky * kw + kx) * cg + ci at dst[kcol] (zeros for padding taps).
+void im2col_pixel(const Conv2dParams& p, const float* x, int g, int oy, int ox, float* dst) {
   const size_t cg = static_cast<size_t>(p.in_c / p.groups);
+  for (int ky = 0; ky < p.kernel_h; ++ky) {
+    const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+    for (int kx = 0; kx < p.kernel_w; ++kx, dst += cg) {
+      const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+      if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) {
+        std::memcpy(dst, x + (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c + static_cast<size_t>(g) * cg,
+                    cg * sizeof(float));
+      } else {
+        std::fill(dst, dst + cg, 0.0f);
+      }
+    }
+  }
+}
+
+// Offsets in X of each patch column kcol = (ky * kw + kx) * cg + ci from the pixel's first
+// tap (group offsets excluded).
+void patch_column_offsets(const Conv2dParams& p, size_t* cols) {
+  const size_t cg = static_cast<size_t>(p.in_c / p.groups);
+  for (int ky = 0; ky < p.kernel_h; ++ky) {
+    for (int kx = 0; kx < p.kernel_w; ++kx) {
+      const size_t tap = (static_cast<size_t>(ky) * p.dilation_h * p.in_w + static_cast<size_t>(kx) * p.dilation_w) *
+                         static_cast<size_t>(p.in_c);
+      for (size_t ci = 0; ci < cg; ++ci) *cols++ = tap + ci;
+    }
+  }
+}
+
+// The pixels of a chunk of output pixels, split for the filter gradient: interior pixels
+// (every tap inside the image) read their patches from X in place (x_rows: first tap's
+// offset); border pixels' patches are written by im2col (border_pixels: (oy, ox)). dy_rows:
+// each pixel's row offset in the chunk's dY, interior ones first.
+struct ChunkRows {
+  size_t interior = 0, border = 0;
+  size_t* x_rows;
+  size_t* dy_rows_interior;
+  size_t* dy_rows_border;
+  size_t* col_rows;  // border pixel j's im2col row at j * K
+};
+
+void split_chunk(const Conv2dParams& p, size_t m0, size_t rows, size_t k, ChunkRows* c,
+                 int* border_oy_ox) {
+  c->interior = c->border = 0;
   int oy = static_cast<int>(m0 / static_cast<size_t>(p.out_w));
   int ox = static_cast<int>(m0 % static_cast<size_t>(p.out_w));
+  const int span_h = (p.kernel_h - 1) * p.dilation_h, span_w = (p.kernel_w - 1) * p.dilation_w;
   for (size_t r = 0; r < rows; ++r) {
-    float* dst = col + r * k;
-    for (int ky = 0; ky < p.kernel_h; ++ky) {
-      const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-      for (int kx = 0; kx < p.kernel_w; ++kx, dst += cg) {
-        const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-        if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) {
-          std::memcpy(dst, x + (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c + static_cast<size_t>(g) * cg,
-                      cg * sizeof(float));
-        } else {
-          std::fill(dst, dst + cg, 0.0f);
-        }
-      }
+    const int iy = oy * p.stride_h - p.pad_top, ix = ox * p.stride_w - p.pad_left;
+    if (iy >= 0 && iy + span_h < p.in_h && ix >= 0 && ix + span_w < p.in_w) {
+      c->x_rows[c->interior] = (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c;
+      c->dy_rows_interior[c->interior++] = r * p.out_c;
+    } else {
+      border_oy_ox[2 * c->border] = oy;
+      border_oy_ox[2 * c->border + 1] = ox;
+      c->col_rows[c->border] = c->border * k;
+      c->dy_rows_border[c->border++] = r * p.out_c;
     }
     if (++ox == p.out_w) {
       ox = 0;
@@ -115,7 +161,8 @@ void col2im_add(const Conv2dParams& p, const float* dxcol, size_t m0, size_t row
 // group transposed (K, og).
 void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int n1,
                 const float* input, const float* output_grad, float* input_grad, bool want_dw,
-                bool want_db, const float* w_packed, float* slice, ThreadPool* pool, bool assign_dx) {
+                bool want_db, const float* w_packed, const size_t* patch_cols, float* slice,
+                ThreadPool* pool, bool assign_dx) {
   const Conv2dParams& p = plan.params;
   const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
   const size_t og = static_cast<size_t>(p.out_c / p.groups);
@@ -126,6 +173,9 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
   float* dxcol = col + l.col;
   float* dwt = dxcol + l.dxcol;
   float* db = dwt + l.dw;
+  size_t* idx = reinterpret_cast<size_t*>(db + l.db);
+  ChunkRows chunk{0, 0, idx, idx + plan.rows, idx + 2 * plan.rows, idx + 3 * plan.rows};
+  int* border_oy_ox = reinterpret_cast<int*>(idx + 4 * plan.rows);
   const size_t group_dw = plan.k * og;
   // Per chunk of output pixels, while its rows of dY are in cache: the bias and filter
   // gradients, then the input gradient.
@@ -138,18 +188,25 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
       const size_t rows = std::min(plan.rows, pixels - m0);
       const float* dy = dy_img + m0 * p.out_c;  // (rows, out_c)
       if (want_db) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
+      if (want_dw && !plan.direct_1x1) split_chunk(p, m0, rows, plan.k, &chunk, border_oy_ox);
       for (int g = 0; g < p.groups; ++g) {
         const float* dy_g = dy + static_cast<size_t>(g) * og;
         if (want_dw) {
-          // dW_g^T(K, og) += im2col(rows, K)^T * dY_g(rows, og); 1x1: X's rows themselves.
-          const float* a = x + m0 * p.in_c + static_cast<size_t>(g) * cg;
-          size_t lda = p.in_c;
-          if (!plan.direct_1x1) {
-            im2col_rows(p, x, g, m0, rows, plan.k, col);
-            a = col;
-            lda = plan.k;
+          // dW_g^T(K, og) += patches(rows, K)^T * dY_g(rows, og). 1x1: X's rows themselves;
+          // otherwise interior pixels' patches read in place, border ones through im2col.
+          float* dw_g = dwt + g * group_dw;
+          if (plan.direct_1x1) {
+            f32_gemm_atb_acc(plan.k, og, rows, x + m0 * p.in_c + static_cast<size_t>(g) * cg, p.in_c, dy_g,
+                             p.out_c, dw_g, og);
+          } else {
+            f32_gemm_atb_acc_gather(plan.k, og, chunk.interior, x + static_cast<size_t>(g) * cg, chunk.x_rows,
+                                    patch_cols, dy_g, chunk.dy_rows_interior, dw_g, og);
+            for (size_t j = 0; j < chunk.border; ++j) {
+              im2col_pixel(p, x, g, border_oy_ox[2 * j], border_oy_ox[2 * j + 1], col + j * plan.k);
+            }
+            f32_gemm_atb_acc_gather(plan.k, og, chunk.border, col, chunk.col_rows, nullptr, dy_g,
+                                    chunk.dy_rows_border, dw_g, og);
           }
-          f32_gemm_atb_acc(plan.k, og, rows, a, lda, dy_g, p.out_c, dwt + g * group_dw, og);
         }
         if (dx != nullptr) {
           const float* wp = w_packed + static_cast<size_t>(g) * l.w_panels_per_group;
@@ -282,6 +339,7 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
   const bool want_dw = filter_grad != nullptr, want_db = bias_grad != nullptr;
 
   if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
+    if (want_dw && !plan.direct_1x1) patch_column_offsets(p, reinterpret_cast<size_t*>(shared + l.cols));
     if (input_grad != nullptr) {
       // Pack each group's filter W_g (og, K) as B (k = og, n = K) for dXcol = dY_g * W_g.
       const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
@@ -316,8 +374,8 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     if (want_dw) std::fill(dw, dw + filter_elems, 0.0f);
     if (want_db) std::fill(db, db + p.out_c, 0.0f);
     if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
-      gemm_slice(plan, l, n0, n1, input, output_grad, input_grad, want_dw, want_db, shared, slice,
-                 inner, assign_input_grad);
+      gemm_slice(plan, l, n0, n1, input, output_grad, input_grad, want_dw, want_db, shared,
+                 reinterpret_cast<const size_t*>(shared + l.cols), slice, inner, assign_input_grad);
     } else {
       depthwise_slice(p, n0, n1, input, output_grad, shared, input_grad, want_dw ? dw : nullptr,
                       want_db ? db : nullptr, assign_input_grad);

@@ -5,7 +5,9 @@
 // Microkernel: MR rows of C x NRV vectors of accumulators in registers. Per row r it loads
 // NRV vectors of B[r] and broadcasts MR consecutive floats of A[r] (A^T's column), i.e. the
 // GEMM microkernel's inner step with A read across instead of down. Rows of C past mr
-// re-read A's last valid column and are never stored. The k rows are walked in blocks of kKc
+// re-read A's last valid column and are never stored. The gathered form reads A's and B's
+// k-th rows at listed offsets and C's i-th column of A at a listed offset: a conv's patches
+// straight from the image, no im2col. The k rows are walked in blocks of kKc
 // so that a block of A and B stays in L2 while every tile of C passes over it; each C element
 // still adds its products in row order.
 #undef HWY_TARGET_INCLUDE
@@ -14,6 +16,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/gemm/gemm_backward.h"
 #include "kernels/gemm/load_partial-inl.h"
@@ -32,24 +35,46 @@ constexpr size_t kMR = 6, kNRV = 2;
 #endif
 constexpr size_t kKc = 256;
 
-template <class D, size_t MR, size_t NRV, bool kFullN>
-void AtbTile(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, size_t lda,
-             const float* HWY_RESTRICT b, size_t ldb, float* HWY_RESTRICT c, size_t ldc) {
+// Where the k-th row of A and of B start: strided (row r at r * ld) or gathered (at the
+// r-th offset of a list; conv patches read straight from the input image).
+struct StridedRows {
+  size_t lda, ldb;
+  const float* a_row(const float* a, size_t r) const { return a + r * lda; }
+  const float* b_row(const float* b, size_t r) const { return b + r * ldb; }
+  StridedRows from(size_t /*k0*/) const { return *this; }
+};
+struct GatheredRows {
+  const size_t* a_rows;
+  const size_t* b_rows;
+  const float* a_row(const float* a, size_t r) const { return a + a_rows[r]; }
+  const float* b_row(const float* b, size_t r) const { return b + b_rows[r]; }
+  GatheredRows from(size_t k0) const { return {a_rows + k0, b_rows + k0}; }
+};
+
+// One MR x (NRV vectors) tile of C over kc rows. Column i of the tile reads A's row at
+// offset cols[i] (nullptr: offset i).
+template <class D, size_t MR, size_t NRV, bool kFullN, class Rows>
+void AtbTile(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, const size_t* cols,
+             Rows rows, const float* HWY_RESTRICT b, float* HWY_RESTRICT c, size_t ldc) {
   using V = hn::Vec<D>;
   const D d;
   const size_t N = hn::Lanes(d);
   size_t col[MR];
   HWY_UNROLL(16)
-  for (size_t i = 0; i < MR; ++i) col[i] = i < mr ? i : mr - 1;
+  for (size_t i = 0; i < MR; ++i) {
+    const size_t ci = i < mr ? i : mr - 1;
+    col[i] = cols != nullptr ? cols[ci] : ci;
+  }
   V acc[MR][NRV];
   HWY_UNROLL(16)
   for (size_t i = 0; i < MR; ++i) {
+    const size_t ci = i < mr ? i : mr - 1;
     HWY_UNROLL(4)
-    for (size_t j = 0; j < NRV; ++j) acc[i][j] = LoadColumns(d, c + col[i] * ldc, j * N, nr);
+    for (size_t j = 0; j < NRV; ++j) acc[i][j] = LoadColumns(d, c + ci * ldc, j * N, nr);
   }
   for (size_t k = 0; k < kc; ++k) {
-    const float* br = b + k * ldb;
-    const float* ar = a + k * lda;
+    const float* br = rows.b_row(b, k);
+    const float* ar = rows.a_row(a, k);
     V bv[NRV];
     HWY_UNROLL(4)
     for (size_t j = 0; j < NRV; ++j) bv[j] = kFullN ? hn::LoadU(d, br + j * N) : LoadColumns(d, br, j * N, nr);
@@ -76,28 +101,32 @@ void AtbTile(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, size_
 }
 
 // One column strip [n0, n0 + width) of C over all row tiles, for one block of k rows.
-template <class D, size_t NRV, bool kFullN>
-HWY_INLINE void AtbStrip(size_t m, size_t n0, size_t width, size_t kc, const float* ak, size_t lda,
-                         const float* bk, size_t ldb, float* c, size_t ldc) {
+template <class D, size_t NRV, bool kFullN, class Rows>
+HWY_INLINE void AtbStrip(size_t m, size_t n0, size_t width, size_t kc, const float* a,
+                         const size_t* a_cols, Rows rows, const float* b, float* c, size_t ldc) {
   for (size_t m0 = 0; m0 < m; m0 += kMR) {
-    AtbTile<D, kMR, NRV, kFullN>(std::min(kMR, m - m0), width, kc, ak + m0, lda, bk + n0, ldb,
+    AtbTile<D, kMR, NRV, kFullN>(std::min(kMR, m - m0), width, kc, a_cols != nullptr ? a : a + m0,
+                                 a_cols != nullptr ? a_cols + m0 : nullptr, rows, b + n0,
                                  c + m0 * ldc + n0, ldc);
   }
 }
 
-void F32GemmAtbAcc(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a, size_t lda,
-                   const float* HWY_RESTRICT b, size_t ldb, float* HWY_RESTRICT c, size_t ldc) {
+template <class Rows>
+void AtbAcc(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a, const size_t* a_cols,
+            Rows rows, const float* HWY_RESTRICT b, float* HWY_RESTRICT c, size_t ldc) {
   using D = hn::ScalableTag<float>;
   const size_t N = hn::Lanes(D());
   const size_t NR = kNRV * N;
   for (size_t k0 = 0; k0 < k; k0 += kKc) {
     const size_t kc = std::min(kKc, k - k0);
-    const float* ak = a + k0 * lda;
-    const float* bk = b + k0 * ldb;
+    // Strided rows move the bases; gathered rows move the offset lists.
+    const Rows rk = rows.from(k0);
+    const float* ak = std::is_same_v<Rows, StridedRows> ? rows.a_row(a, k0) : a;
+    const float* bk = std::is_same_v<Rows, StridedRows> ? rows.b_row(b, k0) : b;
     size_t n0 = 0;
-    for (; n0 + NR <= n; n0 += NR) AtbStrip<D, kNRV, true>(m, n0, NR, kc, ak, lda, bk, ldb, c, ldc);
+    for (; n0 + NR <= n; n0 += NR) AtbStrip<D, kNRV, true>(m, n0, NR, kc, ak, a_cols, rk, bk, c, ldc);
     if (n0 + N <= n) {
-      AtbStrip<D, 1, true>(m, n0, N, kc, ak, lda, bk, ldb, c, ldc);
+      AtbStrip<D, 1, true>(m, n0, N, kc, ak, a_cols, rk, bk, c, ldc);
       n0 += N;
     }
     // Columns left over (< N): narrower full vectors where they fit (e.g. 24 = 16 + 8 with
@@ -105,16 +134,27 @@ void F32GemmAtbAcc(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a, si
     // (zero-masked loads under AVX-512), and output-channel counts like 24 are common.
 #if HWY_TARGET != HWY_SCALAR
     if (N > 8 && n0 + 8 <= n) {
-      AtbStrip<hn::CappedTag<float, 8>, 1, true>(m, n0, 8, kc, ak, lda, bk, ldb, c, ldc);
+      AtbStrip<hn::CappedTag<float, 8>, 1, true>(m, n0, 8, kc, ak, a_cols, rk, bk, c, ldc);
       n0 += 8;
     }
     if (N > 4 && n0 + 4 <= n) {
-      AtbStrip<hn::CappedTag<float, 4>, 1, true>(m, n0, 4, kc, ak, lda, bk, ldb, c, ldc);
+      AtbStrip<hn::CappedTag<float, 4>, 1, true>(m, n0, 4, kc, ak, a_cols, rk, bk, c, ldc);
       n0 += 4;
     }
 #endif
-    if (n0 < n) AtbStrip<D, 1, false>(m, n0, n - n0, kc, ak, lda, bk, ldb, c, ldc);
+    if (n0 < n) AtbStrip<D, 1, false>(m, n0, n - n0, kc, ak, a_cols, rk, bk, c, ldc);
   }
+}
+
+void F32GemmAtbAcc(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a, size_t lda,
+                   const float* HWY_RESTRICT b, size_t ldb, float* HWY_RESTRICT c, size_t ldc) {
+  AtbAcc(m, n, k, a, nullptr, StridedRows{lda, ldb}, b, c, ldc);
+}
+
+void F32GemmAtbAccGather(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a,
+                         const size_t* a_rows, const size_t* a_cols, const float* HWY_RESTRICT b,
+                         const size_t* b_rows, float* HWY_RESTRICT c, size_t ldc) {
+  AtbAcc(m, n, k, a, a_cols, GatheredRows{a_rows, b_rows}, b, c, ldc);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -124,12 +164,21 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace pcv::kernels {
 HWY_EXPORT(F32GemmAtbAcc);
+HWY_EXPORT(F32GemmAtbAccGather);
 
 void f32_gemm_atb_acc(size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b,
                       size_t ldb, float* c, size_t ldc) {
   if (m == 0 || n == 0 || k == 0) return;
   apply_forced_isa();
   HWY_DYNAMIC_DISPATCH(F32GemmAtbAcc)(m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+void f32_gemm_atb_acc_gather(size_t m, size_t n, size_t k, const float* a, const size_t* a_rows,
+                             const size_t* a_cols, const float* b, const size_t* b_rows, float* c,
+                             size_t ldc) {
+  if (m == 0 || n == 0 || k == 0) return;
+  apply_forced_isa();
+  HWY_DYNAMIC_DISPATCH(F32GemmAtbAccGather)(m, n, k, a, a_rows, a_cols, b, b_rows, c, ldc);
 }
 }  // namespace pcv::kernels
 #endif  // HWY_ONCE

@@ -78,6 +78,13 @@ F32GemmUkernel f32_gemm_acc_ukernel(size_t n);
 // element adds its k products in r order. Caller's thread only.
 void f32_gemm_atb_acc(size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b,
                       size_t ldb, float* c, size_t ldc);
+// The same with gathered rows: C[i][j] += sum over r < k of a[a_rows[r] + a_cols[i]] *
+// b[b_rows[r] + j] (a_cols nullptr: a_cols[i] = i). A conv's filter gradient with the patches
+// read from the image itself: a_rows = each pixel's first tap, a_cols = each patch column's
+// offset from it. Same order of sums, same threading (none) as f32_gemm_atb_acc.
+void f32_gemm_atb_acc_gather(size_t m, size_t n, size_t k, const float* a, const size_t* a_rows,
+                             const size_t* a_cols, const float* b, const size_t* b_rows, float* c,
+                             size_t ldc);
 
 // out(N, M) = in(M, N)^T, row strides ld_in >= N and ld_out >= M (a blocked copy).
 void f32_transpose(size_t m, size_t n, const float* in, size_t ld_in, float* out, size_t ld_out);
