@@ -327,6 +327,41 @@ void max_pool_backward(const kernels::Pool2dParams& p, const int32_t* argmax, co
   }
 }
 
+bool max_pool_tiles_input(const kernels::Pool2dParams& p) {
+  return p.stride_h == p.kernel_h && p.stride_w == p.kernel_w && p.pad_top == 0 && p.pad_left == 0 &&
+         p.out_h * p.kernel_h <= p.in_h && p.out_w * p.kernel_w <= p.in_w;
+}
+
+void max_pool_backward_assign(const kernels::Pool2dParams& p, const int32_t* argmax, const float* dy,
+                              const float* mask_y, float lo, float hi, float* dx, ThreadPool* pool) {
+  const size_t C = static_cast<size_t>(p.channels);
+  const size_t in_row = static_cast<size_t>(p.in_w) * C;
+  const size_t in_image = static_cast<size_t>(p.in_h) * in_row;
+  const size_t out_row = static_cast<size_t>(p.out_w) * C;
+  const size_t out_image = static_cast<size_t>(p.out_h) * out_row;
+  const size_t covered_w = static_cast<size_t>(p.out_w) * p.kernel_w * C;
+  auto image = [&](size_t n) {
+    float* d = dx + n * in_image;
+    for (int oy = 0; oy < p.out_h; ++oy) {
+      const size_t o = n * out_image + static_cast<size_t>(oy) * out_row;
+      kernels::f32_max_pool_backward_row(p, argmax + o, dy + o, mask_y != nullptr ? mask_y + o : nullptr, lo, hi,
+                                         oy, d);
+      if (covered_w < in_row) {  // columns right of the last window
+        for (int ky = 0; ky < p.kernel_h; ++ky) {
+          float* r = d + static_cast<size_t>(oy * p.kernel_h + ky) * in_row;
+          std::fill(r + covered_w, r + in_row, 0.0f);
+        }
+      }
+    }
+    std::fill(d + static_cast<size_t>(p.out_h) * p.kernel_h * in_row, d + in_image, 0.0f);  // rows below
+  };
+  if (!use_pool(pool, static_cast<size_t>(p.batch) * in_image)) {
+    for (int n = 0; n < p.batch; ++n) image(static_cast<size_t>(n));
+  } else {
+    pool->parallel_for(static_cast<size_t>(p.batch), image);
+  }
+}
+
 namespace {
 template <class F>
 void avg_pool_windows(const kernels::Pool2dParams& p, ThreadPool* pool, F&& fn) {

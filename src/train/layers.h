@@ -98,6 +98,16 @@ void max_pool_forward(const kernels::Pool2dParams& p, const float* x, float* y, 
                       ThreadPool* pool);
 void max_pool_backward(const kernels::Pool2dParams& p, const int32_t* argmax, const float* dy,
                        float* dx, ThreadPool* pool);
+// Windows that tile the input (stride == kernel, no padding): each input is in at most one
+// window, so the backward can ASSIGN dx (dy at the argmax, zero elsewhere, incl. rows and
+// columns no window covers) in one pass instead of zeroing then scattering.
+bool max_pool_tiles_input(const kernels::Pool2dParams& p);
+// That assigning backward (requires max_pool_tiles_input). mask_y != nullptr: y (N, out_h,
+// out_w, C), the pooled outputs, also masks the gradient by a clamp fused into the producer
+// of x (lo < y < hi): the pooled value is the producer's output at the argmax, the only
+// input the gradient reaches, so the producer need not mask its whole output.
+void max_pool_backward_assign(const kernels::Pool2dParams& p, const int32_t* argmax, const float* dy,
+                              const float* mask_y, float lo, float hi, float* dx, ThreadPool* pool);
 // average over the window's pixels inside the image (padding not counted, as TFLite).
 void average_pool_forward(const kernels::Pool2dParams& p, const float* x, float* y,
                           ThreadPool* pool);

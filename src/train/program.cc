@@ -67,6 +67,9 @@ struct Slot {
   // The pool buffer holds no gradient yet and is not zeroed: the first writer either assigns
   // every element (grad_for_write) or zeroes it before adding (grad_for, zero_if_pending).
   bool grad_unset = false;
+  // The gradient already passed the clamp fused into this value's producer (a max pool
+  // masked it at the argmax: max_pool_backward_assign): the producer skips its mask pass.
+  bool grad_premasked = false;
   bool needs_grad = false;
   int param = -1;         // index in parameters
   ValueId alias_of = ir::kNoValue;  // shares this value's buffer (a fused activation's output)
@@ -89,6 +92,10 @@ struct NodeState {
   // pools
   kernels::Pool2dParams pool;
   AlignedBuffer argmax;  // int32, (batch, out_h, out_w, C)
+  // max pool: its backward also applies the clamp fused into the producer of its input
+  // (mask_lo, mask_hi), which then skips its own mask pass (Slot::grad_premasked).
+  bool masks_producer = false;
+  float mask_lo = -kInf, mask_hi = kInf;
   // batch norm
   std::vector<float> bn_mean, bn_invstd, bn_var;
   bool bn_train = false;
@@ -160,6 +167,7 @@ struct Program::Impl {
     s.grad_buffer = best;
     s.grad = as_f32(gbufs[static_cast<size_t>(best)]);
     s.grad_unset = true;
+    s.grad_premasked = false;
     return s.grad;
   }
   // Zeroes a gradient nothing was written to yet (before it is added to or read).
@@ -177,6 +185,7 @@ struct Program::Impl {
       s.grad_buffer = -1;
       s.grad = nullptr;
       s.grad_unset = false;
+      s.grad_premasked = false;
     }
   }
   // Gradient buffer of an input of a node, or nullptr when it needs none: the backward ADDS
@@ -282,15 +291,16 @@ Status Program::Impl::build() {
   // pass forward and one backward per fused pair (conv -> relu in simple_cnn, bn -> relu6 in
   // mobilenet_v2): the backward masks the gradient in place (clamp_backward_inplace).
   std::vector<Activation> fused_act(graph.nodes.size(), Activation::kNone);
-  {
-    std::vector<int> readers(graph.values.size(), 0);
-    for (const ir::Node& node : graph.nodes) {
-      for (ValueId v : node.inputs) {
-        if (v != ir::kNoValue) ++readers[static_cast<size_t>(v)];
-      }
+  // Readers of each value (graph outputs count as two: never fused away).
+  std::vector<int> readers(graph.values.size(), 0);
+  for (const ir::Node& node : graph.nodes) {
+    for (ValueId v : node.inputs) {
+      if (v != ir::kNoValue) ++readers[static_cast<size_t>(v)];
     }
-    for (ValueId v : graph.outputs) readers[static_cast<size_t>(v)] += 2;
-    for (ValueId v : outputs) readers[static_cast<size_t>(v)] += 2;
+  }
+  for (ValueId v : graph.outputs) readers[static_cast<size_t>(v)] += 2;
+  for (ValueId v : outputs) readers[static_cast<size_t>(v)] += 2;
+  {
     for (size_t i = 0; i < graph.nodes.size(); ++i) {
       const ir::Node& node = graph.nodes[i];
       if (node.op != OpType::kRelu && node.op != OpType::kRelu6) continue;
@@ -458,6 +468,34 @@ Status Program::Impl::build() {
                                        name, ir::op_name(node.op)));
     }
     if (fused_act[i] != Activation::kNone) activation_range(fused_act[i], &st.act_lo, &st.act_hi);
+  }
+
+  // Max pools that tile their input and read, as its only reader, the clamped output of a
+  // conv, fully connected or add (e.g. conv -> relu -> max pool): the pool's backward passes
+  // the gradient through that clamp at the argmax (the only input it reaches), so the
+  // producer's backward skips a full read-modify pass over its output gradient.
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::Node& node = graph.nodes[i];
+    NodeState& st = states[i];
+    if (node.op != OpType::kMaxPool || st.act_lo != -kInf || st.act_hi != kInf ||
+        !max_pool_tiles_input(st.pool)) {
+      continue;
+    }
+    ValueId v = node.inputs[0];
+    if (readers[static_cast<size_t>(v)] != 1) continue;
+    while (slots[v].alias_of != ir::kNoValue) {  // a fused relu's output: the producer's buffer
+      v = slots[v].alias_of;
+      if (readers[static_cast<size_t>(v)] != 1) break;
+    }
+    const int prod = graph.producer(v);
+    if (prod < 0 || readers[static_cast<size_t>(v)] != 1) continue;
+    const ir::Node& pn = graph.nodes[static_cast<size_t>(prod)];
+    const NodeState& ps = states[static_cast<size_t>(prod)];
+    if (pn.op != OpType::kConv2d && pn.op != OpType::kFullyConnected && pn.op != OpType::kAdd) continue;
+    if (ps.act_lo == -kInf && ps.act_hi == kInf) continue;
+    st.masks_producer = true;
+    st.mask_lo = ps.act_lo;
+    st.mask_hi = ps.act_hi;
   }
   propagate_needs_grad();
   return Status::ok();
@@ -679,9 +717,11 @@ void Program::Impl::backward_node(size_t i) {
       si.grad = so.grad;
       si.grad_buffer = so.grad_buffer;
       si.grad_unset = so.grad_unset;
+      si.grad_premasked = so.grad_premasked;
       so.grad = nullptr;
       so.grad_buffer = -1;
       so.grad_unset = false;
+      so.grad_premasked = false;
     } else if (!so.grad_unset) {
       zero_if_unset(node.inputs[0]);
       add_inplace(elems(out), dy, si.grad, pool);
@@ -696,7 +736,7 @@ void Program::Impl::backward_node(size_t i) {
   // Fused output clamp first (conv, fc, add, mul, concat, pools, eval-mode batch norm; a
   // train-mode batch norm masks inside its own backward passes).
   const bool masks_itself = node.op == OpType::kBatchNorm && st.bn_train;
-  if ((st.act_lo != -kInf || st.act_hi != kInf) && !masks_itself) {
+  if ((st.act_lo != -kInf || st.act_hi != kInf) && !masks_itself && !slots[out].grad_premasked) {
     clamp_backward_inplace(n_out, y, st.act_lo, st.act_hi, dy, pool);
   }
   switch (node.op) {
@@ -794,10 +834,18 @@ void Program::Impl::backward_node(size_t i) {
       break;
     }
     case OpType::kMaxPool: {
-      if (float* dx = grad_for(xin)) {
-        kernels::Pool2dParams p = st.pool;
-        p.batch = n;
-        max_pool_backward(p, reinterpret_cast<const int32_t*>(st.argmax.data()), dy, dx, pool);
+      kernels::Pool2dParams p = st.pool;
+      p.batch = n;
+      const int32_t* argmax = reinterpret_cast<const int32_t*>(st.argmax.data());
+      bool assign = false;
+      float* dx = grad_for_write(xin, &assign);
+      if (dx == nullptr) break;
+      if (assign && max_pool_tiles_input(p)) {
+        max_pool_backward_assign(p, argmax, dy, st.masks_producer ? y : nullptr, st.mask_lo, st.mask_hi, dx, pool);
+        slots[xin].grad_premasked = st.masks_producer;
+      } else {
+        if (assign) std::memset(dx, 0, elems(xin) * sizeof(float));
+        max_pool_backward(p, argmax, dy, dx, pool);
       }
       break;
     }

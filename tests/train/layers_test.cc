@@ -1,15 +1,19 @@
 // Training layers (train/layers.h) checked directly where a gradcheck cannot see the property:
 // batch-norm statistics of data far from zero (one-pass moments must not cancel) and their
-// independence from the thread count.
+// independence from the thread count; the assigning max-pool backward against zeroing,
+// scattering and masking separately, bit for bit.
 #include "train/layers.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "kernels/train/train_rows.h"
+#include "../kernels/kernel_test_util.h"
 
 namespace pcv::train {
 namespace {
@@ -60,6 +64,57 @@ TEST(BatchNormForwardTrain, StatisticsOfOffsetDataMatchTwoPassDouble) {
     } else {
       EXPECT_EQ(y, first_y) << "the thread count changed the output";
     }
+  }
+}
+
+// max_pool_backward_assign writes every input gradient (windows, the columns and rows no
+// window covers) in one pass: the same as zeroing dx, scattering dy through the argmax
+// (max_pool_backward) and then masking by the producer's clamp over its whole output
+// (f32_clamp_grad_mask), on every target's channel tails, with and without the mask.
+TEST(MaxPoolBackwardAssign, EqualsZeroScatterThenMask) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  struct Shape { int batch, in_h, in_w, c, k; };
+  for (Shape sh : {Shape{2, 7, 9, 3, 2}, Shape{3, 8, 8, 16, 2}, Shape{1, 11, 10, 19, 3}, Shape{2, 6, 5, 40, 2}}) {
+    kernels::Pool2dParams p;
+    p.batch = sh.batch;
+    p.in_h = sh.in_h;
+    p.in_w = sh.in_w;
+    p.channels = sh.c;
+    p.kernel_h = p.kernel_w = p.stride_h = p.stride_w = sh.k;
+    p.out_h = sh.in_h / sh.k;
+    p.out_w = sh.in_w / sh.k;
+    ASSERT_TRUE(max_pool_tiles_input(p));
+    const size_t in = static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.channels;
+    const size_t out = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.channels;
+    // x: a relu6 output (0, 6 and values between, ties included), as the producer clamp leaves.
+    std::vector<float> x(in), y(out), dy(out);
+    for (float& v : x) v = std::clamp(std::round(dist(rng) * 32.f) / 4.f, 0.f, 6.f);
+    for (float& v : dy) v = dist(rng);
+    std::vector<int32_t> argmax(out);
+    max_pool_forward(p, x.data(), y.data(), argmax.data(), nullptr);
+    kernels::testing::for_each_hwy_target([&](const char* isa) {
+      for (bool masked : {false, true}) {
+        for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+          SCOPED_TRACE(::testing::Message() << isa << " " << sh.in_h << "x" << sh.in_w << "x" << sh.c << " k" << sh.k
+                                            << (masked ? " masked" : "") << (tp ? " 2 threads" : ""));
+          std::vector<float> want(in, 0.f);
+          max_pool_backward(p, argmax.data(), dy.data(), want.data(), nullptr);
+          if (masked) kernels::f32_clamp_grad_mask(in, x.data(), 0.f, 6.f, want.data());
+          std::vector<float> got(in + 1, std::nanf(""));
+          got.back() = 7.f;
+          max_pool_backward_assign(p, argmax.data(), dy.data(), masked ? y.data() : nullptr, 0.f, 6.f, got.data(), tp);
+          EXPECT_EQ(got.back(), 7.f) << "wrote past the end";
+          got.pop_back();
+          size_t bad = 0;
+          for (size_t i = 0; i < in; ++i) {
+            if (!(got[i] == want[i]) && bad++ < 5) ADD_FAILURE() << "dx[" << i << "] = " << got[i] << ", want " << want[i];
+          }
+          ASSERT_EQ(bad, 0u);
+        }
+      }
+    });
   }
 }
 

@@ -67,4 +67,13 @@ void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, c
 // argmax = -1.
 void f32_max_pool_argmax_row(const Pool2dParams& p, const float* x, int oy, float* y, int32_t* argmax);
 
+// Backward of a max pool whose windows tile the input (stride == kernel, no padding), for
+// output row oy of one image: ASSIGNS the input gradient of the rows the windows cover
+// (oy * kh ... + kh - 1, columns 0 ... out_w * kw - 1; dx: the image, (in_h, in_w, C)): dy
+// at each window's argmax (argmax, dy: the row, (out_w, C)), zero elsewhere. With
+// mask_y != nullptr (the row of pooled outputs: the producer's outputs at the argmax), the
+// gradient also passes a clamp fused into the producer: only where lo < y < hi.
+void f32_max_pool_backward_row(const Pool2dParams& p, const int32_t* argmax, const float* dy, const float* mask_y,
+                               float lo, float hi, int oy, float* dx);
+
 }  // namespace pcv::kernels

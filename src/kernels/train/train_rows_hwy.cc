@@ -326,6 +326,46 @@ void MaxPoolArgmaxRow(const Pool2dParams& p, const float* HWY_RESTRICT x, int oy
   }
 }
 
+void MaxPoolBackwardRow(const Pool2dParams& p, const int32_t* HWY_RESTRICT argmax, const float* HWY_RESTRICT dy,
+                        const float* HWY_RESTRICT mask_y, float lo, float hi, int oy, float* HWY_RESTRICT dx) {
+  const DF d;
+  const hn::Rebind<int32_t, DF> di;
+  const size_t N = hn::Lanes(d);
+  const size_t c = static_cast<size_t>(p.channels);
+  const VF vlo = hn::Set(d, lo), vhi = hn::Set(d, hi);
+  const auto iota = hn::Iota(di, 0);
+  for (int ox = 0; ox < p.out_w; ++ox) {
+    const int32_t* ao = argmax + static_cast<size_t>(ox) * c;
+    const float* go = dy + static_cast<size_t>(ox) * c;
+    const float* yo = mask_y != nullptr ? mask_y + static_cast<size_t>(ox) * c : nullptr;
+    size_t k = 0;
+    for (; k + N <= c; k += N) {
+      const auto a = hn::LoadU(di, ao + k);
+      VF g = hn::LoadU(d, go + k);
+      if (yo != nullptr) g = PassInside(d, hn::LoadU(d, yo + k), vlo, vhi, g);
+      for (int ky = 0; ky < p.kernel_h; ++ky) {
+        const int iy = oy * p.kernel_h + ky;
+        for (int kx = 0; kx < p.kernel_w; ++kx) {
+          const int32_t off = static_cast<int32_t>((static_cast<size_t>(iy) * p.in_w + ox * p.kernel_w + kx) * c + k);
+          const auto hit = hn::VecFromMask(d, hn::RebindMask(d, hn::Eq(a, hn::Add(iota, hn::Set(di, off)))));
+          hn::StoreU(hn::And(hit, g), d, dx + off);
+        }
+      }
+    }
+    for (; k < c; ++k) {
+      float g = go[k];
+      if (yo != nullptr && !(yo[k] > lo && yo[k] < hi)) g = 0.f;
+      for (int ky = 0; ky < p.kernel_h; ++ky) {
+        const int iy = oy * p.kernel_h + ky;
+        for (int kx = 0; kx < p.kernel_w; ++kx) {
+          const int32_t off = static_cast<int32_t>((static_cast<size_t>(iy) * p.in_w + ox * p.kernel_w + kx) * c + k);
+          dx[off] = ao[k] == off ? g : 0.f;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace pcv::kernels
 HWY_AFTER_NAMESPACE();
@@ -344,6 +384,7 @@ HWY_EXPORT(RowsScaleAcc);
 HWY_EXPORT(BnGradSums);
 HWY_EXPORT(BnGradInput);
 HWY_EXPORT(MaxPoolArgmaxRow);
+HWY_EXPORT(MaxPoolBackwardRow);
 
 const char* apply_forced_isa();  // gemm.h
 
@@ -395,6 +436,11 @@ void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, c
 void f32_max_pool_argmax_row(const Pool2dParams& p, const float* x, int oy, float* y, int32_t* argmax) {
   apply_forced_isa();
   HWY_DYNAMIC_DISPATCH(MaxPoolArgmaxRow)(p, x, oy, y, argmax);
+}
+void f32_max_pool_backward_row(const Pool2dParams& p, const int32_t* argmax, const float* dy, const float* mask_y,
+                               float lo, float hi, int oy, float* dx) {
+  apply_forced_isa();
+  HWY_DYNAMIC_DISPATCH(MaxPoolBackwardRow)(p, argmax, dy, mask_y, lo, hi, oy, dx);
 }
 
 }  // namespace pcv::kernels
