@@ -87,7 +87,6 @@ struct NodeState {
   kernels::F32Conv2dBackwardPlan conv_bwd;
   // fully_connected
   kernels::FullyConnectedParams fc;
-  kernels::F32GemmAccB fc_fwd;
   kernels::F32FullyConnectedBackwardScratch fc_bwd;
   // pools
   kernels::Pool2dParams pool;
@@ -556,25 +555,10 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
         kernels::f32_fully_connected__ref(p, x, w, b, st.act_lo, st.act_hi, y);
         break;
       }
-      // y = bias, then y += x * W^T through the accumulating GEMM: the packed weights live in
-      // storage reused across steps (a fresh 37 MB pack per step of simple_cnn's dense1 cost
-      // more in page faults than the GEMM itself).
-      if (st.packed_version != version) {
-        kernels::pack_f32_gemm_acc_b(static_cast<size_t>(p.in_features), static_cast<size_t>(p.out_features), w,
-                                     static_cast<size_t>(p.in_features), kernels::F32GemmBLayout::kNK, &st.fc_fwd);
-        st.packed_version = version;
-      }
-      const size_t out_f = static_cast<size_t>(p.out_features);
-      for (int r = 0; r < n; ++r) {
-        float* yr = y + static_cast<size_t>(r) * out_f;
-        if (b != nullptr) {
-          std::memcpy(yr, b, out_f * sizeof(float));
-        } else {
-          std::memset(yr, 0, out_f * sizeof(float));
-        }
-      }
-      kernels::f32_gemm_acc(static_cast<size_t>(n), x, static_cast<size_t>(p.in_features), st.fc_fwd, y, out_f,
-                            pool_for(pool, int64_t{n} * p.in_features * p.out_features));
+      // W read in place, not packed: training changes it every step, and a pack would read and
+      // write all of it once more (simple_cnn's dense1: 37.7 MB).
+      kernels::f32_fully_connected_forward_unpacked(p, x, w, b, y, &st.fc_bwd,
+                                                    pool_for(pool, int64_t{n} * p.in_features * p.out_features));
       clamp_inplace(n_out, st.act_lo, st.act_hi, y, pool);
       break;
     }

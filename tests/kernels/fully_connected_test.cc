@@ -2,9 +2,13 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+#include <string>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "kernels/fully_connected/fully_connected.h"
+#include "kernels/fully_connected/fully_connected_backward.h"
 #include "kernels/kernel_test_util.h"
 
 namespace pcv::kernels {
@@ -74,6 +78,51 @@ TEST(FullyConnected, Qs8WithinOneStepOfFloat) {
       EXPECT_LE(std::abs(y[n * p.out_features + o] - want), 1) << n << "," << o;
     }
   }
+}
+
+// Training's fully connected (weights read in place): forward and backward against the
+// reference loops, every target, tails of batch / in / out, with and without a pool. The
+// backward ACCUMULATES: the gradient buffers start with values in them. Tolerance: the sums of
+// `terms` products of magnitude <= 1 run in another order, so 1e-6 per term.
+TEST(FullyConnectedTrain, UnpackedForwardAndBackwardMatchReference) {
+  ThreadPool pool2(2);
+  testing::for_each_hwy_target([&](const char* isa) {
+    for (int batch : {1, 3, 32}) {
+      for (int in : {1, 7, 33, 300}) {
+        for (int out : {1, 5, 16, 40}) {
+          for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+            SCOPED_TRACE(std::string(isa) + " batch " + std::to_string(batch) + " in " + std::to_string(in) +
+                         " out " + std::to_string(out) + (tp ? " 2 threads" : ""));
+            FullyConnectedParams p{batch, in, out};
+            std::mt19937 rng(static_cast<uint32_t>(batch * 1000 + in * 10 + out));
+            std::uniform_real_distribution<float> dist(-1.f, 1.f);
+            auto rnd = [&](size_t n) {
+              std::vector<float> v(n);
+              for (float& e : v) e = dist(rng);
+              return v;
+            };
+            const size_t nx = static_cast<size_t>(batch) * in, nw = static_cast<size_t>(out) * in,
+                         ny = static_cast<size_t>(batch) * out;
+            const std::vector<float> x = rnd(nx), w = rnd(nw), b = rnd(out), dy = rnd(ny);
+            const float tol = 1e-6f;  // per term
+            F32FullyConnectedBackwardScratch s;
+            std::vector<float> want(ny), got(ny + 1, 9.f);
+            f32_fully_connected__ref(p, x.data(), w.data(), b.data(), -kInf, kInf, want.data());
+            f32_fully_connected_forward_unpacked(p, x.data(), w.data(), b.data(), got.data(), &s, tp);
+            ASSERT_EQ(got.back(), 9.f) << "wrote past y";
+            for (size_t i = 0; i < ny; ++i) ASSERT_NEAR(got[i], want[i], tol * (in + 1)) << "y " << i;
+            const std::vector<float> dx0 = rnd(nx), dw0 = rnd(nw), db0 = rnd(out);
+            std::vector<float> dx = dx0, dw = dw0, db = db0, rdx = dx0, rdw = dw0, rdb = db0;
+            f32_fully_connected_backward__ref(p, x.data(), w.data(), dy.data(), rdx.data(), rdw.data(), rdb.data());
+            f32_fully_connected_backward_fast(p, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data(), &s, tp);
+            for (size_t i = 0; i < nx; ++i) ASSERT_NEAR(dx[i], rdx[i], tol * (out + 1)) << "dx " << i;
+            for (size_t i = 0; i < nw; ++i) ASSERT_NEAR(dw[i], rdw[i], tol * (batch + 1)) << "dw " << i;
+            for (int i = 0; i < out; ++i) ASSERT_NEAR(db[i], rdb[i], tol * (batch + 1)) << "db " << i;
+          }
+        }
+      }
+    }
+  });
 }
 
 }  // namespace

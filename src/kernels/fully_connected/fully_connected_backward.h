@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "kernels/fully_connected/fully_connected.h"
 #include "kernels/gemm/gemm_backward.h"
@@ -22,11 +23,21 @@ void f32_fully_connected_backward__ref(const FullyConnectedParams& p, const floa
                                        const float* weights, const float* output_grad,
                                        float* input_grad, float* weights_grad, float* bias_grad);
 
-// Reused buffers of the fast backward (grow once, then no allocation).
+// Reused buffers of the fast forward and backward (grow once, then no allocation).
 struct F32FullyConnectedBackwardScratch {
-  F32GemmAccB packed;           // W for the input gradient, X for the weight gradient
   AlignedBuffer dy_transposed;  // (out, batch)
+  AlignedBuffer x_transposed;   // (in, batch)
+  AlignedBuffer y_transposed;   // (out, batch)
+  std::vector<size_t> w_rows;   // o * in: where each row of W starts
+  size_t w_rows_stride = 0;     // the `in` of w_rows
 };
+// Training's forward, for weights that change every call: y (batch, out) = x W^T + bias
+// (no activation: callers clamp), with W read in place instead of packed (a pack would read
+// and write all of W once more per step): Y^T = W X^T through f32_gemm_atb_acc_cols over X^T,
+// split over output features. Results do not depend on the pool's thread count.
+void f32_fully_connected_forward_unpacked(const FullyConnectedParams& p, const float* input, const float* weights,
+                                          const float* bias, float* output, F32FullyConnectedBackwardScratch* scratch,
+                                          ThreadPool* pool);
 void f32_fully_connected_backward_fast(const FullyConnectedParams& p, const float* input,
                                        const float* weights, const float* output_grad,
                                        float* input_grad, float* weights_grad, float* bias_grad,

@@ -147,8 +147,9 @@ void AtbAcc(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a, const siz
 }
 
 void F32GemmAtbAcc(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a, size_t lda,
-                   const float* HWY_RESTRICT b, size_t ldb, float* HWY_RESTRICT c, size_t ldc) {
-  AtbAcc(m, n, k, a, nullptr, StridedRows{lda, ldb}, b, c, ldc);
+                   const size_t* a_cols, const float* HWY_RESTRICT b, size_t ldb, float* HWY_RESTRICT c,
+                   size_t ldc) {
+  AtbAcc(m, n, k, a, a_cols, StridedRows{lda, ldb}, b, c, ldc);
 }
 
 void F32GemmAtbAccGather(size_t m, size_t n, size_t k, const float* HWY_RESTRICT a,
@@ -170,7 +171,14 @@ void f32_gemm_atb_acc(size_t m, size_t n, size_t k, const float* a, size_t lda, 
                       size_t ldb, float* c, size_t ldc) {
   if (m == 0 || n == 0 || k == 0) return;
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(F32GemmAtbAcc)(m, n, k, a, lda, b, ldb, c, ldc);
+  HWY_DYNAMIC_DISPATCH(F32GemmAtbAcc)(m, n, k, a, lda, nullptr, b, ldb, c, ldc);
+}
+
+void f32_gemm_atb_acc_cols(size_t m, size_t n, size_t k, const float* a, size_t lda, const size_t* a_cols,
+                           const float* b, size_t ldb, float* c, size_t ldc) {
+  if (m == 0 || n == 0 || k == 0) return;
+  apply_forced_isa();
+  HWY_DYNAMIC_DISPATCH(F32GemmAtbAcc)(m, n, k, a, lda, a_cols, b, ldb, c, ldc);
 }
 
 void f32_gemm_atb_acc_gather(size_t m, size_t n, size_t k, const float* a, const size_t* a_rows,

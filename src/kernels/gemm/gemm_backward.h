@@ -78,6 +78,10 @@ F32GemmUkernel f32_gemm_acc_ukernel(size_t n);
 // element adds its k products in r order. Caller's thread only.
 void f32_gemm_atb_acc(size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b,
                       size_t ldb, float* c, size_t ldc);
+// The same with A's column i at offset a_cols[i] from the start of each row (a row-major
+// (M, K) matrix read as A^T: lda = 1, a_cols[i] = i * K).
+void f32_gemm_atb_acc_cols(size_t m, size_t n, size_t k, const float* a, size_t lda, const size_t* a_cols,
+                           const float* b, size_t ldb, float* c, size_t ldc);
 // The same with gathered rows: C[i][j] += sum over r < k of a[a_rows[r] + a_cols[i]] *
 // b[b_rows[r] + j] (a_cols nullptr: a_cols[i] = i). A conv's filter gradient with the patches
 // read from the image itself: a_rows = each pixel's first tap, a_cols = each patch column's
