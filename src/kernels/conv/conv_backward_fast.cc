@@ -215,8 +215,8 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
             f32_gemm_acc_panels(rows, dy_g, p.out_c, wp, og, plan.k, uk, dx + m0 * p.in_c + g * cg,
                                 p.in_c, pool, assign_dx);
           } else {
-            std::fill(dxcol, dxcol + rows * plan.k, 0.0f);
-            f32_gemm_acc_panels(rows, dy_g, p.out_c, wp, og, plan.k, uk, dxcol, plan.k, pool);
+            // dXcol = dY_g * W_g (assigned: the GEMM's first K block starts from zeros).
+            f32_gemm_acc_panels(rows, dy_g, p.out_c, wp, og, plan.k, uk, dxcol, plan.k, pool, /*assign=*/true);
             col2im_add(p, dxcol, m0, rows, plan.k, g, dx);
           }
         }
