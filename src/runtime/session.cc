@@ -29,6 +29,7 @@ struct Session::Impl {
   Profile profile;
   int64_t packed_bytes = 0;
   int64_t arena_bytes = 0;
+  int64_t scratch_bytes = 0;
 };
 
 namespace {
@@ -227,6 +228,7 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
     return out_of_memory(fmt::format("cannot allocate the {}-byte arena", total));
   }
   impl->arena_bytes = total;
+  impl->scratch_bytes = scratch_aligned;
   impl->scratch = impl->arena.data() + plan.arena_bytes;
   impl->tensors.resize(nv);
   for (size_t v = 0; v < nv; ++v) {
@@ -261,6 +263,7 @@ const Value& Session::output_info(int i) const { return impl_->graph.value(impl_
 const Graph& Session::graph() const { return impl_->graph; }
 const Profile& Session::profile() const { return impl_->profile; }
 int64_t Session::arena_bytes() const { return impl_->arena_bytes; }
+int64_t Session::scratch_bytes() const { return impl_->scratch_bytes; }
 int64_t Session::packed_weight_bytes() const { return impl_->packed_bytes; }
 int Session::threads() const { return impl_->pool->threads(); }
 

@@ -82,7 +82,8 @@ class Session {
 
   const Profile& profile() const;
   void reset_profile();
-  int64_t arena_bytes() const;          // activation arena (planned)
+  int64_t arena_bytes() const;          // activation arena (planned), kernel scratch included
+  int64_t scratch_bytes() const;        // the arena's kernel scratch (im2col tiles, Winograd blocks)
   int64_t packed_weight_bytes() const;  // weights repacked for fast kernels
   int threads() const;
 

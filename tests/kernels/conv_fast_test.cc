@@ -28,6 +28,8 @@ struct ConvCase {
       pad_right, groups;
   float min, max;
   Path expected;
+  F32ConvAlgo algo = F32ConvAlgo::kAuto;
+  bool bias = true;
 };
 
 Conv2dParams params_of(const ConvCase& c) {
@@ -96,10 +98,11 @@ void check_conv(const ConvCase& c, std::mt19937& rng, ThreadPool* pool2) {
   std::vector<float> in = random_vec(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
   std::vector<float> w = random_vec(static_cast<size_t>(p.out_c) * taps, rng);
   std::vector<float> bias = random_vec(static_cast<size_t>(p.out_c), rng);
+  if (!c.bias) std::fill(bias.begin(), bias.end(), 0.f);  // and nullptr to prepare
   std::vector<double> ref, abs_sum;
   naive_conv(p, in, w, bias, ref, abs_sum);
 
-  auto packed = prepare_f32_conv2d_fast(p, w.data(), bias.data());
+  auto packed = prepare_f32_conv2d_fast(p, w.data(), c.bias ? bias.data() : nullptr, c.algo);
   ASSERT_TRUE(packed.has_value()) << packed.status().to_string();
   EXPECT_EQ(packed->path, c.expected);
   for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2}) {
@@ -166,8 +169,34 @@ TEST(ConvFast, Im2colGemm) {
         {1, 9, 9, 24, 8, 1, 1, 2, 1, 0, 0, 0, 0, 1, -kInf, kInf, Path::kIm2colGemm},  // 1x1 s2
         {1, 7, 7, 8, 12, 3, 3, 1, 1, 1, 1, 1, 1, 2, -kInf, kInf, Path::kIm2colGemm},  // groups 2
         {1, 6, 6, 4, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, -kInf, kInf, Path::kIm2colGemm},  // dw x2
-        // many im2col tiles (threads split tiles): 40x40 pixels, K = 3*3*20
-        {1, 40, 40, 20, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0.0f, 6.0f, Path::kIm2colGemm},
+        // many im2col tiles (threads split tiles): 40x40 pixels, K = 3*3*20 (direct: the
+        // shape would take Winograd)
+        {1, 40, 40, 20, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0.0f, 6.0f, Path::kIm2colGemm, F32ConvAlgo::kDirect},
+        {2, 9, 8, 16, 17, 3, 3, 1, 1, 0, 0, 0, 0, 1, -kInf, kInf, Path::kIm2colGemm, F32ConvAlgo::kDirect},
+    };
+    for (const ConvCase& c : cases) check_conv(c, rng, &pool2);
+  });
+}
+
+// Winograd F(2x2, 3x3): channel tails around each vector width (in and out), odd output
+// sizes (tiles past the edge), every padding (none, SAME, asymmetric, K - 1), a batch, clamps,
+// no bias, many blocks of tiles split over 2 threads, and in_c / out_c at the threshold (8).
+TEST(ConvFast, Winograd3x3) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(9);
+  for_each_target([&] {
+    for (int in_c : {8, 9, 17, 32})
+      for (int out_c : {8, 13, 33})
+        check_conv({2, 7, 6, in_c, out_c, 3, 3, 1, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kWinograd}, rng, &pool2);
+    const ConvCase cases[] = {
+        {1, 9, 11, 16, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, -kInf, kInf, Path::kWinograd},     // valid, odd sizes
+        {1, 8, 8, 24, 40, 3, 3, 1, 1, 0, 1, 1, 0, 1, 0.0f, 6.0f, Path::kWinograd},       // asymmetric
+        {1, 5, 6, 12, 10, 3, 3, 1, 1, 2, 2, 2, 2, 1, -0.5f, 0.5f, Path::kWinograd},      // pad K - 1
+        {3, 33, 35, 20, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0.0f, kInf, Path::kWinograd},     // many blocks
+        {1, 10, 10, 64, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kWinograd},   // wide channels
+        {1, 6, 7, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kWinograd, F32ConvAlgo::kAuto, false},
+        {1, 6, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kIm2colGemm},      // in_c < 8
+        {1, 6, 7, 8, 8, 3, 3, 2, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kIm2colGemm},      // stride 2
     };
     for (const ConvCase& c : cases) check_conv(c, rng, &pool2);
   });

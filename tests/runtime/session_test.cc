@@ -101,7 +101,10 @@ TEST_P(ZooModels, FastEqualsReference) {
     auto got = (*s)->run({x});
     ASSERT_TRUE(got.has_value());
     EXPECT_LT(max_rel_diff((*expect)[0], (*got)[0]), 1e-4) << "threads " << threads;
-    EXPECT_LT((*s)->arena_bytes(), (*ref_session)->arena_bytes());
+    // The planned activations reuse buffers (the reference keeps every value); kernel scratch
+    // (Winograd blocks: up to 16 x tiles x channels per thread) comes on top, bounded.
+    EXPECT_LT((*s)->arena_bytes() - (*s)->scratch_bytes(), (*ref_session)->arena_bytes());
+    EXPECT_LE((*s)->scratch_bytes(), int64_t{threads} << 20);
     EXPECT_EQ((*s)->profile().runs, 1);
     // A second run on the same session gives the same answer (no state left behind).
     auto again = (*s)->run({x});

@@ -16,6 +16,12 @@
 //                in the same order as kIm2colGemm: bit-identical results.
 //   kDepthwise   groups == in_c == out_c: Highway rows with vectors over channels
 //                (f32_dwconv_minmax_3x3/5x5/kxk__hwy); no scratch.
+//   kWinograd    3x3, stride 1, no dilation, groups 1, in_c and out_c >= 8: Winograd F(2x2, 3x3)
+//                (winograd.h): per block of `winograd_tiles` 2x2 output tiles, the input
+//                transform into scratch, 16 GEMMs (tiles x in_c) * (in_c x out_c) against the
+//                transformed filter, the output transform with bias and clamp. 16 multiply-adds
+//                per 2x2 outputs and channel pair instead of 36; results differ from the direct
+//                conv by a few roundings (winograd.h), so F32ConvAlgo::kDirect turns it off.
 // Threads: work is split over the pool (may be nullptr); results do not depend on the thread
 // count. F32Conv2dPacked is immutable after prepare: one may serve several sessions.
 #pragma once
@@ -36,7 +42,7 @@ class ThreadPool;
 namespace pcv::kernels {
 
 struct F32Conv2dPacked {
-  enum class Path : uint8_t { kGemm1x1, kIm2colGemm, kDepthwise, kDirectRows };
+  enum class Path : uint8_t { kGemm1x1, kIm2colGemm, kDepthwise, kDirectRows, kWinograd };
 
   Conv2dParams params;
   Path path = Path::kIm2colGemm;
@@ -47,6 +53,11 @@ struct F32Conv2dPacked {
   AlignedBuffer dw_weights;
   size_t dw_c_stride = 0;
   F32DwconvRowFn dw_row = nullptr;
+  // Winograd: the transformed filter as 16 packed B (in_c, out_c), the bias (empty: none),
+  // tiles per block.
+  std::vector<F32GemmPackedB> winograd_u;
+  AlignedBuffer winograd_bias;
+  size_t winograd_tiles = 0;
   const char* ukernel_name = nullptr;  // the microkernel that does the work
   const char* isa = nullptr;           // the Highway target it was compiled for
 
@@ -55,11 +66,15 @@ struct F32Conv2dPacked {
   size_t scratch_bytes(int threads) const;
 };
 
+// kAuto: Winograd where it applies; kDirect: never (sums in the direct conv's order).
+enum class F32ConvAlgo : uint8_t { kAuto, kDirect };
+
 // Validates params (positive sizes, groups divide in_c and out_c, out_h/out_w consistent with
 // the kernel, stride, dilation and padding) and packs the filter (OHWI) and bias (out_c, may
 // be nullptr). Errors: invalid_argument, out_of_memory.
 Expected<F32Conv2dPacked> prepare_f32_conv2d_fast(const Conv2dParams& params,
-                                                  const float* filter, const float* bias);
+                                                  const float* filter, const float* bias,
+                                                  F32ConvAlgo algo = F32ConvAlgo::kAuto);
 
 // input (batch, in_h, in_w, in_c) -> output (batch, out_h, out_w, out_c), clamp to
 // [act_min, act_max]. scratch: packed.scratch_bytes(pool ? pool->threads() : 1) bytes (may be
