@@ -85,6 +85,12 @@ struct NodeState {
   uint64_t packed_version = ~uint64_t{0};
   int packed_batch = 0;
   kernels::F32Conv2dBackwardPlan conv_bwd;
+  // Backward-data as a forward conv (kernels::conv2d_backward_data_as_conv; 3x3: Winograd):
+  // the flipped filter, packed once per weight version and batch.
+  bool dx_as_conv = false;
+  kernels::F32Conv2dPacked dx_packed;
+  uint64_t dx_packed_version = ~uint64_t{0};
+  int dx_packed_batch = 0;
   // fully_connected
   kernels::FullyConnectedParams fc;
   kernels::F32FullyConnectedBackwardScratch fc_bwd;
@@ -378,6 +384,8 @@ Status Program::Impl::build() {
         p.groups = a.groups;
         activation_range(a.activation, &st.act_lo, &st.act_hi);
         PCV_ASSIGN_OR_RETURN(st.conv_bwd, kernels::prepare_f32_conv2d_backward_fast(p));
+        kernels::Conv2dParams dx_params;
+        st.dx_as_conv = kernels::conv2d_backward_data_as_conv(p, &dx_params);
         break;
       }
       case OpType::kFullyConnected: {
@@ -735,8 +743,24 @@ void Program::Impl::backward_node(size_t i) {
         bool assign = false;
         float* dx = grad_for_write(xin, &assign);
         float* scratch_ptr = scratch_floats(st.conv_bwd.scratch_elems);
-        kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, dx, dw, db,
-                                          scratch_ptr, pool_for(pool, conv_macs(p)), assign);
+        ThreadPool* cpool = pool_for(pool, conv_macs(p));
+        if (dx != nullptr && assign && st.dx_as_conv) {
+          // dX as a forward conv of dY with the flipped filter (Winograd for 3x3): fewer
+          // multiply-adds than the GEMM into columns + col2im. Filter and bias gradients below.
+          kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, nullptr, dw, db,
+                                            scratch_ptr, cpool);
+          if (st.dx_packed_version != version || st.dx_packed_batch != n) {
+            st.dx_packed = std::move(kernels::prepare_f32_conv2d_backward_data_as_conv(p, data(node.inputs[1])).value());
+            st.dx_packed_version = version;
+            st.dx_packed_batch = n;
+          }
+          const int threads = cpool != nullptr ? cpool->threads() : 1;
+          scratch_ptr = scratch_floats(st.dx_packed.scratch_bytes(threads) / sizeof(float) + 16);
+          kernels::f32_conv2d_fast(st.dx_packed, dy, -kInf, kInf, dx, scratch_ptr, cpool);
+        } else {
+          kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, dx, dw, db, scratch_ptr,
+                                            cpool, assign);
+        }
       }
       break;
     }

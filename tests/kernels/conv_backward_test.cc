@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -114,11 +116,92 @@ TEST_P(ConvBackwardFast, MatchesReference) {
       for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(dx[i], dx_zero[i], 1e-5 * (1 + taps)) << "assigned dx " << i;
     }
   }
+  // Backward-data as a forward conv of dY with the flipped filter, where the conv qualifies
+  // (stride 1, no dilation, groups 1, K > 1): assigns the same dX.
+  Conv2dParams t;
+  if (conv2d_backward_data_as_conv(p, &t)) {
+    std::vector<float> dx_zero(in_elems, 0.f), dw_unused(w_elems, 0.f), db_unused(p.out_c, 0.f);
+    f32_conv2d_backward__ref(p, x.data(), w.data(), dy.data(), dx_zero.data(), dw_unused.data(), db_unused.data());
+    auto packed = prepare_f32_conv2d_backward_data_as_conv(p, w.data());
+    ASSERT_TRUE(packed.has_value()) << packed.status().to_string();
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      std::vector<float> conv_scratch(packed->scratch_bytes(threads) / sizeof(float) + 1);
+      std::vector<float> dx(in_elems, std::numeric_limits<float>::quiet_NaN());
+      f32_conv2d_fast(*packed, dy.data(), -std::numeric_limits<float>::infinity(),
+                      std::numeric_limits<float>::infinity(), dx.data(), conv_scratch.data(), &pool);
+      for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(dx[i], dx_zero[i], 1e-5 * (1 + taps)) << "dx as conv " << i;
+    }
+  }
   // Only the input gradient (frozen filter): dW/db untouched.
   std::vector<float> dx = dx0;
   f32_conv2d_backward_fast(*plan, p.batch, x.data(), w.data(), dy.data(), dx.data(), nullptr,
                            nullptr, scratch.data(), nullptr);
   for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(dx[i], dx_ref[i], 1e-5 * (1 + taps));
+}
+
+// Backward-data as a forward conv over the padding it accepts: asymmetric (SAME with an even
+// kernel), rectangular kernels, K - 1 on each side, 3x3 with enough channels for Winograd; and
+// the convs it refuses.
+TEST(ConvBackwardDataAsConv, PaddingsAndRefusals) {
+  struct P { int kh, kw, pt, pb, pl, pr, ci, co; };
+  for (P c : {P{2, 2, 0, 1, 0, 1, 5, 9}, P{3, 1, 1, 1, 0, 0, 5, 9}, P{1, 3, 0, 0, 2, 1, 5, 9}, P{5, 5, 2, 2, 4, 0, 5, 9},
+              P{3, 3, 0, 0, 0, 0, 5, 9}, P{3, 3, 1, 1, 1, 1, 12, 16}, P{3, 3, 0, 2, 2, 0, 8, 8}}) {
+    SCOPED_TRACE(::testing::Message() << c.kh << "x" << c.kw << " pads " << c.pt << c.pb << c.pl << c.pr << " channels "
+                                      << c.ci << " -> " << c.co);
+    Conv2dParams p;
+    p.batch = 2;
+    p.in_h = 7;
+    p.in_w = 6;
+    p.in_c = c.ci;
+    p.out_c = c.co;
+    p.kernel_h = c.kh;
+    p.kernel_w = c.kw;
+    p.pad_top = c.pt;
+    p.pad_left = c.pl;
+    p.out_h = p.in_h + c.pt + c.pb - c.kh + 1;
+    p.out_w = p.in_w + c.pl + c.pr - c.kw + 1;
+    Conv2dParams t;
+    ASSERT_TRUE(conv2d_backward_data_as_conv(p, &t));
+    EXPECT_EQ(t.out_h, p.in_h);
+    EXPECT_EQ(t.out_c, p.in_c);
+    const size_t in_elems = static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c;
+    const size_t out_elems = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+    const size_t w_elems = static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * p.in_c;
+    const auto x = random_f32(in_elems, 1), w = random_f32(w_elems, 2), dy = random_f32(out_elems, 3);
+    std::vector<float> want(in_elems, 0.f), dw(w_elems), db(p.out_c);
+    f32_conv2d_backward__ref(p, x.data(), w.data(), dy.data(), want.data(), dw.data(), db.data());
+    auto packed = prepare_f32_conv2d_backward_data_as_conv(p, w.data());
+    ASSERT_TRUE(packed.has_value()) << packed.status().to_string();
+    std::vector<float> scratch(packed->scratch_bytes(1) / sizeof(float) + 1);
+    std::vector<float> got(in_elems + 1, std::numeric_limits<float>::quiet_NaN());
+    got.back() = 5.f;
+    f32_conv2d_fast(*packed, dy.data(), -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity(),
+                    got.data(), scratch.data(), nullptr);
+    EXPECT_EQ(got.back(), 5.f) << "wrote past dX";
+    for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + w_elems / p.in_c)) << i;
+  }
+  Conv2dParams p;
+  p.in_h = p.in_w = 8;
+  p.in_c = p.out_c = 4;
+  p.kernel_h = p.kernel_w = 3;
+  p.out_h = p.out_w = 6;
+  Conv2dParams t;
+  EXPECT_TRUE(conv2d_backward_data_as_conv(p, &t));
+  const std::pair<const char*, std::function<void(Conv2dParams&)>> refusals[] = {
+      {"stride 2", [](Conv2dParams& q) { q.stride_h = q.stride_w = 2, q.out_h = q.out_w = 3; }},
+      {"dilation 2", [](Conv2dParams& q) { q.dilation_h = q.dilation_w = 2, q.out_h = q.out_w = 4; }},
+      {"grouped", [](Conv2dParams& q) { q.groups = 2; }},
+      {"1x1", [](Conv2dParams& q) { q.kernel_h = q.kernel_w = 1, q.out_h = q.out_w = 8; }},
+      {"padding beyond K - 1", [](Conv2dParams& q) { q.pad_top = q.pad_left = 3, q.out_h = q.out_w = 12; }},
+  };
+  Conv2dParams q;
+  for (const auto& [why, change] : refusals) {
+    q = p;
+    change(q);
+    EXPECT_FALSE(conv2d_backward_data_as_conv(q, &t)) << why;
+  }
+  EXPECT_FALSE(prepare_f32_conv2d_backward_data_as_conv(q, std::vector<float>(144).data()).has_value());
 }
 
 // The depthwise per-image kernel on every compiled Highway target (the suite above runs the

@@ -35,6 +35,7 @@
 
 #include "base/status.h"
 #include "kernels/conv/conv.h"
+#include "kernels/conv/conv_fast.h"
 #include "kernels/gemm/gemm.h"
 
 namespace pcv {
@@ -71,6 +72,17 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan, int batch, cons
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
                               ThreadPool* pool, bool assign_input_grad = false);
+
+// Backward-data as a forward conv, for stride-1, undilated, ungrouped KxK convs (K > 1, each
+// side padded by at most K - 1): dX = conv(dY, W') where W'[ci][ky][kx][co] =
+// W[co][kh-1-ky][kw-1-kx][ci] (space flipped, in/out channels swapped), padded by kh-1-pad_top
+// on top and kw-1-pad_left on the left, output in_h x in_w. It runs on the forward conv's
+// kernels (f32_conv2d_fast, clamp -inf..inf; 3x3: Winograd) and ASSIGNS dX: no dX column
+// buffer, no col2im. Returns false (out untouched) for convs of other kinds.
+bool conv2d_backward_data_as_conv(const Conv2dParams& p, Conv2dParams* out);
+// Packs W' for conv2d_backward_data_as_conv's params. Errors: invalid_argument (not such a
+// conv), out_of_memory.
+Expected<F32Conv2dPacked> prepare_f32_conv2d_backward_data_as_conv(const Conv2dParams& p, const float* filter);
 
 // The depthwise path's per-image step (channel multiplier 1: out_c == in_c == groups), one
 // Highway kernel per target: x the image's input (in_h, in_w, C), dy its output gradient

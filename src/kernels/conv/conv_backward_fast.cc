@@ -283,6 +283,52 @@ void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
 
 }  // namespace
 
+bool conv2d_backward_data_as_conv(const Conv2dParams& p, Conv2dParams* out) {
+  if (p.groups != 1 || p.stride_h != 1 || p.stride_w != 1 || p.dilation_h != 1 || p.dilation_w != 1 ||
+      (p.kernel_h == 1 && p.kernel_w == 1)) {
+    return false;
+  }
+  // Stride 1: out = in + pad_before + pad_after - k + 1.
+  const int pad_bottom = p.out_h - p.in_h - p.pad_top + p.kernel_h - 1;
+  const int pad_right = p.out_w - p.in_w - p.pad_left + p.kernel_w - 1;
+  if (p.pad_top < 0 || p.pad_left < 0 || p.pad_top >= p.kernel_h || p.pad_left >= p.kernel_w || pad_bottom < 0 ||
+      pad_right < 0 || pad_bottom >= p.kernel_h || pad_right >= p.kernel_w) {
+    return false;
+  }
+  Conv2dParams t = p;
+  t.in_h = p.out_h;
+  t.in_w = p.out_w;
+  t.in_c = p.out_c;
+  t.out_h = p.in_h;
+  t.out_w = p.in_w;
+  t.out_c = p.in_c;
+  t.pad_top = p.kernel_h - 1 - p.pad_top;
+  t.pad_left = p.kernel_w - 1 - p.pad_left;
+  *out = t;
+  return true;
+}
+
+Expected<F32Conv2dPacked> prepare_f32_conv2d_backward_data_as_conv(const Conv2dParams& p, const float* filter) {
+  Conv2dParams t;
+  if (!conv2d_backward_data_as_conv(p, &t)) {
+    return invalid_argument("conv2d backward-data as a conv: needs stride 1, no dilation, groups 1, K > 1");
+  }
+  const size_t kh = static_cast<size_t>(p.kernel_h), kw = static_cast<size_t>(p.kernel_w);
+  const size_t ci_n = static_cast<size_t>(p.in_c), co_n = static_cast<size_t>(p.out_c);
+  std::vector<float> flipped(co_n * kh * kw * ci_n);
+  for (size_t co = 0; co < co_n; ++co) {
+    for (size_t ky = 0; ky < kh; ++ky) {
+      for (size_t kx = 0; kx < kw; ++kx) {
+        const float* src = filter + ((co * kh + ky) * kw + kx) * ci_n;
+        for (size_t ci = 0; ci < ci_n; ++ci) {
+          flipped[((ci * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)) * co_n + co] = src[ci];
+        }
+      }
+    }
+  }
+  return prepare_f32_conv2d_fast(t, flipped.data(), nullptr);
+}
+
 Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& p) {
   if (p.batch < 1 || p.in_h < 1 || p.in_w < 1 || p.in_c < 1 || p.out_h < 1 || p.out_w < 1 ||
       p.out_c < 1 || p.kernel_h < 1 || p.kernel_w < 1 || p.stride_h < 1 || p.stride_w < 1 ||
