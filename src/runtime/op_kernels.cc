@@ -188,6 +188,7 @@ Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& 
       kern->scratch_bytes = shared->scratch_bytes(pc.threads);
       kern->packed_bytes = static_cast<int64_t>(shared->dw_weights.size());
       for (auto& gm : shared->group_gemm) kern->packed_bytes += static_cast<int64_t>(gm.data.size());
+      for (auto& gm : shared->winograd_u) kern->packed_bytes += static_cast<int64_t>(gm.data.size());
       if (residual != kNoValue) {
         // A following ADD fused in by the session (fuse_residual_adds): input 3 is its other operand.
         if (!k::accepts_residual(*shared)) return c.error("a fused residual add needs a 1x1 stride-1 convolution");

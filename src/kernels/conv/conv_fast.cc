@@ -121,7 +121,7 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_fast(const Conv2dParams& params,
     const size_t mr = out.winograd_u[0].ukernel.mr;
     size_t tiles = std::clamp<size_t>(4096 / (ci + co), mr, 256);
     out.winograd_tiles = std::max(mr, tiles / mr * mr);
-    out.ukernel_name = out.winograd_u[0].ukernel.name;
+    out.ukernel_name = "f32_conv_winograd_2x2_3x3__hwy";  // transforms + the GEMM microkernel
     out.isa = out.winograd_u[0].isa;
     return out;
   }
