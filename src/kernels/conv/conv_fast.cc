@@ -49,15 +49,23 @@ bool winograd_applies(const Conv2dParams& p) {
          p.dilation_w == 1 && p.groups == 1 && p.in_c >= 8 && p.out_c >= 8;
 }
 
+size_t winograd_tiles_w(const Conv2dParams& p) { return static_cast<size_t>((p.out_w + 1) / 2); }
+
 size_t winograd_tiles_per_image(const Conv2dParams& p) {
-  return static_cast<size_t>((p.out_h + 1) / 2) * static_cast<size_t>((p.out_w + 1) / 2);
+  return static_cast<size_t>((p.out_h + 1) / 2) * winograd_tiles_w(p);
+}
+
+// One slot's Winograd scratch: the block's 16 transformed inputs (tiles x in_c), then its 16
+// products (tiles x out_c).
+size_t winograd_slot_floats(const F32Conv2dPacked& pk) {
+  return 16 * pk.winograd_tiles * static_cast<size_t>(pk.params.in_c + pk.params.out_c);
 }
 
 size_t F32Conv2dPacked::scratch_bytes(int threads) const {
   const size_t slots = static_cast<size_t>(std::max(threads, 1));
   if (path == Path::kDirectRows) return slots * group_gemm[0].ukernel.mr * gemm_k(params) * sizeof(float);
   if (path == Path::kWinograd) {
-    return slots * 16 * winograd_tiles * static_cast<size_t>(params.in_c + params.out_c) * sizeof(float);
+    return slots * winograd_slot_floats(*this) * sizeof(float);
   }
   if (path != Path::kIm2colGemm) return 0;
   return slots * im2col_rows * gemm_k(params) * sizeof(float);
@@ -356,7 +364,7 @@ void winograd_block(const WinogradTask& t, size_t b, float* v) {
   in.c = ci;
   in.pad_top = p.pad_top;
   in.pad_left = p.pad_left;
-  in.tiles_w = static_cast<size_t>((p.out_w + 1) / 2);
+  in.tiles_w = winograd_tiles_w(p);
   f32_winograd_input_transform(in, t0, count, v, T * ci);
   for (size_t xi = 0; xi < 16; ++xi) {
     f32_gemm_packed(count, v + xi * T * ci, ci, pk.winograd_u[xi], m + xi * T * co, co,
@@ -376,8 +384,7 @@ void winograd_block(const WinogradTask& t, size_t b, float* v) {
 
 void winograd_slot(void* ctx, size_t slot) {
   const WinogradTask& t = *static_cast<const WinogradTask*>(ctx);
-  const Conv2dParams& p = t.packed->params;
-  float* v = t.scratch + slot * 16 * t.packed->winograd_tiles * static_cast<size_t>(p.in_c + p.out_c);
+  float* v = t.scratch + slot * winograd_slot_floats(*t.packed);
   for (size_t b = slot; b < t.blocks; b += t.slots) winograd_block(t, b, v);
 }
 
