@@ -39,4 +39,11 @@ struct PrepareContext {
 // quantization parameters) name the node.
 Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& ctx, const ir::Node& node);
 
+// One kernel for a 1x1 f32 conv and the depthwise conv that reads its output
+// (kernels/conv/pointwise_depthwise.h): bit-identical to the two kernels make_op_kernel makes,
+// without writing the pointwise output (it reads `pointwise`'s input and writes `depthwise`'s
+// output). Errors name the node that does not fit.
+Expected<std::unique_ptr<OpKernel>> make_pointwise_depthwise_kernel(const PrepareContext& ctx, const ir::Node& pointwise,
+                                                                    const ir::Node& depthwise);
+
 }  // namespace pcv::runtime

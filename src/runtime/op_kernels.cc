@@ -15,6 +15,7 @@
 #include "kernels/concat/concat.h"
 #include "kernels/conv/conv.h"
 #include "kernels/conv/conv_fast.h"
+#include "kernels/conv/pointwise_depthwise.h"
 #include "kernels/conv/qs8_conv_fast.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/fully_connected/fully_connected.h"
@@ -135,11 +136,11 @@ std::unique_ptr<FnKernel> make(std::string name) {
 }
 
 // ---- conv2d ----
-Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& c) {
+// The kernel parameters of a conv2d node (constant filter and bias, padding resolved).
+Expected<k::Conv2dParams> conv2d_params(const Ctx& c) {
   const auto& a = c.n.attr<Conv2dAttrs>();
   const Value& x = c.in(0);
   const Value& w = c.in(1);
-  const Value& y = c.out();
   if (!w.is_constant()) return c.error("filter must be a constant");
   if (c.has(2) && !c.in(2).is_constant()) return c.error("bias must be a constant");
   auto pad = resolve_padding(a.padding, static_cast<int>(x.shape[1]), static_cast<int>(x.shape[2]),
@@ -164,6 +165,17 @@ Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& 
   p.pad_top = pad->pad_top;
   p.pad_left = pad->pad_left;
   p.groups = a.groups;
+  return p;
+}
+
+Expected<std::unique_ptr<OpKernel>> conv2d(const PrepareContext& pc, const Ctx& c) {
+  const auto& a = c.n.attr<Conv2dAttrs>();
+  const Value& x = c.in(0);
+  const Value& w = c.in(1);
+  const Value& y = c.out();
+  auto params = conv2d_params(c);
+  if (!params) return params.status();
+  const k::Conv2dParams p = *params;
   const int64_t macs = num_elements(y.shape) * w.shape[1] * w.shape[2] * w.shape[3];
   const ValueId xi = c.n.inputs[0], yi = c.n.outputs[0];
   const bool has_bias = c.has(2);
@@ -896,6 +908,46 @@ Expected<std::unique_ptr<OpKernel>> dequantize(const Ctx& c) {
 }
 
 }  // namespace
+
+Expected<std::unique_ptr<OpKernel>> make_pointwise_depthwise_kernel(const PrepareContext& pc, const Node& pointwise,
+                                                                    const Node& depthwise) {
+  const Ctx pcx{*pc.graph, pointwise}, dcx{*pc.graph, depthwise};
+  if (!pc.fast_kernels) return dcx.error("a fused pointwise + depthwise conv needs the fast f32 kernels");
+  for (const Ctx* c : {&pcx, &dcx}) {
+    const bool f32 = c->in(0).dtype == DType::kF32 && c->in(1).dtype == DType::kF32 && c->out().dtype == DType::kF32 &&
+                     (!c->has(2) || c->in(2).dtype == DType::kF32);
+    if (c->n.op != OpType::kConv2d || c->n.inputs.size() > 3 || !f32) {
+      return c->error("a fused pointwise + depthwise conv takes f32 conv2d nodes without a fused add");
+    }
+  }
+  if (depthwise.inputs[0] != pointwise.outputs[0]) return dcx.error("its input is not the pointwise conv's output");
+  auto pp = conv2d_params(pcx);
+  if (!pp) return pp.status();
+  auto dp = conv2d_params(dcx);
+  if (!dp) return dp.status();
+  auto bias_of = [](const Ctx& c) { return c.has(2) ? c.in(2).data.data<float>() : nullptr; };
+  auto pw = k::prepare_f32_conv2d_fast(*pp, pcx.in(1).data.data<float>(), bias_of(pcx));
+  if (!pw) return pcx.error(pw.status().message());
+  auto dw = k::prepare_f32_conv2d_fast(*dp, dcx.in(1).data.data<float>(), bias_of(dcx));
+  if (!dw) return dcx.error(dw.status().message());
+  auto joined = k::fuse_f32_pointwise_depthwise(std::move(pw).value(), std::move(dw).value());
+  if (!joined) return dcx.error(joined.status().message());
+  auto shared = std::make_shared<k::F32PointwiseDepthwise>(std::move(joined).value());
+  auto kern = make(fmt::format("f32_pointwise_depthwise ({} + {} {}, with {})", shared->pointwise.ukernel_name,
+                               shared->depthwise.ukernel_name, shared->depthwise.isa, pointwise.name));
+  kern->scratch_bytes = shared->scratch_bytes(pc.threads);
+  kern->packed_bytes = static_cast<int64_t>(shared->pointwise.group_gemm[0].data.size() +
+                                            shared->depthwise.dw_weights.size());
+  kern->macs = num_elements(pcx.out().shape) * pp->in_c + num_elements(dcx.out().shape) * dp->kernel_h * dp->kernel_w;
+  const auto pw_range = k::float_activation_range(fused(pointwise.attr<Conv2dAttrs>().activation));
+  const auto dw_range = k::float_activation_range(fused(depthwise.attr<Conv2dAttrs>().activation));
+  const ValueId xi = pointwise.inputs[0], yi = depthwise.outputs[0];
+  kern->fn = [shared, pw_range, dw_range, xi, yi](const RunContext& r) {
+    k::f32_pointwise_depthwise(*shared, ptr<float>(r, xi), pw_range.min, pw_range.max, dw_range.min, dw_range.max,
+                               ptr<float>(r, yi), static_cast<float*>(r.scratch), r.pool);
+  };
+  return std::unique_ptr<OpKernel>(std::move(kern));
+}
 
 Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& pc, const Node& node) {
   static_assert(kNumOps == 21, "add the new op to make_op_kernel");

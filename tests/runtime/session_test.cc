@@ -117,6 +117,53 @@ INSTANTIATE_TEST_SUITE_P(Runtime, ZooModels,
                                            std::make_tuple("mobilenet_v2", 64, 0.5f),
                                            std::make_tuple("mobilenet_v2", 96, 1.0f)));
 
+// A 1x1 conv and the depthwise conv after it run as one kernel when the tensor between them is
+// large (MobileNetV2 at 96x96: block 1's 48x48x96 expansion): the same bits as the two run one
+// after the other, one step fewer, and no buffer for the expanded tensor.
+TEST(Session, PointwiseDepthwiseFusionIsBitIdentical) {
+  zoo::ZooOptions o;
+  o.arch = "mobilenet_v2";
+  o.size = 96;
+  o.classes = 5;
+  auto m = zoo::create_model(o);
+  ASSERT_TRUE(m.has_value()) << m.status().message();
+  Tensor x(DType::kF32, {2, 96, 96, 3});
+  const Tensor x0 = uniform_tensor({1, 96, 96, 3}, 3), x1 = uniform_tensor({1, 96, 96, 3}, 4);
+  std::memcpy(x.data<float>(), x0.raw(), x0.size_bytes());
+  std::memcpy(x.data<float>() + x0.num_elements(), x1.raw(), x1.size_bytes());
+  for (int threads : {1, 2}) {
+    SessionOptions apart, fused;
+    apart.threads = fused.threads = threads;
+    apart.batch = fused.batch = 2;
+    apart.profile = fused.profile = true;
+    apart.fuse_pointwise_depthwise = false;
+    auto a = Session::create(*m, apart);
+    auto f = Session::create(*m, fused);
+    ASSERT_TRUE(a.has_value() && f.has_value());
+    auto ya = (*a)->run({x});
+    auto yf = (*f)->run({x});
+    ASSERT_TRUE(ya.has_value() && yf.has_value());
+    ASSERT_EQ(ya->at(0).size_bytes(), yf->at(0).size_bytes());
+    EXPECT_EQ(std::memcmp(ya->at(0).raw(), yf->at(0).raw(), ya->at(0).size_bytes()), 0) << "threads " << threads;
+    int joined = 0;
+    for (const auto& n : (*f)->profile().nodes) {
+      if (n.kernel.find("f32_pointwise_depthwise") == std::string::npos) continue;
+      ++joined;
+      EXPECT_EQ(n.name, "block1/depthwise");
+      EXPECT_NE(n.kernel.find("with block1/expand"), std::string::npos) << n.kernel;
+    }
+    EXPECT_EQ(joined, 1);
+    EXPECT_EQ((*f)->profile().nodes.size() + 1, (*a)->profile().nodes.size());
+    // The expanded tensor gets no buffer, and the planned activations shrink.
+    for (const Node& n : (*f)->graph().nodes) {
+      if (n.name != "block1/expand") continue;
+      EXPECT_TRUE((*f)->value(n.outputs[0]).empty());
+      EXPECT_EQ((*a)->value(n.outputs[0]).size_bytes(), size_t{2} * 48 * 48 * 96 * 4);
+    }
+    EXPECT_LT((*f)->arena_bytes() - (*f)->scratch_bytes(), (*a)->arena_bytes() - (*a)->scratch_bytes());
+  }
+}
+
 TEST(Session, BatchOverrideRunsEachImageIndependently) {
   zoo::ZooOptions o;
   o.arch = "mobilenet_v2";

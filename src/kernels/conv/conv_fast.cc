@@ -41,6 +41,33 @@ Status validate(const Conv2dParams& p) {
 
 }  // namespace
 
+F32DwconvRowArgs depthwise_row_args(const F32Conv2dPacked& pk, const float* rows, int in_row0, float* output, int oy,
+                                    float min, float max) {
+  const Conv2dParams& p = pk.params;
+  F32DwconvRowArgs a;
+  a.input = rows;
+  a.in_row0 = in_row0;
+  a.output = output;
+  a.weights = reinterpret_cast<const float*>(pk.dw_weights.data());
+  a.c = static_cast<size_t>(p.out_c);
+  a.c_stride = pk.dw_c_stride;
+  a.in_h = p.in_h;
+  a.in_w = p.in_w;
+  a.out_w = p.out_w;
+  a.oy = oy;
+  a.kernel_h = p.kernel_h;
+  a.kernel_w = p.kernel_w;
+  a.stride_h = p.stride_h;
+  a.stride_w = p.stride_w;
+  a.dilation_h = p.dilation_h;
+  a.dilation_w = p.dilation_w;
+  a.pad_top = p.pad_top;
+  a.pad_left = p.pad_left;
+  a.min = min;
+  a.max = max;
+  return a;
+}
+
 // kDirectRows takes layers whose kernel row is at most this many floats (kernel_w * in_c).
 constexpr int kDirectMaxRowFloats = 16;
 
@@ -397,31 +424,11 @@ struct DwTask {
 
 void dw_row(void* ctx, size_t row) {
   const DwTask& t = *static_cast<const DwTask*>(ctx);
-  const F32Conv2dPacked& pk = *t.packed;
-  const Conv2dParams& p = pk.params;
+  const Conv2dParams& p = t.packed->params;
   const size_t n = row / static_cast<size_t>(p.out_h);
   const int oy = static_cast<int>(row % static_cast<size_t>(p.out_h));
-  F32DwconvRowArgs a;
-  a.input = t.input + n * p.in_h * p.in_w * p.in_c;
-  a.output = t.output + row * p.out_w * p.out_c;
-  a.weights = reinterpret_cast<const float*>(pk.dw_weights.data());
-  a.c = static_cast<size_t>(p.out_c);
-  a.c_stride = pk.dw_c_stride;
-  a.in_h = p.in_h;
-  a.in_w = p.in_w;
-  a.out_w = p.out_w;
-  a.oy = oy;
-  a.kernel_h = p.kernel_h;
-  a.kernel_w = p.kernel_w;
-  a.stride_h = p.stride_h;
-  a.stride_w = p.stride_w;
-  a.dilation_h = p.dilation_h;
-  a.dilation_w = p.dilation_w;
-  a.pad_top = p.pad_top;
-  a.pad_left = p.pad_left;
-  a.min = t.min;
-  a.max = t.max;
-  pk.dw_row(a);
+  t.packed->dw_row(depthwise_row_args(*t.packed, t.input + n * p.in_h * p.in_w * p.in_c, 0,
+                                      t.output + row * p.out_w * p.out_c, oy, t.min, t.max));
 }
 
 }  // namespace

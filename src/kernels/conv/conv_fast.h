@@ -91,4 +91,10 @@ inline bool accepts_residual(const F32Conv2dPacked& packed) {
 void f32_conv2d_fast_add(const F32Conv2dPacked& packed, const float* input, const float* residual,
                          float act_min, float act_max, float* output, ThreadPool* pool);
 
+
+// The arguments of one depthwise output row `oy` (kDepthwise path) of one image whose rows
+// [in_row0, in_h) are at `rows` (the whole image: in_row0 = 0), written to `output`.
+F32DwconvRowArgs depthwise_row_args(const F32Conv2dPacked& packed, const float* rows, int in_row0, float* output,
+                                    int oy, float min, float max);
+
 }  // namespace pcv::kernels

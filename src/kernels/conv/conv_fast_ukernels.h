@@ -8,13 +8,15 @@ namespace pcv::kernels {
 
 // One output row of a depthwise conv (channel multiplier 1), all out_w pixels x c channels.
 struct F32DwconvRowArgs {
-  const float* input;    // (in_h, in_w, c) NHWC image of one batch element
+  const float* input;    // image rows [in_row0, in_h) of one batch element, (in_w, c) each:
+                         // the whole (in_h, in_w, c) NHWC image when in_row0 is 0
   float* output;         // (out_w, c) the output row oy
   const float* weights;  // (1 + kernel_h * kernel_w, c_stride): bias row, then taps (ky, kx)
   size_t c, c_stride;    // channels; weight row stride (c rounded up to 16, zero padded)
   int in_h, in_w, out_w, oy;
   int kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
   float min, max;
+  int in_row0 = 0;  // first image row held at `input` (only rows the taps reach are read)
 };
 using F32DwconvRowFn = void (*)(const F32DwconvRowArgs& args);
 

@@ -110,7 +110,7 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
       if (ox_hi <= ox_lo) ox_hi = ox_lo = 0;
     }
     if (ox_hi > ox_lo) {
-      const ptrdiff_t row0 = static_cast<ptrdiff_t>(iy0) * static_cast<ptrdiff_t>(in_row_elems);
+      const ptrdiff_t row0 = static_cast<ptrdiff_t>(iy0 - p.in_row0) * static_cast<ptrdiff_t>(in_row_elems);
       constexpr size_t kBlock = 2 * (KH * KW + 1) + 4 <= kDwRegisters ? 2 : 1;
       size_t c = 0;
       if constexpr (kBlock == 2) {
@@ -132,7 +132,7 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
     while (kx_begin < kw && ix0 + kx_begin * p.dilation_w < 0) ++kx_begin;
     while (kx_end > kx_begin && ix0 + (kx_end - 1) * p.dilation_w >= p.in_w) --kx_end;
     // Offset of tap (0, 0) of this pixel; may be outside the image (only valid taps are read).
-    const ptrdiff_t off0 = static_cast<ptrdiff_t>(iy0) * static_cast<ptrdiff_t>(in_row_elems) +
+    const ptrdiff_t off0 = static_cast<ptrdiff_t>(iy0 - p.in_row0) * static_cast<ptrdiff_t>(in_row_elems) +
                            static_cast<ptrdiff_t>(ix0) * static_cast<ptrdiff_t>(C);
     float* out = p.output + static_cast<size_t>(ox) * C;
     const ptrdiff_t dy = static_cast<ptrdiff_t>(p.dilation_h) * static_cast<ptrdiff_t>(in_row_elems);

@@ -1,0 +1,55 @@
+// A 1x1 convolution followed by a depthwise convolution (MobileNetV2's expand + depthwise), run
+// band by band so that the expanded tensor never goes to memory:
+//
+//   x (H, W, Cin) ─► conv 1x1 + clamp ─► t (H, W, Cexp) ─► depthwise KxK + clamp ─► y
+//
+// Each thread takes a contiguous range of output rows. For a band of `band_rows` output rows it
+// computes the rows of t that the band's taps reach (one GEMM over those rows of x) into a
+// buffer of its scratch, then runs the depthwise rows on that buffer. Rows of t that the next
+// band also reaches are moved to the buffer's start instead of being computed again, so every
+// row of t is computed once per thread. The buffer stays in cache; t (4.8 MB for MobileNetV2's
+// block 1) is neither written nor read back.
+//
+// Results are bit-identical to f32_conv2d_fast() of the 1x1 conv, then of the depthwise conv:
+// the GEMM's sums over K do not depend on which rows it is given, and the depthwise rows read
+// the same values.
+#pragma once
+
+#include <cstddef>
+
+#include "base/status.h"
+#include "kernels/conv/conv_fast.h"
+
+namespace pcv {
+class ThreadPool;
+}
+
+namespace pcv::kernels {
+
+struct F32PointwiseDepthwise {
+  F32Conv2dPacked pointwise;  // kGemm1x1
+  F32Conv2dPacked depthwise;  // kDepthwise, reading the pointwise output
+  int band_rows = 0;          // depthwise output rows per band
+
+  // Rows of the pointwise output one band needs at most.
+  int buffer_rows() const;
+  size_t scratch_bytes(int threads) const;
+};
+
+// Band size when not given: the buffer stays near this many bytes.
+constexpr size_t kPointwiseDepthwiseBufferBytes = 384 * 1024;
+
+// Takes the two prepared convs. Errors (invalid_argument): `pointwise` is not the kGemm1x1 path,
+// `depthwise` not the kDepthwise path, or the depthwise input is not the pointwise output
+// (batch, height, width, channels); band_rows < 0. band_rows 0 picks it from
+// kPointwiseDepthwiseBufferBytes.
+Expected<F32PointwiseDepthwise> fuse_f32_pointwise_depthwise(F32Conv2dPacked pointwise, F32Conv2dPacked depthwise,
+                                                             int band_rows = 0);
+
+// input (batch, H, W, Cin) -> output (batch, out_h, out_w, Cexp). The pointwise output is
+// clamped to [pw_min, pw_max], the depthwise output to [dw_min, dw_max]. scratch:
+// scratch_bytes(pool ? pool->threads() : 1) bytes. Output must not alias input or scratch.
+void f32_pointwise_depthwise(const F32PointwiseDepthwise& fused, const float* input, float pw_min, float pw_max,
+                             float dw_min, float dw_max, float* output, float* scratch, ThreadPool* pool);
+
+}  // namespace pcv::kernels

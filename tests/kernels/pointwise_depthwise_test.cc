@@ -1,0 +1,151 @@
+// f32_pointwise_depthwise (a 1x1 conv and a depthwise conv band by band) against the two convs
+// run one after the other through f32_conv2d_fast (itself checked against a naive conv in
+// conv_fast_test.cc): the results must be bit-identical, for every band size (1 row: every
+// band moves rows; the whole image: one band), stride, kernel, padding, dilation, channel
+// tail, batch and thread count, on every Highway target.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/conv/pointwise_depthwise.h"
+#include "kernel_test_util.h"
+
+namespace pcv::kernels {
+namespace {
+
+using testing::for_each_hwy_target;
+using testing::random_f32;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+struct Case {
+  int batch, h, w, in_c, c, k, stride, dilation, pad_top, pad_left, pad_bottom, pad_right;
+  float pw_min, pw_max, dw_min, dw_max;
+};
+
+Conv2dParams pointwise_params(const Case& t) {
+  Conv2dParams p;
+  p.batch = t.batch;
+  p.in_h = p.out_h = t.h;
+  p.in_w = p.out_w = t.w;
+  p.in_c = t.in_c;
+  p.out_c = t.c;
+  return p;
+}
+
+Conv2dParams depthwise_params(const Case& t) {
+  Conv2dParams p;
+  p.batch = t.batch;
+  p.in_h = t.h;
+  p.in_w = t.w;
+  p.in_c = p.out_c = p.groups = t.c;
+  p.kernel_h = p.kernel_w = t.k;
+  p.stride_h = p.stride_w = t.stride;
+  p.dilation_h = p.dilation_w = t.dilation;
+  p.pad_top = t.pad_top;
+  p.pad_left = t.pad_left;
+  p.out_h = (t.h + t.pad_top + t.pad_bottom - t.dilation * (t.k - 1) - 1) / t.stride + 1;
+  p.out_w = (t.w + t.pad_left + t.pad_right - t.dilation * (t.k - 1) - 1) / t.stride + 1;
+  return p;
+}
+
+// A prepared conv (bias may be nullptr); fails the test when prepare does.
+F32Conv2dPacked prepared(const Conv2dParams& p, const std::vector<float>& w, const float* bias) {
+  auto packed = prepare_f32_conv2d_fast(p, w.data(), bias);
+  EXPECT_TRUE(packed.has_value()) << packed.status().to_string();
+  return packed.has_value() ? std::move(packed).value() : F32Conv2dPacked{};
+}
+
+void check(const Case& t, uint32_t seed, ThreadPool* pool2) {
+  const Conv2dParams pp = pointwise_params(t), dp = depthwise_params(t);
+  const std::vector<float> x = random_f32(static_cast<size_t>(t.batch) * t.h * t.w * t.in_c, seed);
+  const std::vector<float> pw_w = random_f32(static_cast<size_t>(t.c) * t.in_c, seed + 1);
+  const std::vector<float> pw_b = random_f32(static_cast<size_t>(t.c), seed + 2);
+  const std::vector<float> dw_w = random_f32(static_cast<size_t>(t.c) * t.k * t.k, seed + 3);
+  const std::vector<float> dw_b = random_f32(static_cast<size_t>(t.c), seed + 4);
+  const F32Conv2dPacked pw = prepared(pp, pw_w, pw_b.data());
+  const F32Conv2dPacked dw = prepared(dp, dw_w, dw_b.data());
+
+  // The two convs one after the other.
+  std::vector<float> mid(static_cast<size_t>(t.batch) * t.h * t.w * t.c);
+  const size_t out_n = static_cast<size_t>(t.batch) * dp.out_h * dp.out_w * t.c;
+  std::vector<float> want(out_n);
+  f32_conv2d_fast(pw, x.data(), t.pw_min, t.pw_max, mid.data(), nullptr, nullptr);
+  f32_conv2d_fast(dw, mid.data(), t.dw_min, t.dw_max, want.data(), nullptr, nullptr);
+
+  for (int band : {1, 2, 3, 0, 1000}) {
+    auto fused = fuse_f32_pointwise_depthwise(prepared(pp, pw_w, pw_b.data()), prepared(dp, dw_w, dw_b.data()), band);
+    ASSERT_TRUE(fused.has_value()) << fused.status().to_string();
+    EXPECT_GE(fused->band_rows, 1);
+    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2}) {
+      const int threads = pool != nullptr ? pool->threads() : 1;
+      const float kGuard = 4242.0f;
+      std::vector<float> scratch(fused->scratch_bytes(threads) / sizeof(float) + 1, kGuard);
+      std::vector<float> got(out_n + 1, kGuard);
+      f32_pointwise_depthwise(*fused, x.data(), t.pw_min, t.pw_max, t.dw_min, t.dw_max, got.data(), scratch.data(),
+                              pool);
+      EXPECT_EQ(got.back(), kGuard) << "wrote past the output";
+      EXPECT_EQ(scratch.back(), kGuard) << "wrote past the scratch";
+      got.pop_back();
+      size_t bad = 0;
+      for (size_t i = 0; i < out_n; ++i) {
+        if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && bad++ < 3) {
+          ADD_FAILURE() << "out[" << i << "] = " << got[i] << ", want " << want[i];
+        }
+      }
+      EXPECT_EQ(bad, 0u) << "batch " << t.batch << " " << t.h << "x" << t.w << "x" << t.in_c << " -> " << t.c << " k"
+                         << t.k << " s" << t.stride << " d" << t.dilation << " pad " << t.pad_top << ","
+                         << t.pad_left << "," << t.pad_bottom << "," << t.pad_right << " band " << fused->band_rows
+                         << " threads " << threads;
+    }
+  }
+}
+
+TEST(PointwiseDepthwise, BitIdenticalToTheTwoConvs) {
+  ThreadPool pool2(2);
+  for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
+    uint32_t seed = 1;
+    for (int c : {7, 16, 35}) {
+      for (int stride : {1, 2}) {
+        for (int k : {3, 5}) {
+          const int pad = k / 2;
+          check({1, 11, 9, 5, c, k, stride, 1, pad, pad, pad, pad, 0.f, 6.f, 0.f, 6.f}, seed++, &pool2);
+          // TF SAME at stride 2 pads bottom / right only; two images; no clamps.
+          check({2, 10, 8, 24, c, k, stride, 1, 0, 0, pad, pad, -kInf, kInf, -kInf, kInf}, seed++, &pool2);
+        }
+      }
+      // Dilation, a band whose taps fall in the padding, an image shorter than the kernel.
+      check({1, 9, 7, 3, c, 3, 1, 2, 2, 2, 2, 2, -0.5f, 0.5f, -1.f, 1.f}, seed++, &pool2);
+      check({2, 2, 5, 4, c, 5, 1, 1, 2, 2, 2, 2, 0.f, 6.f, 0.f, 6.f}, seed++, &pool2);
+      check({1, 13, 6, 8, c, 3, 2, 1, 4, 1, 4, 1, 0.f, 6.f, 0.f, 6.f}, seed++, &pool2);
+    }
+  });
+}
+
+TEST(PointwiseDepthwise, RefusesWhatItCannotRun) {
+  const Case t{1, 8, 8, 4, 16, 3, 1, 1, 1, 1, 1, 1, 0.f, 6.f, 0.f, 6.f};
+  const std::vector<float> w = random_f32(16 * 9 * 16, 7);
+  const Conv2dParams pp = pointwise_params(t), dp = depthwise_params(t);
+  // Swapped: the first is not a 1x1, the second not a depthwise conv.
+  EXPECT_EQ(fuse_f32_pointwise_depthwise(prepared(dp, w, nullptr), prepared(dp, w, nullptr)).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(fuse_f32_pointwise_depthwise(prepared(pp, w, nullptr), prepared(pp, w, nullptr)).status().code(),
+            StatusCode::kInvalidArgument);
+  // The depthwise input is not the pointwise output.
+  Case other = t;
+  other.w = 9;
+  const Status s =
+      fuse_f32_pointwise_depthwise(prepared(pp, w, nullptr), prepared(depthwise_params(other), w, nullptr)).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("is not the pointwise output"), std::string::npos) << s.message();
+  EXPECT_EQ(fuse_f32_pointwise_depthwise(prepared(pp, w, nullptr), prepared(dp, w, nullptr), -1).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace pcv::kernels
