@@ -46,4 +46,15 @@ Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& ctx, co
 Expected<std::unique_ptr<OpKernel>> make_pointwise_depthwise_kernel(const PrepareContext& ctx, const ir::Node& pointwise,
                                                                     const ir::Node& depthwise);
 
+// One kernel for an f32 conv and the 2x2 stride-2 max pool (no padding, no activation) that
+// reads its output (f32_conv2d_fast_max_pool_2x2: Winograd convs pool each output tile as it
+// is transformed, direct-rows convs each pair of rows): bit-identical, without writing the
+// conv's output. Other convs are refused (they run apart).
+Expected<std::unique_ptr<OpKernel>> make_conv_max_pool_kernel(const PrepareContext& ctx, const ir::Node& conv,
+                                                              const ir::Node& pool);
+
+// make_conv_max_pool_kernel when `consumer` is a max pool, else make_pointwise_depthwise_kernel.
+Expected<std::unique_ptr<OpKernel>> make_fused_kernel(const PrepareContext& ctx, const ir::Node& producer,
+                                                      const ir::Node& consumer);
+
 }  // namespace pcv::runtime

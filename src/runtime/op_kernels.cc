@@ -949,6 +949,55 @@ Expected<std::unique_ptr<OpKernel>> make_pointwise_depthwise_kernel(const Prepar
   return std::unique_ptr<OpKernel>(std::move(kern));
 }
 
+Expected<std::unique_ptr<OpKernel>> make_conv_max_pool_kernel(const PrepareContext& pc, const Node& conv,
+                                                              const Node& pool) {
+  const Ctx cc{*pc.graph, conv}, pcx{*pc.graph, pool};
+  if (!pc.fast_kernels) return pcx.error("a fused conv + max pool needs the fast f32 kernels");
+  const bool f32 = cc.in(0).dtype == DType::kF32 && cc.in(1).dtype == DType::kF32 && cc.out().dtype == DType::kF32 &&
+                   (!cc.has(2) || cc.in(2).dtype == DType::kF32) && pcx.out().dtype == DType::kF32;
+  if (conv.op != OpType::kConv2d || conv.inputs.size() > 3 || !f32) {
+    return cc.error("a fused conv + max pool takes an f32 conv2d without a fused add");
+  }
+  if (pool.op != OpType::kMaxPool || pool.inputs[0] != conv.outputs[0]) {
+    return pcx.error("a fused conv + max pool needs a max pool of the conv's output");
+  }
+  const auto& a = pool.attr<Pool2dAttrs>();
+  const bool no_pad = a.padding == Padding::kValid ||
+                      (a.padding == Padding::kExplicit && a.pad_top == 0 && a.pad_bottom == 0 && a.pad_left == 0 &&
+                       a.pad_right == 0);
+  if (a.kernel_h != 2 || a.kernel_w != 2 || a.stride_h != 2 || a.stride_w != 2 || !no_pad ||
+      a.activation != Activation::kNone) {
+    return pcx.error("a fused conv + max pool needs a 2x2 stride-2 pool without padding or activation");
+  }
+  auto p = conv2d_params(cc);
+  if (!p) return p.status();
+  auto packed = k::prepare_f32_conv2d_fast(*p, cc.in(1).data.data<float>(),
+                                           cc.has(2) ? cc.in(2).data.data<float>() : nullptr);
+  if (!packed) return cc.error(packed.status().message());
+  if (!k::accepts_max_pool_2x2(*packed)) return cc.error("only Winograd and direct-rows convs take a fused max pool");
+  auto shared = std::make_shared<k::F32Conv2dPacked>(std::move(packed).value());
+  auto kern = make(fmt::format("f32_conv2d_fast_max_pool_2x2 ({} {}, with {})", shared->ukernel_name, shared->isa,
+                               conv.name));
+  kern->scratch_bytes = shared->scratch_bytes(pc.threads, true);
+  kern->packed_bytes = static_cast<int64_t>(shared->winograd_bias.size());
+  for (auto& gm : shared->winograd_u) kern->packed_bytes += static_cast<int64_t>(gm.data.size());
+  for (auto& gm : shared->group_gemm) kern->packed_bytes += static_cast<int64_t>(gm.data.size());
+  kern->macs = num_elements(cc.out().shape) * p->kernel_h * p->kernel_w * p->in_c;
+  const auto range = k::float_activation_range(fused(conv.attr<Conv2dAttrs>().activation));
+  const ValueId xi = conv.inputs[0], yi = pool.outputs[0];
+  kern->fn = [shared, range, xi, yi](const RunContext& r) {
+    k::f32_conv2d_fast_max_pool_2x2(*shared, ptr<float>(r, xi), range.min, range.max, ptr<float>(r, yi),
+                                    static_cast<float*>(r.scratch), r.pool);
+  };
+  return std::unique_ptr<OpKernel>(std::move(kern));
+}
+
+Expected<std::unique_ptr<OpKernel>> make_fused_kernel(const PrepareContext& pc, const Node& producer,
+                                                      const Node& consumer) {
+  if (consumer.op == OpType::kMaxPool) return make_conv_max_pool_kernel(pc, producer, consumer);
+  return make_pointwise_depthwise_kernel(pc, producer, consumer);
+}
+
 Expected<std::unique_ptr<OpKernel>> make_op_kernel(const PrepareContext& pc, const Node& node) {
   static_assert(kNumOps == 21, "add the new op to make_op_kernel");
   Ctx c{*pc.graph, node};

@@ -132,10 +132,14 @@ int fuse_residual_adds(Graph& g) {
 // MobileNetV2's 112x112x96, 56x56x144 and 28x28x192 ones; smaller ones stay in cache anyway.
 constexpr int64_t kFuseExpandedBytes = 512 * 1024;
 
-// For each 1x1 f32 conv (stride 1, no padding, groups 1) whose output is read only by a
-// depthwise conv (channel multiplier 1) and is at least kFuseExpandedBytes per image: the index
-// of that depthwise node; -1 elsewhere. Folded nodes are left out.
-std::vector<int> pointwise_depthwise_pairs(const Graph& g, const std::vector<bool>& folded) {
+// Producer -> consumer pairs that run as one kernel (make_fused_kernel), by producer node: the
+// consumer's index, -1 elsewhere. The producer is an f32 conv whose output only the consumer
+// reads, and the consumer
+//   - a depthwise conv (channel multiplier 1), the producer a 1x1 conv (stride 1, no padding,
+//     groups 1) with an output of at least kFuseExpandedBytes per image, or
+//   - a max pool (make_conv_max_pool_kernel checks its window and the conv's path).
+// Folded nodes are left out.
+std::vector<int> fusable_pairs(const Graph& g, const std::vector<bool>& folded) {
   const size_t nv = g.values.size();
   std::vector<int> consumer(nv, -1), consumers(nv, 0);
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
@@ -157,6 +161,14 @@ std::vector<int> pointwise_depthwise_pairs(const Graph& g, const std::vector<boo
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     const Node& n = g.nodes[ni];
     if (folded[ni] || !f32_conv(n)) continue;
+    const auto ti = static_cast<size_t>(n.outputs[0]);
+    if (consumers[ti] != 1 || consumer[ti] < 0 || folded[static_cast<size_t>(consumer[ti])]) continue;
+    const Node& d = g.nodes[static_cast<size_t>(consumer[ti])];
+    if (d.inputs[0] != n.outputs[0]) continue;
+    if (d.op == OpType::kMaxPool) {
+      if (g.value(d.outputs[0]).dtype == DType::kF32) pair[ni] = consumer[ti];
+      continue;
+    }
     const auto& a = n.attr<Conv2dAttrs>();
     const Value& w = g.value(n.inputs[1]);
     const Value& t = g.value(n.outputs[0]);
@@ -164,11 +176,8 @@ std::vector<int> pointwise_depthwise_pairs(const Graph& g, const std::vector<boo
                         (a.pad_top == 0 && a.pad_bottom == 0 && a.pad_left == 0 && a.pad_right == 0);
     const bool pointwise = a.groups == 1 && a.stride_h == 1 && a.stride_w == 1 && no_pad && w.shape[1] == 1 &&
                            w.shape[2] == 1;
-    const auto ti = static_cast<size_t>(n.outputs[0]);
-    if (!pointwise || consumers[ti] != 1 || consumer[ti] < 0) continue;
+    if (!pointwise || !f32_conv(d)) continue;
     if (num_elements(t.shape) / t.shape[0] * static_cast<int64_t>(sizeof(float)) < kFuseExpandedBytes) continue;
-    const Node& d = g.nodes[static_cast<size_t>(consumer[ti])];
-    if (folded[static_cast<size_t>(consumer[ti])] || !f32_conv(d) || d.inputs[0] != n.outputs[0]) continue;
     const int64_t c = t.shape[3];
     if (d.attr<Conv2dAttrs>().groups != c || g.value(d.outputs[0]).shape[3] != c) continue;
     pair[ni] = consumer[ti];
@@ -217,19 +226,19 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
   PCV_RETURN_IF_ERROR(fold_constants(g, folded));
 
   PrepareContext pc{&g, options.fast_kernels, threads};
-  // A 1x1 conv fused into the depthwise conv after it runs in that one's step, which reads the
-  // 1x1's input; the tensor between them gets no buffer.
+  // A producer fused into its consumer (fusable_pairs) runs in the consumer's step, which reads
+  // the producer's input; the tensor between them gets no buffer.
   std::vector<int> pair(g.nodes.size(), -1);
-  if (options.fast_kernels && options.optimize_graph && !options.keep_all_values && options.fuse_pointwise_depthwise) {
-    pair = pointwise_depthwise_pairs(g, folded);
+  if (options.fast_kernels && options.optimize_graph && !options.keep_all_values && options.fuse_kernels) {
+    pair = fusable_pairs(g, folded);
   }
-  std::vector<std::unique_ptr<OpKernel>> fused_kernels(g.nodes.size());  // by depthwise node
-  std::vector<int> step_pointwise;  // by step: the 1x1 conv node it also runs, or -1
+  std::vector<std::unique_ptr<OpKernel>> fused_kernels(g.nodes.size());  // by consumer node
+  std::vector<int> step_producer;  // by step: the producer node it also runs, or -1
   size_t scratch_bytes = 0;
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
     if (folded[ni]) continue;
     if (pair[ni] >= 0) {
-      auto fused = make_pointwise_depthwise_kernel(pc, g.nodes[ni], g.nodes[static_cast<size_t>(pair[ni])]);
+      auto fused = make_fused_kernel(pc, g.nodes[ni], g.nodes[static_cast<size_t>(pair[ni])]);
       if (fused) {
         fused_kernels[static_cast<size_t>(pair[ni])] = std::move(fused).value();
         continue;
@@ -237,11 +246,11 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
       pair[ni] = -1;  // not fusable after all: the two run on their own
     }
     Expected<std::unique_ptr<OpKernel>> kern = std::unique_ptr<OpKernel>();
-    step_pointwise.push_back(-1);
+    step_producer.push_back(-1);
     if (fused_kernels[ni]) {
       kern = std::move(fused_kernels[ni]);
       for (size_t pi = 0; pi < ni; ++pi) {
-        if (pair[pi] == static_cast<int>(ni)) step_pointwise.back() = static_cast<int>(pi);
+        if (pair[pi] == static_cast<int>(ni)) step_producer.back() = static_cast<int>(pi);
       }
     } else {
       kern = make_op_kernel(pc, g.nodes[ni]);
@@ -268,7 +277,7 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
   for (size_t s = 0; s < impl->steps.size(); ++s) {
     const Node& n = g.nodes[static_cast<size_t>(impl->steps[s])];
     std::vector<ValueId> inputs = n.inputs;
-    if (step_pointwise[s] >= 0) inputs = g.nodes[static_cast<size_t>(step_pointwise[s])].inputs;
+    if (step_producer[s] >= 0) inputs = g.nodes[static_cast<size_t>(step_producer[s])].inputs;
     for (ValueId in : inputs) {
       if (in == kNoValue || g.value(in).is_constant()) continue;
       last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], static_cast<int>(s));

@@ -31,10 +31,11 @@ struct SessionOptions {
   // Keep every intermediate value alive after run() (no buffer reuse), for per-layer
   // comparisons; costs memory.
   bool keep_all_values = false;
-  // Run a 1x1 conv and the depthwise conv that reads its output as one kernel when the tensor
-  // between them is large (fast kernels and optimize_graph only, not with keep_all_values):
-  // bit-identical, without writing that tensor. false runs them one after the other.
-  bool fuse_pointwise_depthwise = true;
+  // Run pairs of nodes as one kernel, bit-identical, without writing the tensor between them
+  // (fast kernels and optimize_graph only, not with keep_all_values): a 1x1 conv and the
+  // depthwise conv that reads its large output; a Winograd conv and the 2x2 max pool after it.
+  // false runs them one after the other.
+  bool fuse_kernels = true;
   // Refuse models whose weights + activation arena + packed weights exceed this
   // (out_of_memory): weights are checked before anything is copied or packed, the arena before
   // it is allocated.

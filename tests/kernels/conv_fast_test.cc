@@ -9,6 +9,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -200,6 +201,71 @@ TEST(ConvFast, Winograd3x3) {
     };
     for (const ConvCase& c : cases) check_conv(c, rng, &pool2);
   });
+}
+
+// A conv with a 2x2 stride-2 max pool fused in (Winograd: into its output transform; direct
+// rows: through a two-row buffer): bit-identical to the conv alone followed by a max over each
+// window (written here), for odd and even sizes (a last odd row / column has no window),
+// channel tails, a batch, blocks that split images, padding, strides, clamps, and 1 and 2
+// threads.
+TEST(ConvFast, MaxPool2x2Fused) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(10);
+  for_each_target([&] {
+    const ConvCase cases[] = {
+        {1, 9, 11, 16, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 0.0f, kInf, Path::kWinograd},     // 7x9 -> 3x4
+        {2, 10, 8, 9, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kWinograd},     // 10x8 -> 5x4
+        {3, 33, 35, 20, 24, 3, 3, 1, 1, 0, 0, 0, 0, 1, 0.0f, 6.0f, Path::kWinograd},    // many blocks
+        {1, 4, 4, 8, 40, 3, 3, 1, 1, 0, 0, 0, 0, 1, -0.25f, 0.25f, Path::kWinograd},    // 2x2 -> 1x1
+        {1, 3, 5, 8, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, -kInf, kInf, Path::kWinograd},       // 1x3: no window
+        {1, 13, 12, 3, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 0.0f, kInf, Path::kDirectRows},   // simple_cnn's conv1
+        {2, 10, 9, 3, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0.0f, 6.0f, Path::kDirectRows},    // padding, tails
+        {1, 15, 14, 2, 9, 3, 3, 2, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kDirectRows},   // stride 2
+        {3, 7, 8, 1, 16, 5, 5, 1, 1, 2, 2, 2, 2, 1, -0.5f, 0.5f, Path::kDirectRows},    // 5x5
+    };
+    for (const ConvCase& c : cases) {
+      const Conv2dParams p = params_of(c);
+      const std::vector<float> in = random_vec(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
+      const std::vector<float> w = random_vec(static_cast<size_t>(p.out_c) * c.kh * c.kw * p.in_c, rng);
+      const std::vector<float> bias = random_vec(static_cast<size_t>(p.out_c), rng);
+      auto packed = prepare_f32_conv2d_fast(p, w.data(), bias.data());
+      ASSERT_TRUE(packed.has_value());
+      ASSERT_EQ(packed->path, c.expected);
+      ASSERT_TRUE(accepts_max_pool_2x2(*packed));
+      const int ph = p.out_h / 2, pw = p.out_w / 2, co = p.out_c;
+      std::vector<float> scratch(packed->scratch_bytes(2, true) / sizeof(float) + 1);
+      std::vector<float> conv(static_cast<size_t>(p.batch) * p.out_h * p.out_w * co);
+      f32_conv2d_fast(*packed, in.data(), c.min, c.max, conv.data(), scratch.data(), nullptr);
+      std::vector<float> want(static_cast<size_t>(p.batch) * ph * pw * co);
+      for (int n = 0; n < p.batch; ++n)
+        for (int y = 0; y < ph; ++y)
+          for (int x = 0; x < pw; ++x)
+            for (int o = 0; o < co; ++o) {
+              auto at = [&](int dy, int dx) {
+                return conv[((static_cast<size_t>(n) * p.out_h + 2 * y + dy) * p.out_w + 2 * x + dx) * co + o];
+              };
+              want[((static_cast<size_t>(n) * ph + y) * pw + x) * co + o] =
+                  std::max(std::max(at(0, 0), at(0, 1)), std::max(at(1, 0), at(1, 1)));
+            }
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+        const float kGuard = 4242.0f;
+        std::vector<float> got(want.size() + 1, kGuard);
+        f32_conv2d_fast_max_pool_2x2(*packed, in.data(), c.min, c.max, got.data(), scratch.data(), pool);
+        EXPECT_EQ(got.back(), kGuard) << "wrote past the pooled output";
+        got.pop_back();
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
+            << "batch " << c.batch << " in " << c.in_h << "x" << c.in_w << "x" << c.in_c << " out_c " << c.out_c
+            << " threads " << (pool != nullptr ? 2 : 1);
+      }
+    }
+  });
+  // Other paths refuse (the runtime runs the conv and the pool apart).
+  const Conv2dParams im2col = params_of({1, 8, 8, 8, 8, 3, 3, 2, 1, 1, 1, 1, 1, 1, -kInf, kInf, Path::kIm2colGemm});
+  const std::vector<float> w(8 * 9 * 8, 0.5f);
+  auto packed = prepare_f32_conv2d_fast(im2col, w.data(), nullptr);
+  ASSERT_TRUE(packed.has_value());
+  EXPECT_EQ(packed->path, Path::kIm2colGemm);
+  EXPECT_FALSE(accepts_max_pool_2x2(*packed));
 }
 
 // Few input channels (kernel_w * in_c <= 16): kernel rows read straight from the input as K

@@ -117,6 +117,33 @@ INSTANTIATE_TEST_SUITE_P(Runtime, ZooModels,
                                            std::make_tuple("mobilenet_v2", 64, 0.5f),
                                            std::make_tuple("mobilenet_v2", 96, 1.0f)));
 
+// Sessions of `m` with kernel fusion off and on (SessionOptions::fuse_kernels), profiled, run
+// on x (its batch): the outputs must be the same bits.
+struct ApartAndFused {
+  std::unique_ptr<Session> apart, fused;
+};
+ApartAndFused run_apart_and_fused(const Model& m, const Tensor& x, int threads) {
+  ApartAndFused r;
+  SessionOptions o;
+  o.threads = threads;
+  o.batch = static_cast<int>(x.shape()[0]);
+  o.profile = true;
+  auto f = Session::create(m, o);
+  o.fuse_kernels = false;
+  auto a = Session::create(m, o);
+  EXPECT_TRUE(a.has_value() && f.has_value());
+  if (!a || !f) return r;
+  auto ya = (*a)->run({x});
+  auto yf = (*f)->run({x});
+  EXPECT_TRUE(ya.has_value() && yf.has_value());
+  if (!ya || !yf) return r;
+  EXPECT_EQ(ya->at(0).size_bytes(), yf->at(0).size_bytes());
+  EXPECT_EQ(std::memcmp(ya->at(0).raw(), yf->at(0).raw(), ya->at(0).size_bytes()), 0) << "threads " << threads;
+  r.apart = std::move(a).value();
+  r.fused = std::move(f).value();
+  return r;
+}
+
 // A 1x1 conv and the depthwise conv after it run as one kernel when the tensor between them is
 // large (MobileNetV2 at 96x96: block 1's 48x48x96 expansion): the same bits as the two run one
 // after the other, one step fewer, and no buffer for the expanded tensor.
@@ -132,35 +159,48 @@ TEST(Session, PointwiseDepthwiseFusionIsBitIdentical) {
   std::memcpy(x.data<float>(), x0.raw(), x0.size_bytes());
   std::memcpy(x.data<float>() + x0.num_elements(), x1.raw(), x1.size_bytes());
   for (int threads : {1, 2}) {
-    SessionOptions apart, fused;
-    apart.threads = fused.threads = threads;
-    apart.batch = fused.batch = 2;
-    apart.profile = fused.profile = true;
-    apart.fuse_pointwise_depthwise = false;
-    auto a = Session::create(*m, apart);
-    auto f = Session::create(*m, fused);
-    ASSERT_TRUE(a.has_value() && f.has_value());
-    auto ya = (*a)->run({x});
-    auto yf = (*f)->run({x});
-    ASSERT_TRUE(ya.has_value() && yf.has_value());
-    ASSERT_EQ(ya->at(0).size_bytes(), yf->at(0).size_bytes());
-    EXPECT_EQ(std::memcmp(ya->at(0).raw(), yf->at(0).raw(), ya->at(0).size_bytes()), 0) << "threads " << threads;
+    const ApartAndFused s = run_apart_and_fused(*m, x, threads);
+    ASSERT_TRUE(s.apart && s.fused);
     int joined = 0;
-    for (const auto& n : (*f)->profile().nodes) {
+    for (const auto& n : s.fused->profile().nodes) {
       if (n.kernel.find("f32_pointwise_depthwise") == std::string::npos) continue;
       ++joined;
       EXPECT_EQ(n.name, "block1/depthwise");
       EXPECT_NE(n.kernel.find("with block1/expand"), std::string::npos) << n.kernel;
     }
     EXPECT_EQ(joined, 1);
-    EXPECT_EQ((*f)->profile().nodes.size() + 1, (*a)->profile().nodes.size());
+    EXPECT_EQ(s.fused->profile().nodes.size() + 1, s.apart->profile().nodes.size());
     // The expanded tensor gets no buffer, and the planned activations shrink.
-    for (const Node& n : (*f)->graph().nodes) {
+    for (const Node& n : s.fused->graph().nodes) {
       if (n.name != "block1/expand") continue;
-      EXPECT_TRUE((*f)->value(n.outputs[0]).empty());
-      EXPECT_EQ((*a)->value(n.outputs[0]).size_bytes(), size_t{2} * 48 * 48 * 96 * 4);
+      EXPECT_TRUE(s.fused->value(n.outputs[0]).empty());
+      EXPECT_EQ(s.apart->value(n.outputs[0]).size_bytes(), size_t{2} * 48 * 48 * 96 * 4);
     }
-    EXPECT_LT((*f)->arena_bytes() - (*f)->scratch_bytes(), (*a)->arena_bytes() - (*a)->scratch_bytes());
+    EXPECT_LT(s.fused->arena_bytes() - s.fused->scratch_bytes(), s.apart->arena_bytes() - s.apart->scratch_bytes());
+  }
+}
+
+// simple_cnn's conv + 2x2 max pool pairs run as one kernel each (conv1 on the direct-rows path,
+// conv2-4 through Winograd): the same bits as conv then pool, and one step fewer per pair.
+TEST(Session, ConvMaxPoolFusionIsBitIdentical) {
+  zoo::ZooOptions o;
+  o.arch = "simple_cnn";
+  o.size = 64;
+  o.classes = 5;
+  auto m = zoo::create_model(o);
+  ASSERT_TRUE(m.has_value()) << m.status().message();
+  for (int threads : {1, 2}) {
+    const ApartAndFused s = run_apart_and_fused(*m, uniform_tensor({1, 64, 64, 3}, 5), threads);
+    ASSERT_TRUE(s.apart && s.fused);
+    int joined = 0;
+    for (const auto& n : s.fused->profile().nodes) {
+      if (n.kernel.find("f32_conv2d_fast_max_pool_2x2") == std::string::npos) continue;
+      ++joined;
+      EXPECT_EQ(n.name.substr(0, 4), "pool") << n.name;
+      EXPECT_NE(n.kernel.find("with conv" + n.name.substr(4)), std::string::npos) << n.kernel;
+    }
+    EXPECT_EQ(joined, 4);
+    EXPECT_EQ(s.fused->profile().nodes.size() + 4, s.apart->profile().nodes.size());
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/conv/winograd.h"
+#include "kernels/pool/pool.h"
 
 namespace pcv::kernels {
 
@@ -88,9 +89,16 @@ size_t winograd_slot_floats(const F32Conv2dPacked& pk) {
   return 16 * pk.winograd_tiles * static_cast<size_t>(pk.params.in_c + pk.params.out_c);
 }
 
-size_t F32Conv2dPacked::scratch_bytes(int threads) const {
+// One kDirectRows slot's scratch: MR im2col rows for border pixels, then (pooling) two output rows.
+size_t direct_slot_floats(const F32Conv2dPacked& pk, bool max_pool_2x2) {
+  const Conv2dParams& p = pk.params;
+  const size_t pair = max_pool_2x2 ? 2 * static_cast<size_t>(p.out_w) * static_cast<size_t>(p.out_c) : 0;
+  return pk.group_gemm[0].ukernel.mr * gemm_k(p) + pair;
+}
+
+size_t F32Conv2dPacked::scratch_bytes(int threads, bool max_pool_2x2) const {
   const size_t slots = static_cast<size_t>(std::max(threads, 1));
-  if (path == Path::kDirectRows) return slots * group_gemm[0].ukernel.mr * gemm_k(params) * sizeof(float);
+  if (path == Path::kDirectRows) return slots * direct_slot_floats(*this, max_pool_2x2) * sizeof(float);
   if (path == Path::kWinograd) {
     return slots * winograd_slot_floats(*this) * sizeof(float);
   }
@@ -291,13 +299,15 @@ struct DirectTask {
   const F32Conv2dPacked* packed;
   const float* input;
   float* output;
-  float* scratch;  // per slot: MR im2col rows
+  float* scratch;  // per slot: MR im2col rows (+ two output rows with max_pool_2x2)
   float min, max;
   size_t slots;
+  bool max_pool_2x2 = false;  // output is the 2x2-pooled conv output
 };
 
-// Output row `row` (= n * out_h + oy) of a kDirectRows conv, with `col` for border pixels.
-void direct_row(const DirectTask& t, size_t row, float* col) {
+// Output row `row` (= n * out_h + oy) of a kDirectRows conv into `out_row`, with `col` for
+// border pixels.
+void direct_row(const DirectTask& t, size_t row, float* col, float* out_row) {
   const F32Conv2dPacked& pk = *t.packed;
   const Conv2dParams& p = pk.params;
   const F32GemmPackedB& b = pk.group_gemm[0];
@@ -308,7 +318,6 @@ void direct_row(const DirectTask& t, size_t row, float* col) {
   const size_t n = row / static_cast<size_t>(p.out_h);
   const int oy = static_cast<int>(row % static_cast<size_t>(p.out_h));
   const float* image = t.input + n * p.in_h * p.in_w * cin;
-  float* out_row = t.output + row * static_cast<size_t>(p.out_w) * cout;
   int ky_begin = 0, ky_end = p.kernel_h;
   const int iy0 = oy * p.stride_h - p.pad_top;
   while (ky_begin < ky_end && iy0 + ky_begin < 0) ++ky_begin;
@@ -359,9 +368,31 @@ void direct_row(const DirectTask& t, size_t row, float* col) {
 void direct_slot(void* ctx, size_t slot) {
   const DirectTask& t = *static_cast<const DirectTask*>(ctx);
   const Conv2dParams& p = t.packed->params;
-  float* col = t.scratch + slot * t.packed->group_gemm[0].ukernel.mr * gemm_k(p);
-  const size_t rows = static_cast<size_t>(p.batch) * p.out_h;
-  for (size_t r = slot; r < rows; r += t.slots) direct_row(t, r, col);
+  float* col = t.scratch + slot * direct_slot_floats(*t.packed, t.max_pool_2x2);
+  const size_t row_floats = static_cast<size_t>(p.out_w) * static_cast<size_t>(p.out_c);
+  if (!t.max_pool_2x2) {
+    const size_t rows = static_cast<size_t>(p.batch) * p.out_h;
+    for (size_t r = slot; r < rows; r += t.slots) direct_row(t, r, col, t.output + r * row_floats);
+    return;
+  }
+  // Pooled row (n, py): conv rows 2 py and 2 py + 1 into the slot's buffer, then their max.
+  float* pair = col + t.packed->group_gemm[0].ukernel.mr * gemm_k(p);
+  Pool2dParams pp;
+  pp.in_h = 2;
+  pp.in_w = p.out_w;
+  pp.channels = p.out_c;
+  pp.out_h = 1;
+  pp.out_w = p.out_w / 2;
+  pp.kernel_h = pp.kernel_w = pp.stride_h = pp.stride_w = 2;
+  const size_t ph = static_cast<size_t>(p.out_h / 2);
+  const size_t rows = static_cast<size_t>(p.batch) * ph;
+  const float inf = std::numeric_limits<float>::infinity();
+  for (size_t r = slot; r < rows; r += t.slots) {
+    const size_t conv_row = r / ph * static_cast<size_t>(p.out_h) + 2 * (r % ph);
+    direct_row(t, conv_row, col, pair);
+    direct_row(t, conv_row + 1, col, pair + row_floats);
+    f32_max_pool2d__hwy(pp, pair, -inf, inf, t.output + r * static_cast<size_t>(pp.out_w) * p.out_c, nullptr);
+  }
 }
 
 struct WinogradTask {
@@ -372,6 +403,7 @@ struct WinogradTask {
   float min, max;
   size_t blocks_per_image, blocks;
   size_t slots;
+  bool max_pool_2x2 = false;  // output is the 2x2-pooled conv output
 };
 
 // Block b: image b / blocks_per_image, its tiles from (b % blocks_per_image) * winograd_tiles.
@@ -398,7 +430,10 @@ void winograd_block(const WinogradTask& t, size_t b, float* v) {
                     -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity(), nullptr);
   }
   WinogradOutputArgs out;
-  out.image = t.output + n * static_cast<size_t>(p.out_h) * p.out_w * co;
+  out.max_pool_2x2 = t.max_pool_2x2;
+  const size_t out_pixels = t.max_pool_2x2 ? static_cast<size_t>(p.out_h / 2) * static_cast<size_t>(p.out_w / 2)
+                                           : static_cast<size_t>(p.out_h) * static_cast<size_t>(p.out_w);
+  out.image = t.output + n * out_pixels * co;
   out.out_h = p.out_h;
   out.out_w = p.out_w;
   out.c = co;
@@ -431,7 +466,47 @@ void dw_row(void* ctx, size_t row) {
                                       t.output + row * p.out_w * p.out_c, oy, t.min, t.max));
 }
 
+void run_direct(const F32Conv2dPacked& packed, const float* input, float act_min, float act_max, float* output,
+                float* scratch, ThreadPool* pool, bool max_pool_2x2) {
+  const Conv2dParams& p = packed.params;
+  ThreadPool* raw = pool != nullptr && pool->multi_threaded() ? pool : nullptr;
+  const size_t threads = raw != nullptr ? static_cast<size_t>(pool->threads()) : 1;
+  DirectTask task{&packed, input, output, scratch, act_min, act_max, 1, max_pool_2x2};
+  const size_t rows = static_cast<size_t>(p.batch) * static_cast<size_t>(max_pool_2x2 ? p.out_h / 2 : p.out_h);
+  if (raw == nullptr || rows < 2 * threads) {
+    direct_slot(&task, 0);
+    return;
+  }
+  task.slots = threads;
+  raw->parallelize_1d(&direct_slot, &task, threads);
+}
+
+void run_winograd(const F32Conv2dPacked& packed, const float* input, float act_min, float act_max, float* output,
+                  float* scratch, ThreadPool* pool, bool max_pool_2x2) {
+  const Conv2dParams& p = packed.params;
+  ThreadPool* raw = pool != nullptr && pool->multi_threaded() ? pool : nullptr;
+  const size_t threads = raw != nullptr ? static_cast<size_t>(pool->threads()) : 1;
+  const size_t per_image = (winograd_tiles_per_image(p) + packed.winograd_tiles - 1) / packed.winograd_tiles;
+  WinogradTask task{&packed, input, output, scratch, act_min, act_max, per_image,
+                    per_image * static_cast<size_t>(p.batch), 1, max_pool_2x2};
+  if (raw == nullptr || task.blocks < 2 * threads) {
+    winograd_slot(&task, 0);
+    return;
+  }
+  task.slots = threads;
+  raw->parallelize_1d(&winograd_slot, &task, threads);
+}
+
 }  // namespace
+
+void f32_conv2d_fast_max_pool_2x2(const F32Conv2dPacked& packed, const float* input, float act_min, float act_max,
+                                  float* output, float* scratch, ThreadPool* pool) {
+  if (packed.path == F32Conv2dPacked::Path::kDirectRows) {
+    run_direct(packed, input, act_min, act_max, output, scratch, pool, true);
+  } else {
+    run_winograd(packed, input, act_min, act_max, output, scratch, pool, true);
+  }
+}
 
 void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float act_min,
                      float act_max, float* output, float* scratch, ThreadPool* pool) {
@@ -455,29 +530,12 @@ void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float ac
       }
       return;
     }
-    case F32Conv2dPacked::Path::kDirectRows: {
-      DirectTask task{&packed, input, output, scratch, act_min, act_max, 1};
-      const size_t rows = static_cast<size_t>(p.batch) * p.out_h;
-      if (raw == nullptr || rows < 2 * threads) {
-        direct_slot(&task, 0);
-        return;
-      }
-      task.slots = threads;
-      raw->parallelize_1d(&direct_slot, &task, threads);
+    case F32Conv2dPacked::Path::kDirectRows:
+      run_direct(packed, input, act_min, act_max, output, scratch, pool, false);
       return;
-    }
-    case F32Conv2dPacked::Path::kWinograd: {
-      const size_t per_image = (winograd_tiles_per_image(p) + packed.winograd_tiles - 1) / packed.winograd_tiles;
-      WinogradTask task{&packed, input, output, scratch, act_min, act_max, per_image,
-                        per_image * static_cast<size_t>(p.batch), 1};
-      if (raw == nullptr || task.blocks < 2 * threads) {
-        winograd_slot(&task, 0);
-        return;
-      }
-      task.slots = threads;
-      raw->parallelize_1d(&winograd_slot, &task, threads);
+    case F32Conv2dPacked::Path::kWinograd:
+      run_winograd(packed, input, act_min, act_max, output, scratch, pool, false);
       return;
-    }
     case F32Conv2dPacked::Path::kIm2colGemm: {
       const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
       const size_t tiles = (pixels + packed.im2col_rows - 1) / packed.im2col_rows;

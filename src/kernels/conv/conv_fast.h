@@ -62,8 +62,9 @@ struct F32Conv2dPacked {
   const char* isa = nullptr;           // the Highway target it was compiled for
 
   // Scratch f32_conv2d_fast() needs with a pool of `threads` threads (0 for kGemm1x1 and
-  // kDepthwise). 64-byte alignment is not required.
-  size_t scratch_bytes(int threads) const;
+  // kDepthwise), or f32_conv2d_fast_max_pool_2x2() with max_pool_2x2. 64-byte alignment is not
+  // required.
+  size_t scratch_bytes(int threads, bool max_pool_2x2 = false) const;
 };
 
 // kAuto: Winograd where it applies; kDirect: never (sums in the direct conv's order).
@@ -91,6 +92,18 @@ inline bool accepts_residual(const F32Conv2dPacked& packed) {
 void f32_conv2d_fast_add(const F32Conv2dPacked& packed, const float* input, const float* residual,
                          float act_min, float act_max, float* output, ThreadPool* pool);
 
+
+// The conv followed by a 2x2 stride-2 max pool without padding: output (batch, out_h / 2,
+// out_w / 2, out_c) = max over each window of clamp(conv(input) + bias, act_min, act_max),
+// without storing the conv output. kWinograd: a 2x2 tile is one pooling window, pooled in the
+// output transform. kDirectRows: each pair of output rows goes to a two-row buffer of the
+// slot's scratch (scratch_bytes(threads, true)), then through the pool. Other paths refuse
+// (accepts_max_pool_2x2()). Bit-identical to the conv, then the pool.
+inline bool accepts_max_pool_2x2(const F32Conv2dPacked& packed) {
+  return packed.path == F32Conv2dPacked::Path::kWinograd || packed.path == F32Conv2dPacked::Path::kDirectRows;
+}
+void f32_conv2d_fast_max_pool_2x2(const F32Conv2dPacked& packed, const float* input, float act_min, float act_max,
+                                  float* output, float* scratch, ThreadPool* pool);
 
 // The arguments of one depthwise output row `oy` (kDepthwise path) of one image whose rows
 // [in_row0, in_h) are at `rows` (the whole image: in_row0 = 0), written to `output`.

@@ -92,7 +92,8 @@ void WinogradInput(const WinogradInputArgs& a, size_t t0, size_t count, float* H
   }
 }
 
-template <bool kFull>
+// kPool: out[0] gets the max of the tile's four clamped outputs (a 2x2 max-pool window).
+template <bool kFull, bool kPool>
 HWY_INLINE void OutputTileChannels(DF d, const float* m, size_t m_stride, size_t ch, size_t n, const float* bias,
                                    VF lo, VF hi, float* const* out, const bool* ok) {
   VF x[4][4];
@@ -109,12 +110,20 @@ HWY_INLINE void OutputTileChannels(DF d, const float* m, size_t m_stride, size_t
     s[1][j] = hn::Sub(hn::Sub(x[1][j], x[2][j]), x[3][j]);
   }
   const VF b = bias != nullptr ? LoadCh<kFull>(d, bias + ch, n) : hn::Zero(d);
+  VF y[2][2];
   HWY_UNROLL(2)
   for (int i = 0; i < 2; ++i) {
-    const VF y0 = hn::Add(hn::Add(hn::Add(s[i][0], s[i][1]), s[i][2]), b);
-    const VF y1 = hn::Add(hn::Sub(hn::Sub(s[i][1], s[i][2]), s[i][3]), b);
-    if (ok[2 * i]) StoreCh<kFull>(hn::Min(hn::Max(y0, lo), hi), d, out[2 * i] + ch, n);
-    if (ok[2 * i + 1]) StoreCh<kFull>(hn::Min(hn::Max(y1, lo), hi), d, out[2 * i + 1] + ch, n);
+    y[i][0] = hn::Min(hn::Max(hn::Add(hn::Add(hn::Add(s[i][0], s[i][1]), s[i][2]), b), lo), hi);
+    y[i][1] = hn::Min(hn::Max(hn::Add(hn::Sub(hn::Sub(s[i][1], s[i][2]), s[i][3]), b), lo), hi);
+  }
+  if constexpr (kPool) {
+    StoreCh<kFull>(hn::Max(hn::Max(y[0][0], y[0][1]), hn::Max(y[1][0], y[1][1])), d, out[0] + ch, n);
+  } else {
+    HWY_UNROLL(2)
+    for (int i = 0; i < 2; ++i) {
+      if (ok[2 * i]) StoreCh<kFull>(y[i][0], d, out[2 * i] + ch, n);
+      if (ok[2 * i + 1]) StoreCh<kFull>(y[i][1], d, out[2 * i + 1] + ch, n);
+    }
   }
 }
 
@@ -124,9 +133,20 @@ void WinogradOutput(const WinogradOutputArgs& a, size_t t0, size_t count, const 
   const size_t N = hn::Lanes(d);
   const size_t c = a.c;
   const VF lo = hn::Set(d, a.min), hi = hn::Set(d, a.max);
+  const int pool_h = a.out_h / 2, pool_w = a.out_w / 2;
   for (size_t k = 0; k < count; ++k) {
     const size_t t = t0 + k;
     const int oy = 2 * static_cast<int>(t / a.tiles_w), ox = 2 * static_cast<int>(t % a.tiles_w);
+    const float* mt = m + k * c;
+    if (a.max_pool_2x2) {
+      // Tile (ty, tx) is pooling window (ty, tx); a last odd row or column has no window.
+      if (oy / 2 >= pool_h || ox / 2 >= pool_w) continue;
+      float* const out[1] = {a.image + (static_cast<size_t>(oy / 2) * pool_w + static_cast<size_t>(ox / 2)) * c};
+      size_t ch = 0;
+      for (; ch + N <= c; ch += N) OutputTileChannels<true, true>(d, mt, m_stride, ch, N, a.bias, lo, hi, out, nullptr);
+      if (ch < c) OutputTileChannels<false, true>(d, mt, m_stride, ch, c - ch, a.bias, lo, hi, out, nullptr);
+      continue;
+    }
     float* out[4];
     bool ok[4];
     for (int i = 0; i < 2; ++i) {
@@ -135,10 +155,9 @@ void WinogradOutput(const WinogradOutputArgs& a, size_t t0, size_t count, const 
         out[2 * i + j] = ok[2 * i + j] ? a.image + (static_cast<size_t>(oy + i) * a.out_w + (ox + j)) * c : a.image;
       }
     }
-    const float* mt = m + k * c;
     size_t ch = 0;
-    for (; ch + N <= c; ch += N) OutputTileChannels<true>(d, mt, m_stride, ch, N, a.bias, lo, hi, out, ok);
-    if (ch < c) OutputTileChannels<false>(d, mt, m_stride, ch, c - ch, a.bias, lo, hi, out, ok);
+    for (; ch + N <= c; ch += N) OutputTileChannels<true, false>(d, mt, m_stride, ch, N, a.bias, lo, hi, out, ok);
+    if (ch < c) OutputTileChannels<false, false>(d, mt, m_stride, ch, c - ch, a.bias, lo, hi, out, ok);
   }
 }
 

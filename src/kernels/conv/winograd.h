@@ -41,9 +41,12 @@ struct WinogradOutputArgs {
   size_t tiles_w = 0;
   const float* bias = nullptr;  // (c), may be nullptr
   float min = 0, max = 0;
+  // A 2x2 stride-2 max pool follows: `image` is the pooled (out_h / 2, out_w / 2, c) tensor and
+  // tile (ty, tx) stores only the max of its four outputs there (its pooling window).
+  bool max_pool_2x2 = false;
 };
 // Tiles [t0, t0 + count): from m[xi * m_stride + (t - t0) * c + ch], stores the tile's 2x2
-// outputs (those inside out_h x out_w) = clamp(A^T M A + bias, min, max).
+// outputs (those inside out_h x out_w) = clamp(A^T M A + bias, min, max), or their max.
 void f32_winograd_output_transform(const WinogradOutputArgs& a, size_t t0, size_t count, const float* m,
                                    size_t m_stride);
 
