@@ -971,6 +971,11 @@ Expected<std::unique_ptr<OpKernel>> make_conv_max_pool_kernel(const PrepareConte
   }
   auto p = conv2d_params(cc);
   if (!p) return p.status();
+  const Shape pooled{p->batch, p->out_h / 2, p->out_w / 2, p->out_c};
+  if (pcx.out().shape != pooled) {
+    return pcx.error(fmt::format("output {} is not the conv's output {}x{} pooled 2x2", shape_to_string(pcx.out().shape),
+                                 p->out_h, p->out_w));
+  }
   auto packed = k::prepare_f32_conv2d_fast(*p, cc.in(1).data.data<float>(),
                                            cc.has(2) ? cc.in(2).data.data<float>() : nullptr);
   if (!packed) return cc.error(packed.status().message());
