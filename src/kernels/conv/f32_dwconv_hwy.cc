@@ -3,7 +3,9 @@
 //
 // Per output pixel and channel vector: acc = bias; acc += in * w over the taps; clamp; store.
 // Interior pixels (every tap inside the image) run the taps unrolled without bounds checks;
-// border pixels skip the taps that fall in the padding (they read as zero). The last partial
+// border pixels skip the taps that fall in the padding (they read as zero). Square kernels of
+// compile-time size keep a block of channels' weights in registers for the whole row, border
+// pixels included (at 7x7 and 14x14, 2 of every 7 pixels are border ones). The last partial
 // channel vector uses masked loads and stores, so no byte outside the tensors is touched.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/conv/f32_dwconv_hwy.cc"
@@ -28,11 +30,13 @@ constexpr size_t kDwRegisters = 32;
 constexpr size_t kDwRegisters = 16;
 #endif
 
-// Pixels [ox_lo, ox_hi) of a row whose taps are all inside the image, channels [c, c + B*N):
-// the B*K weight vectors and B biases stay in registers while the pixels stream by (B = 2
-// when they fit in half the register file, else 1).
+// Every pixel of the row, channels [c, c + B*N): the B*K*K weight vectors and B biases stay in
+// registers while the pixels stream by (B = 2 when they fit in half the register file, else
+// 1). Pixels [ox_lo, ox_hi) have every tap inside the image (empty unless the row's kernel rows
+// all are) and run the taps unrolled without checks; the others skip the taps in the padding
+// (kernel rows [ky_begin, ky_end) are the valid ones for the whole row).
 template <int K, size_t B>
-HWY_INLINE void DwInteriorBlock(const F32DwconvRowArgs& p, size_t c, int ox_lo, int ox_hi, ptrdiff_t row0) {
+HWY_INLINE void DwRowBlock(const F32DwconvRowArgs& p, size_t c, int ox_lo, int ox_hi, int ky_begin, int ky_end) {
   using D = hn::ScalableTag<float>;
   using V = hn::Vec<D>;
   const D d;
@@ -49,23 +53,45 @@ HWY_INLINE void DwInteriorBlock(const F32DwconvRowArgs& p, size_t c, int ox_lo, 
     HWY_UNROLL(25)
     for (int t = 0; t < K * K; ++t) w[j][t] = hn::Load(d, p.weights + cs + t * cs + c + j * N);
   }
-  const ptrdiff_t dy = static_cast<ptrdiff_t>(p.dilation_h) * static_cast<ptrdiff_t>(p.in_w) * static_cast<ptrdiff_t>(C);
+  const ptrdiff_t row_elems = static_cast<ptrdiff_t>(p.in_w) * static_cast<ptrdiff_t>(C);
+  const ptrdiff_t dy = static_cast<ptrdiff_t>(p.dilation_h) * row_elems;
   const ptrdiff_t dx = static_cast<ptrdiff_t>(p.dilation_w) * static_cast<ptrdiff_t>(C);
+  // Offset of tap (0, 0) of pixel 0, channel c; may be outside the image (only valid taps are read).
+  const ptrdiff_t off_row = static_cast<ptrdiff_t>(p.oy * p.stride_h - p.pad_top - p.in_row0) * row_elems -
+                            static_cast<ptrdiff_t>(p.pad_left) * static_cast<ptrdiff_t>(C) + static_cast<ptrdiff_t>(c);
   const ptrdiff_t step = static_cast<ptrdiff_t>(p.stride_w) * static_cast<ptrdiff_t>(C);
-  const float* src = p.input + row0 + (static_cast<ptrdiff_t>(ox_lo) * p.stride_w - p.pad_left) * static_cast<ptrdiff_t>(C) +
-                     static_cast<ptrdiff_t>(c);
-  float* out = p.output + static_cast<size_t>(ox_lo) * C + c;
-  for (int ox = ox_lo; ox < ox_hi; ++ox, src += step, out += C) {
+  float* out = p.output + c;
+  for (int ox = 0; ox < p.out_w; ++ox, out += C) {
+    const ptrdiff_t off0 = off_row + static_cast<ptrdiff_t>(ox) * step;
     V acc[B];
     HWY_UNROLL(2)
     for (size_t j = 0; j < B; ++j) acc[j] = b[j];
-    HWY_UNROLL(5)
-    for (int ky = 0; ky < K; ++ky) {
+    if (ox >= ox_lo && ox < ox_hi) {
+      const float* src = p.input + off0;
       HWY_UNROLL(5)
-      for (int kx = 0; kx < K; ++kx) {
-        const float* s = src + ky * dy + kx * dx;
-        HWY_UNROLL(2)
-        for (size_t j = 0; j < B; ++j) acc[j] = hn::MulAdd(hn::LoadU(d, s + j * N), w[j][ky * K + kx], acc[j]);
+      for (int ky = 0; ky < K; ++ky) {
+        HWY_UNROLL(5)
+        for (int kx = 0; kx < K; ++kx) {
+          const float* s = src + ky * dy + kx * dx;
+          HWY_UNROLL(2)
+          for (size_t j = 0; j < B; ++j) acc[j] = hn::MulAdd(hn::LoadU(d, s + j * N), w[j][ky * K + kx], acc[j]);
+        }
+      }
+    } else {
+      const int ix0 = ox * p.stride_w - p.pad_left;
+      int kx_begin = 0, kx_end = K;
+      while (kx_begin < K && ix0 + kx_begin * p.dilation_w < 0) ++kx_begin;
+      while (kx_end > kx_begin && ix0 + (kx_end - 1) * p.dilation_w >= p.in_w) --kx_end;
+      HWY_UNROLL(5)
+      for (int ky = 0; ky < K; ++ky) {
+        if (ky < ky_begin || ky >= ky_end) continue;
+        HWY_UNROLL(5)
+        for (int kx = 0; kx < K; ++kx) {
+          if (kx < kx_begin || kx >= kx_end) continue;
+          const float* s = p.input + (off0 + ky * dy + kx * dx);
+          HWY_UNROLL(2)
+          for (size_t j = 0; j < B; ++j) acc[j] = hn::MulAdd(hn::LoadU(d, s + j * N), w[j][ky * K + kx], acc[j]);
+        }
       }
     }
     HWY_UNROLL(2)
@@ -98,35 +124,28 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
   while (ky_end > ky_begin && iy0 + (ky_end - 1) * p.dilation_h >= p.in_h) --ky_end;
   const bool rows_inside = ky_begin == 0 && ky_end == kh;
 
-  // Square compile-time kernels on rows fully inside: the interior pixels run channel block by
-  // channel block with the weights in registers; the border pixels and the channel tail below.
-  int ox_lo = 0, ox_hi = 0;  // interior pixels done here
-  size_t c_done = 0;         // channels [0, c_done) of those pixels done here
+  // Square compile-time kernels: whole vectors of channels run block by block with the weights
+  // in registers (DwRowBlock), for every pixel; the channel tail below.
+  size_t c_done = 0;  // channels [0, c_done) of every pixel done here
   if constexpr (KH == KW && KH > 0) {
+    int ox_lo = 0, ox_hi = 0;  // pixels with every tap inside
     if (rows_inside) {
       ox_lo = (p.pad_left + p.stride_w - 1) / p.stride_w;
       const int last = p.in_w - 1 - (kw - 1) * p.dilation_w + p.pad_left;  // ox * stride_w <= last
       ox_hi = last < 0 ? 0 : std::min(p.out_w, last / p.stride_w + 1);
       if (ox_hi <= ox_lo) ox_hi = ox_lo = 0;
     }
-    if (ox_hi > ox_lo) {
-      const ptrdiff_t row0 = static_cast<ptrdiff_t>(iy0 - p.in_row0) * static_cast<ptrdiff_t>(in_row_elems);
-      constexpr size_t kBlock = 2 * (KH * KW + 1) + 4 <= kDwRegisters ? 2 : 1;
-      size_t c = 0;
-      if constexpr (kBlock == 2) {
-        for (; c + 2 * N <= c_full; c += 2 * N) DwInteriorBlock<KH, 2>(p, c, ox_lo, ox_hi, row0);
-      }
-      for (; c + N <= c_full; c += N) DwInteriorBlock<KH, 1>(p, c, ox_lo, ox_hi, row0);
-      c_done = c;
+    constexpr size_t kBlock = 2 * (KH * KW + 1) + 4 <= kDwRegisters ? 2 : 1;
+    size_t c = 0;
+    if constexpr (kBlock == 2) {
+      for (; c + 2 * N <= c_full; c += 2 * N) DwRowBlock<KH, 2>(p, c, ox_lo, ox_hi, ky_begin, ky_end);
     }
+    for (; c + N <= c_full; c += N) DwRowBlock<KH, 1>(p, c, ox_lo, ox_hi, ky_begin, ky_end);
+    c_done = c;
   }
+  if (c_done == C) return;
 
   for (int ox = 0; ox < p.out_w; ++ox) {
-    if (ox == ox_lo && ox_hi > ox_lo && c_done == C) {
-      ox = ox_hi - 1;  // the interior is done
-      continue;
-    }
-    const bool interior_done = ox >= ox_lo && ox < ox_hi;
     const int ix0 = ox * p.stride_w - p.pad_left;
     int kx_begin = 0, kx_end = kw;
     while (kx_begin < kw && ix0 + kx_begin * p.dilation_w < 0) ++kx_begin;
@@ -142,7 +161,7 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
     };
 
     if (rows_inside && kx_begin == 0 && kx_end == kw) {
-      size_t c = interior_done ? c_done : 0;
+      size_t c = c_done;
       for (; c < c_full; c += N) {
         V acc = hn::Load(d, bias + c);
         for (int ky = 0; ky < kh; ++ky) {
@@ -166,7 +185,7 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
       continue;
     }
 
-    for (size_t c = 0; c < C; c += N) {
+    for (size_t c = c_done; c < C; c += N) {
       const bool full = c + N <= C;
       V acc = hn::Load(d, bias + c);
       for (int ky = ky_begin; ky < ky_end; ++ky) {
