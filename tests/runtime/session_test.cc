@@ -204,6 +204,43 @@ TEST(Session, ConvMaxPoolFusionIsBitIdentical) {
   }
 }
 
+// Pairs that do not fit run apart, with the same results: a stride-2 conv (im2col path) before
+// a 2x2 pool, a Winograd conv before a 3x3 pool, a Winograd conv whose output a second node
+// reads, a 1x1 conv whose output is small before a depthwise conv.
+TEST(Session, UnfitPairsRunApart) {
+  Model m;
+  Graph& g = m.graph;
+  ValueId x = g.add_input("x", DType::kF32, {1, 24, 24, 8});
+  int seed = 10;
+  auto conv = [&](const std::string& name, ValueId in, int in_c, int out_c, int k, int stride, int groups) {
+    Conv2dAttrs a;
+    a.stride_h = a.stride_w = stride;
+    a.groups = groups;
+    a.padding = Padding::kSame;
+    a.activation = Activation::kRelu;
+    return g.add_node(OpType::kConv2d, name,
+                      {in, g.add_constant(name + "/w", uniform_tensor({out_c, k, k, in_c / groups}, seed++)),
+                       g.add_constant(name + "/b", uniform_tensor({out_c}, seed++))},
+                      a);
+  };
+  Pool2dAttrs pool3;
+  pool3.kernel_h = pool3.kernel_w = 3;
+  ValueId y = g.add_node(OpType::kMaxPool, "pool_a", {conv("strided", x, 8, 8, 3, 2, 1)}, Pool2dAttrs{});  // 6x6
+  y = g.add_node(OpType::kMaxPool, "pool_b", {conv("wino_a", y, 8, 8, 3, 1, 1)}, pool3);                    // 2x2
+  const ValueId shared = conv("wino_b", y, 8, 8, 3, 1, 1);
+  y = g.add_node(OpType::kAdd, "add", {g.add_node(OpType::kMaxPool, "pool_c", {shared}, Pool2dAttrs{}),
+                                        g.add_node(OpType::kMaxPool, "pool_d", {shared}, Pool2dAttrs{})});
+  y = conv("depthwise", conv("pointwise", y, 8, 16, 1, 1, 1), 16, 16, 3, 1, 16);
+  g.mark_output(y);
+  ASSERT_TRUE(infer_shapes(g).is_ok());
+  for (int threads : {1, 2}) {
+    const ApartAndFused s = run_apart_and_fused(m, uniform_tensor({1, 24, 24, 8}, 1), threads);
+    ASSERT_TRUE(s.apart && s.fused);
+    EXPECT_EQ(s.fused->profile().nodes.size(), s.apart->profile().nodes.size());
+    for (const auto& n : s.fused->profile().nodes) EXPECT_EQ(n.kernel.find(", with "), std::string::npos) << n.kernel;
+  }
+}
+
 TEST(Session, BatchOverrideRunsEachImageIndependently) {
   zoo::ZooOptions o;
   o.arch = "mobilenet_v2";
