@@ -253,7 +253,7 @@ TEST(ConvFast, MaxPool2x2Fused) {
         f32_conv2d_fast_max_pool_2x2(*packed, in.data(), c.min, c.max, got.data(), scratch.data(), pool);
         EXPECT_EQ(got.back(), kGuard) << "wrote past the pooled output";
         got.pop_back();
-        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
+        EXPECT_TRUE(want.empty() || std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0)
             << "batch " << c.batch << " in " << c.in_h << "x" << c.in_w << "x" << c.in_c << " out_c " << c.out_c
             << " threads " << (pool != nullptr ? 2 : 1);
       }
