@@ -233,6 +233,7 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
     pair = fusable_pairs(g, folded);
   }
   std::vector<std::unique_ptr<OpKernel>> fused_kernels(g.nodes.size());  // by consumer node
+  std::vector<int> fused_producer(g.nodes.size(), -1);                   // by consumer node
   std::vector<int> step_producer;  // by step: the producer node it also runs, or -1
   size_t scratch_bytes = 0;
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
@@ -241,20 +242,14 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
       auto fused = make_fused_kernel(pc, g.nodes[ni], g.nodes[static_cast<size_t>(pair[ni])]);
       if (fused) {
         fused_kernels[static_cast<size_t>(pair[ni])] = std::move(fused).value();
+        fused_producer[static_cast<size_t>(pair[ni])] = static_cast<int>(ni);
         continue;
       }
       pair[ni] = -1;  // not fusable after all: the two run on their own
     }
-    Expected<std::unique_ptr<OpKernel>> kern = std::unique_ptr<OpKernel>();
-    step_producer.push_back(-1);
-    if (fused_kernels[ni]) {
-      kern = std::move(fused_kernels[ni]);
-      for (size_t pi = 0; pi < ni; ++pi) {
-        if (pair[pi] == static_cast<int>(ni)) step_producer.back() = static_cast<int>(pi);
-      }
-    } else {
-      kern = make_op_kernel(pc, g.nodes[ni]);
-    }
+    step_producer.push_back(fused_producer[ni]);
+    Expected<std::unique_ptr<OpKernel>> kern =
+        fused_kernels[ni] ? std::move(fused_kernels[ni]) : make_op_kernel(pc, g.nodes[ni]);
     if (!kern) return kern.status();
     scratch_bytes = std::max(scratch_bytes, (*kern)->scratch_bytes);
     impl->packed_bytes += (*kern)->packed_bytes;
