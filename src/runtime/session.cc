@@ -58,6 +58,18 @@ Status fold_constants(Graph& g, std::vector<bool>& folded) {
   return Status::ok();
 }
 
+// A 1x1 conv (stride 1, no padding, groups 1) with a constant filter, f32 input and output.
+bool pointwise_f32_conv(const Graph& g, const Node& n) {
+  if (n.op != OpType::kConv2d || n.inputs.size() < 2 || n.inputs.size() > 3) return false;
+  const auto& a = n.attr<Conv2dAttrs>();
+  const Value& w = g.value(n.inputs[1]);
+  const bool no_pad = a.padding != Padding::kExplicit ||
+                      (a.pad_top == 0 && a.pad_bottom == 0 && a.pad_left == 0 && a.pad_right == 0);
+  return a.groups == 1 && a.stride_h == 1 && a.stride_w == 1 && no_pad && w.is_constant() && w.shape.size() == 4 &&
+         w.shape[1] == 1 && w.shape[2] == 1 && g.value(n.inputs[0]).dtype == DType::kF32 &&
+         g.value(n.outputs[0]).dtype == DType::kF32;
+}
+
 // Runtime-only rewrite (the session's own graph copy): a 1x1 f32 convolution without
 // activation whose only consumer is an ADD of a tensor computed earlier becomes one node that
 // adds during the GEMM's store (input 3 = the other operand, the ADD's activation):
@@ -80,14 +92,7 @@ int fuse_residual_adds(Graph& g) {
   auto pointwise_conv = [&](int ni) {
     if (ni < 0) return false;
     const Node& n = g.nodes[static_cast<size_t>(ni)];
-    if (n.op != OpType::kConv2d || n.inputs.size() < 2 || n.inputs.size() > 3) return false;
-    const auto& a = n.attr<Conv2dAttrs>();
-    const Value& w = g.value(n.inputs[1]);
-    const bool no_pad = a.padding != Padding::kExplicit ||
-                        (a.pad_top == 0 && a.pad_bottom == 0 && a.pad_left == 0 && a.pad_right == 0);
-    return a.activation == Activation::kNone && a.groups == 1 && a.stride_h == 1 && a.stride_w == 1 && no_pad &&
-           w.is_constant() && w.shape.size() == 4 && w.shape[1] == 1 && w.shape[2] == 1 &&
-           g.value(n.inputs[0]).dtype == DType::kF32 && g.value(n.outputs[0]).dtype == DType::kF32;
+    return pointwise_f32_conv(g, n) && n.attr<Conv2dAttrs>().activation == Activation::kNone;
   };
   std::vector<bool> erase(g.nodes.size(), false);
   int fused = 0;
@@ -169,14 +174,8 @@ std::vector<int> fusable_pairs(const Graph& g, const std::vector<bool>& folded) 
       if (g.value(d.outputs[0]).dtype == DType::kF32) pair[ni] = consumer[ti];
       continue;
     }
-    const auto& a = n.attr<Conv2dAttrs>();
-    const Value& w = g.value(n.inputs[1]);
     const Value& t = g.value(n.outputs[0]);
-    const bool no_pad = a.padding != Padding::kExplicit ||
-                        (a.pad_top == 0 && a.pad_bottom == 0 && a.pad_left == 0 && a.pad_right == 0);
-    const bool pointwise = a.groups == 1 && a.stride_h == 1 && a.stride_w == 1 && no_pad && w.shape[1] == 1 &&
-                           w.shape[2] == 1;
-    if (!pointwise || !f32_conv(d)) continue;
+    if (!pointwise_f32_conv(g, n) || !f32_conv(d)) continue;
     if (num_elements(t.shape) / t.shape[0] * static_cast<int64_t>(sizeof(float)) < kFuseExpandedBytes) continue;
     const int64_t c = t.shape[3];
     if (d.attr<Conv2dAttrs>().groups != c || g.value(d.outputs[0]).shape[3] != c) continue;
@@ -271,8 +270,9 @@ Expected<std::unique_ptr<Session>> Session::create(const Model& model, const Ses
   }
   for (size_t s = 0; s < impl->steps.size(); ++s) {
     const Node& n = g.nodes[static_cast<size_t>(impl->steps[s])];
-    std::vector<ValueId> inputs = n.inputs;
-    if (step_producer[s] >= 0) inputs = g.nodes[static_cast<size_t>(step_producer[s])].inputs;
+    // A fused step reads its producer's inputs (its consumer's other inputs are constants).
+    const std::vector<ValueId>& inputs =
+        step_producer[s] >= 0 ? g.nodes[static_cast<size_t>(step_producer[s])].inputs : n.inputs;
     for (ValueId in : inputs) {
       if (in == kNoValue || g.value(in).is_constant()) continue;
       last[static_cast<size_t>(in)] = std::max(last[static_cast<size_t>(in)], static_cast<int>(s));

@@ -42,6 +42,20 @@ Status validate(const Conv2dParams& p) {
 
 }  // namespace
 
+size_t conv_slots(const ThreadPool* pool, size_t items) {
+  if (pool == nullptr || !pool->multi_threaded()) return 1;
+  const size_t threads = static_cast<size_t>(pool->threads());
+  return items < 2 * threads ? 1 : threads;
+}
+
+void run_conv_slots(ThreadPool* pool, size_t slots, void (*fn)(void* ctx, size_t slot), void* ctx) {
+  if (slots > 1) {
+    pool->parallelize_1d(fn, ctx, slots);
+  } else {
+    fn(ctx, 0);
+  }
+}
+
 F32DwconvRowArgs depthwise_row_args(const F32Conv2dPacked& pk, const float* rows, int in_row0, float* output, int oy,
                                     float min, float max) {
   const Conv2dParams& p = pk.params;
@@ -469,32 +483,19 @@ void dw_row(void* ctx, size_t row) {
 void run_direct(const F32Conv2dPacked& packed, const float* input, float act_min, float act_max, float* output,
                 float* scratch, ThreadPool* pool, bool max_pool_2x2) {
   const Conv2dParams& p = packed.params;
-  ThreadPool* raw = pool != nullptr && pool->multi_threaded() ? pool : nullptr;
-  const size_t threads = raw != nullptr ? static_cast<size_t>(pool->threads()) : 1;
-  DirectTask task{&packed, input, output, scratch, act_min, act_max, 1, max_pool_2x2};
   const size_t rows = static_cast<size_t>(p.batch) * static_cast<size_t>(max_pool_2x2 ? p.out_h / 2 : p.out_h);
-  if (raw == nullptr || rows < 2 * threads) {
-    direct_slot(&task, 0);
-    return;
-  }
-  task.slots = threads;
-  raw->parallelize_1d(&direct_slot, &task, threads);
+  DirectTask task{&packed, input, output, scratch, act_min, act_max, conv_slots(pool, rows), max_pool_2x2};
+  run_conv_slots(pool, task.slots, &direct_slot, &task);
 }
 
 void run_winograd(const F32Conv2dPacked& packed, const float* input, float act_min, float act_max, float* output,
                   float* scratch, ThreadPool* pool, bool max_pool_2x2) {
   const Conv2dParams& p = packed.params;
-  ThreadPool* raw = pool != nullptr && pool->multi_threaded() ? pool : nullptr;
-  const size_t threads = raw != nullptr ? static_cast<size_t>(pool->threads()) : 1;
   const size_t per_image = (winograd_tiles_per_image(p) + packed.winograd_tiles - 1) / packed.winograd_tiles;
-  WinogradTask task{&packed, input, output, scratch, act_min, act_max, per_image,
-                    per_image * static_cast<size_t>(p.batch), 1, max_pool_2x2};
-  if (raw == nullptr || task.blocks < 2 * threads) {
-    winograd_slot(&task, 0);
-    return;
-  }
-  task.slots = threads;
-  raw->parallelize_1d(&winograd_slot, &task, threads);
+  const size_t blocks = per_image * static_cast<size_t>(p.batch);
+  WinogradTask task{&packed, input, output, scratch, act_min, act_max, per_image, blocks, conv_slots(pool, blocks),
+                    max_pool_2x2};
+  run_conv_slots(pool, task.slots, &winograd_slot, &task);
 }
 
 }  // namespace
@@ -511,8 +512,6 @@ void f32_conv2d_fast_max_pool_2x2(const F32Conv2dPacked& packed, const float* in
 void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float act_min,
                      float act_max, float* output, float* scratch, ThreadPool* pool) {
   const Conv2dParams& p = packed.params;
-  ThreadPool* raw = pool != nullptr && pool->multi_threaded() ? pool : nullptr;
-  const size_t threads = raw != nullptr ? static_cast<size_t>(pool->threads()) : 1;
   switch (packed.path) {
     case F32Conv2dPacked::Path::kGemm1x1: {
       const size_t m = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
@@ -523,10 +522,10 @@ void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float ac
     case F32Conv2dPacked::Path::kDepthwise: {
       DwTask task{&packed, input, output, act_min, act_max};
       const size_t rows = static_cast<size_t>(p.batch) * p.out_h;
-      if (raw == nullptr) {
+      if (pool == nullptr || !pool->multi_threaded()) {
         for (size_t r = 0; r < rows; ++r) dw_row(&task, r);
       } else {
-        raw->parallelize_1d(&dw_row, &task, rows);
+        pool->parallelize_1d(&dw_row, &task, rows);
       }
       return;
     }
@@ -539,14 +538,13 @@ void f32_conv2d_fast(const F32Conv2dPacked& packed, const float* input, float ac
     case F32Conv2dPacked::Path::kIm2colGemm: {
       const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
       const size_t tiles = (pixels + packed.im2col_rows - 1) / packed.im2col_rows;
-      Im2colTask task{&packed, input, output, scratch, act_min, act_max, tiles, 1};
-      if (raw == nullptr || tiles < 2 * threads) {
+      Im2colTask task{&packed, input, output, scratch, act_min, act_max, tiles, conv_slots(pool, tiles)};
+      if (task.slots == 1) {
         // Few tiles: one at a time, the GEMM inside spreads over the pool.
         for (size_t tile = 0; tile < tiles; ++tile) im2col_gemm_tile(task, tile, scratch, pool);
         return;
       }
-      task.slots = threads;
-      raw->parallelize_1d(&im2col_gemm_slot, &task, threads);
+      run_conv_slots(pool, task.slots, &im2col_gemm_slot, &task);
       return;
     }
   }

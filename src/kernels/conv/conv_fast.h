@@ -105,6 +105,13 @@ inline bool accepts_max_pool_2x2(const F32Conv2dPacked& packed) {
 void f32_conv2d_fast_max_pool_2x2(const F32Conv2dPacked& packed, const float* input, float act_min, float act_max,
                                   float* output, float* scratch, ThreadPool* pool);
 
+// Work split into per-thread slots (each with its own scratch slice): how many slots work of
+// `items` pieces takes on `pool` (may be nullptr), one per thread when the pool is
+// multi-threaded and has at least 2 pieces per thread, else 1; and fn(ctx, slot) for each
+// slot, over the pool when there are several, else here.
+size_t conv_slots(const ThreadPool* pool, size_t items);
+void run_conv_slots(ThreadPool* pool, size_t slots, void (*fn)(void* ctx, size_t slot), void* ctx);
+
 // The arguments of one depthwise output row `oy` (kDepthwise path) of one image whose rows
 // [in_row0, in_h) are at `rows` (the whole image: in_row0 = 0), written to `output`.
 F32DwconvRowArgs depthwise_row_args(const F32Conv2dPacked& packed, const float* rows, int in_row0, float* output,

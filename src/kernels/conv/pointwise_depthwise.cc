@@ -117,16 +117,9 @@ Expected<F32PointwiseDepthwise> fuse_f32_pointwise_depthwise(F32Conv2dPacked poi
 void f32_pointwise_depthwise(const F32PointwiseDepthwise& fused, const float* input, float pw_min, float pw_max,
                              float dw_min, float dw_max, float* output, float* scratch, ThreadPool* pool) {
   const Conv2dParams& dw = fused.depthwise.params;
-  ThreadPool* raw = pool != nullptr && pool->multi_threaded() ? pool : nullptr;
-  const size_t threads = raw != nullptr ? static_cast<size_t>(raw->threads()) : 1;
   const size_t rows = static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h);
-  Task task{&fused, input, output, scratch, pw_min, pw_max, dw_min, dw_max, 1};
-  if (raw == nullptr || rows < 2 * threads) {
-    run_slot(&task, 0);
-    return;
-  }
-  task.slots = threads;
-  raw->parallelize_1d(&run_slot, &task, threads);
+  Task task{&fused, input, output, scratch, pw_min, pw_max, dw_min, dw_max, conv_slots(pool, rows)};
+  run_conv_slots(pool, task.slots, &run_slot, &task);
 }
 
 }  // namespace pcv::kernels
