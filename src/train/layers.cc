@@ -18,6 +18,14 @@ constexpr size_t kChunk = 1 << 15;
 // more than the work (and on a loaded machine a descheduled worker stalls every parallel_for).
 constexpr size_t kParallelMinElems = size_t{1} << 18;
 
+// Outputs of at least this many bytes are written with non-temporal stores (batch norm): far
+// past a core's L2, they reach memory before the next op reads them anyway. MobileNetV2 at 224,
+// batch 32, 2 threads (train_bench, PCV_TRAIN_PROFILE=1): batch norm 103 + 155 -> 83 + 141 ms
+// per step, the step 3-4% faster.
+constexpr size_t kStreamBytes = size_t{8} << 20;
+
+bool stream_output(size_t elems) { return elems * sizeof(float) >= kStreamBytes; }
+
 bool use_pool(ThreadPool* pool, size_t elems) {
   return pool != nullptr && pool->threads() > 1 && elems >= kParallelMinElems;
 }
@@ -179,8 +187,9 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
   }
   std::vector<float> scale(C), shift(C);
   bn_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
+  const bool stream = stream_output(rows * C);
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
-    kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), lo, hi, y + b * C);
+    kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), lo, hi, y + b * C, stream);
   });
 }
 
@@ -218,9 +227,10 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
     coef[k] = gamma[k] * invstd[k];
   }
   if (dx == nullptr) return;
+  const bool stream = stream_output(rows * C);
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {  // accumulates unless assign_dx
     kernels::f32_bn_grad_input(e - b, C, x + b * C, dy + b * C, mean, invstd, clamp, coef.data(), mdy.data(),
-                               mdyx.data(), dx + b * C, !assign_dx);
+                               mdyx.data(), dx + b * C, !assign_dx, stream);
   });
 }
 

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "base/aligned.h"
 #include "kernel_test_util.h"
 #include "kernels/train/train_rows.h"
 
@@ -157,6 +159,49 @@ TEST(TrainRows, RowMapsEveryTarget) {
         EXPECT_EQ(acc[n], kGuard);
         EXPECT_EQ(dx[n], kGuard);
         EXPECT_EQ(assigned[n], kGuard);
+      }
+    }
+  });
+}
+
+// Non-temporal stores write the same values: into a 64-byte aligned output (every vector
+// aligned when c is a multiple of the lanes: the streaming path) and one float past it (never
+// aligned: the plain path), with and without a fused clamp; nothing past the output is written.
+TEST(TrainRows, StreamingStoresWriteTheSameValuesEveryTarget) {
+  for_each_target([] {
+    for (size_t c : kChannels) {
+      for (size_t rows : kRows) {
+        SCOPED_TRACE("c=" + std::to_string(c) + " rows=" + std::to_string(rows));
+        const size_t n = rows * c;
+        const std::vector<float> x = random_f32(n, 80 + static_cast<uint32_t>(c), -4.f, 8.f);
+        const std::vector<float> dy = random_f32(n, 90 + static_cast<uint32_t>(rows));
+        const std::vector<float> mean = random_f32(c, 12), invstd = random_f32(c, 13, 0.5f, 2.f);
+        const std::vector<float> scale = random_f32(c, 14), shift = random_f32(c, 15);
+        const std::vector<float> mdy = random_f32(c, 16), mdyx = random_f32(c, 17);
+        const BnFusedClamp clamps[] = {BnFusedClamp{}, BnFusedClamp{scale.data(), shift.data(), 0.f, 6.f}};
+        for (const BnFusedClamp& clamp : clamps) {
+          const float lo = clamp.scale ? clamp.lo : -std::numeric_limits<float>::infinity();
+          const float hi = clamp.scale ? clamp.hi : std::numeric_limits<float>::infinity();
+          std::vector<float> y(n), dx(n);
+          f32_rows_scale_shift(rows, c, x.data(), scale.data(), shift.data(), lo, hi, y.data());
+          f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), clamp, scale.data(),
+                            mdy.data(), mdyx.data(), dx.data(), /*accumulate=*/false);
+          for (size_t offset : {size_t{0}, size_t{1}}) {
+            SCOPED_TRACE("offset=" + std::to_string(offset) + (clamp.scale ? " clamp" : ""));
+            AlignedBuffer ys((n + 2) * sizeof(float)), dxs((n + 2) * sizeof(float));
+            float* yo = reinterpret_cast<float*>(ys.data()) + offset;
+            float* dxo = reinterpret_cast<float*>(dxs.data()) + offset;
+            yo[n] = kGuard;
+            dxo[n] = kGuard;
+            f32_rows_scale_shift(rows, c, x.data(), scale.data(), shift.data(), lo, hi, yo, /*stream=*/true);
+            f32_bn_grad_input(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), clamp, scale.data(),
+                              mdy.data(), mdyx.data(), dxo, /*accumulate=*/false, /*stream=*/true);
+            EXPECT_EQ(std::memcmp(yo, y.data(), n * sizeof(float)), 0);
+            EXPECT_EQ(std::memcmp(dxo, dx.data(), n * sizeof(float)), 0);
+            EXPECT_EQ(yo[n], kGuard);
+            EXPECT_EQ(dxo[n], kGuard);
+          }
+        }
       }
     }
   });

@@ -36,8 +36,11 @@ void f32_clamp_inplace(size_t n, float lo, float hi, float* y);
 void f32_column_shifted_moments(size_t rows, size_t c, const float* x, const float* pivot, float* s1,
                                 float* s2);
 // y[r][k] = clamp(x[r][k] * scale[k] + shift[k], lo, hi) (lo, hi = -inf, +inf: no clamp).
+// stream: non-temporal stores where y's vectors are aligned (c a multiple of the lanes): for
+// an output far larger than the caches, written without being read for ownership; the same
+// values either way.
 void f32_rows_scale_shift(size_t rows, size_t c, const float* x, const float* scale,
-                          const float* shift, float lo, float hi, float* y);
+                          const float* shift, float lo, float hi, float* y, bool stream = false);
 // dx[r][k] += dy[r][k] * scale[k].
 void f32_rows_scale_acc(size_t rows, size_t c, const float* dy, const float* scale, float* dx);
 
@@ -55,10 +58,11 @@ struct BnFusedClamp {
 void f32_bn_grad_sums(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
                       const float* invstd, const BnFusedClamp& clamp, float* sdy, float* sdyx);
 // Batch-norm input gradient: dx[r][k] += coef[k] * (g - mdy[k] - xhat * mdyx[k]) (with
-// accumulate; without it dx = ..., dx is not read).
+// accumulate; without it dx = ..., dx is not read; stream as in f32_rows_scale_shift, only
+// without accumulate).
 void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
                        const float* invstd, const BnFusedClamp& clamp, const float* coef, const float* mdy,
-                       const float* mdyx, float* dx, bool accumulate = true);
+                       const float* mdyx, float* dx, bool accumulate = true, bool stream = false);
 
 // Max pooling with the argmax the backward scatters through, for output row oy of one image
 // (x: that image, (in_h, in_w, C); y, argmax: the row, (out_w, C)). argmax = offset of the

@@ -223,13 +223,37 @@ HWY_INLINE void RowsMap(size_t rows, size_t c, float* HWY_RESTRICT out, const Fn
   }
 }
 
+// RowsMap with non-temporal stores (the same values) where every vector of the output is
+// aligned (c a multiple of the lanes, out aligned): an output far larger than the caches is
+// written without first being read for ownership. Otherwise RowsMap.
+template <class Fn>
+HWY_INLINE void RowsMapStream(size_t rows, size_t c, float* HWY_RESTRICT out, const Fn& fn) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  if (c % N != 0 || reinterpret_cast<uintptr_t>(out) % (N * sizeof(float)) != 0) {
+    return RowsMap(rows, c, out, fn);
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    float* o = out + r * c;
+    for (size_t k = 0; k < c; k += N) hn::Stream(fn(r, k, N), d, o + k);
+  }
+#if HWY_ARCH_X86
+  __builtin_ia32_sfence();
+#endif
+}
+
 void RowsScaleShift(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT scale,
-                    const float* HWY_RESTRICT shift, float lo, float hi, float* HWY_RESTRICT y) {
+                    const float* HWY_RESTRICT shift, float lo, float hi, float* HWY_RESTRICT y, bool stream) {
   const DF d;
   const VF vlo = hn::Set(d, lo), vhi = hn::Set(d, hi);
-  RowsMap(rows, c, y, [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
+  auto fn = [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
     return hn::Min(hn::Max(PreClamp(d, x + r * c + k, scale, shift, k, lanes), vlo), vhi);
-  });
+  };
+  if (stream) {
+    RowsMapStream(rows, c, y, fn);
+  } else {
+    RowsMap(rows, c, y, fn);
+  }
 }
 
 void RowsScaleAcc(size_t rows, size_t c, const float* HWY_RESTRICT dy, const float* HWY_RESTRICT scale,
@@ -245,29 +269,34 @@ template <bool kAccumulate, bool kMask>
 void BnGradInputT(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
                   const float* HWY_RESTRICT mean, const float* HWY_RESTRICT invstd, const BnFusedClamp& clamp,
                   const float* HWY_RESTRICT coef, const float* HWY_RESTRICT mdy,
-                  const float* HWY_RESTRICT mdyx, float* HWY_RESTRICT dx) {
+                  const float* HWY_RESTRICT mdyx, float* HWY_RESTRICT dx, bool stream) {
   const DF d;
   const VF lo = hn::Set(d, clamp.lo), hi = hn::Set(d, clamp.hi);
-  RowsMap(rows, c, dx, [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
+  auto fn = [&](size_t r, size_t k, size_t lanes) HWY_ATTR {
     VF dyv, xhat;
     GradAndXhat<kMask>(d, x + r * c + k, dy + r * c + k, mean, invstd, clamp, lo, hi, k, lanes, dyv, xhat);
     // dy - mdy - xhat * mdyx
     const VF g = hn::NegMulAdd(xhat, LoadLanes(d, mdyx + k, lanes), hn::Sub(dyv, LoadLanes(d, mdy + k, lanes)));
     if (!kAccumulate) return hn::Mul(LoadLanes(d, coef + k, lanes), g);
     return hn::MulAdd(LoadLanes(d, coef + k, lanes), g, LoadLanes(d, dx + r * c + k, lanes));
-  });
+  };
+  if (kAccumulate || !stream) {
+    RowsMap(rows, c, dx, fn);
+  } else {
+    RowsMapStream(rows, c, dx, fn);
+  }
 }
 
 void BnGradInput(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
                  const float* invstd, const BnFusedClamp& clamp, const float* coef, const float* mdy,
-                 const float* mdyx, float* dx, bool accumulate) {
+                 const float* mdyx, float* dx, bool accumulate, bool stream) {
   const bool mask = clamp.scale != nullptr;
   if (accumulate) {
-    if (mask) return BnGradInputT<true, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx);
-    return BnGradInputT<true, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx);
+    if (mask) return BnGradInputT<true, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, false);
+    return BnGradInputT<true, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, false);
   }
-  if (mask) return BnGradInputT<false, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx);
-  BnGradInputT<false, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx);
+  if (mask) return BnGradInputT<false, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, stream);
+  BnGradInputT<false, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, stream);
 }
 
 void ClampInplace(size_t n, float lo, float hi, float* HWY_RESTRICT y) {
@@ -410,9 +439,9 @@ void f32_column_shifted_moments(size_t rows, size_t c, const float* x, const flo
   HWY_DYNAMIC_DISPATCH(ColumnShiftedMoments)(rows, c, x, pivot, s1, s2);
 }
 void f32_rows_scale_shift(size_t rows, size_t c, const float* x, const float* scale, const float* shift,
-                          float lo, float hi, float* y) {
+                          float lo, float hi, float* y, bool stream) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(RowsScaleShift)(rows, c, x, scale, shift, lo, hi, y);
+  HWY_DYNAMIC_DISPATCH(RowsScaleShift)(rows, c, x, scale, shift, lo, hi, y, stream);
 }
 void f32_clamp_inplace(size_t n, float lo, float hi, float* y) {
   apply_forced_isa();
@@ -429,9 +458,9 @@ void f32_bn_grad_sums(size_t rows, size_t c, const float* x, const float* dy, co
 }
 void f32_bn_grad_input(size_t rows, size_t c, const float* x, const float* dy, const float* mean,
                        const float* invstd, const BnFusedClamp& clamp, const float* coef, const float* mdy,
-                       const float* mdyx, float* dx, bool accumulate) {
+                       const float* mdyx, float* dx, bool accumulate, bool stream) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(BnGradInput)(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, accumulate);
+  HWY_DYNAMIC_DISPATCH(BnGradInput)(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, accumulate, stream);
 }
 void f32_max_pool_argmax_row(const Pool2dParams& p, const float* x, int oy, float* y, int32_t* argmax) {
   apply_forced_isa();
