@@ -6,12 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "base/aligned.h"
 #include "base/thread_pool.h"
 #include "kernels/conv/conv.h"
 #include "kernels/kernel_test_util.h"
@@ -259,6 +261,46 @@ TEST(ConvBackwardDepthwise, EveryTarget) {
         EXPECT_EQ(dx.back(), -7.f);
         EXPECT_EQ(dwt.back(), -7.f);
         EXPECT_EQ(db.back(), -7.f);
+      }
+    }
+  });
+}
+
+// An assigned input gradient of 1 MiB or more per image, 64 or more channels, is written with
+// non-temporal stores when dx is vector-aligned: the same values as the plain stores (dx one
+// float off alignment) and as the reference, nothing written past the image.
+TEST(ConvBackwardDepthwise, StreamedInputGradientEveryTarget) {
+  const Case cases[] = {Case{1, 64, 64, 64, 64, 3, 1, 1, 1, 64}, Case{1, 66, 62, 80, 80, 3, 2, 1, 1, 80}};
+  testing::for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
+    for (const Case& cs : cases) {
+      Conv2dParams p = make_params(cs);
+      p.groups = p.in_c;
+      SCOPED_TRACE("c=" + std::to_string(p.in_c) + " stride=" + std::to_string(p.stride_h));
+      const size_t in_elems = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
+      const size_t out_elems = static_cast<size_t>(p.out_h) * p.out_w * p.out_c;
+      const size_t w_elems = 9 * static_cast<size_t>(p.out_c);
+      const auto x = random_f32(in_elems, 1), w = random_f32(w_elems, 2), dy = random_f32(out_elems, 3);
+      std::vector<float> dx_ref(in_elems, 0.f);
+      f32_conv2d_backward__ref(p, x.data(), w.data(), dy.data(), dx_ref.data(), nullptr, nullptr);
+      std::vector<float> wt(w_elems);
+      for (size_t c = 0; c < static_cast<size_t>(p.out_c); ++c) {
+        for (size_t t = 0; t < 9; ++t) wt[t * p.out_c + c] = w[c * 9 + t];
+      }
+      std::vector<float> plain;
+      for (size_t offset : {size_t{1}, size_t{0}}) {  // unaligned (plain stores) first
+        AlignedBuffer buf((in_elems + 2) * sizeof(float));
+        float* dx = reinterpret_cast<float*>(buf.data()) + offset;
+        std::fill(dx, dx + in_elems, std::numeric_limits<float>::quiet_NaN());
+        dx[in_elems] = -7.f;
+        f32_dwconv_backward_image(p, x.data(), dy.data(), wt.data(), dx, nullptr, nullptr, /*assign_dx=*/true);
+        for (size_t i = 0; i < in_elems; ++i) ASSERT_NEAR(dx[i], dx_ref[i], 1e-5 * 10) << "offset " << offset << " dx " << i;
+        EXPECT_EQ(dx[in_elems], -7.f);
+        if (offset == 1) {
+          plain.assign(dx, dx + in_elems);
+        } else {
+          EXPECT_EQ(std::memcmp(dx, plain.data(), in_elems * sizeof(float)), 0) << "streamed != plain";
+        }
       }
     }
   });
