@@ -12,6 +12,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -20,6 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/aligned.h"
 #include "base/thread_pool.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemm/gemm_backward.h"
@@ -288,6 +290,34 @@ TEST(GemmF32MinmaxHwy, ResidualAddEqualsGemmThenAdd) {
         }
       }
     }
+  });
+}
+
+// A C of kF32GemmStreamBytes or more with 64-byte aligned rows is written with non-temporal
+// stores: the same values as a C whose rows are not aligned (plain stores), on every target,
+// with a row tail, a column tail (the partial panel stores plainly), two K blocks and 2 threads.
+TEST(GemmF32MinmaxHwy, StreamedOutputEqualsPlain) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(7);
+  const size_t m = 4101, n = 520, k = 520;
+  static_assert(m * n * sizeof(float) >= kF32GemmStreamBytes);
+  const std::vector<float> a = random_vec(m * k, rng), b = random_vec(k * n, rng), bias = random_vec(n, rng);
+  for_each_target([&](const F32GemmUkernels& uk) {
+    auto packed = pack_f32_gemm_b(k, n, b.data(), n, bias.data(), F32GemmBLayout::kKN);
+    ASSERT_TRUE(packed.has_value());
+    const size_t ld_plain = n + 1, ld_stream = n + 8;  // (n + 8) * 4 bytes: a multiple of 64
+    std::vector<float> plain(m * ld_plain);
+    AlignedBuffer buf((m * ld_stream + 1) * sizeof(float));
+    float* streamed = reinterpret_cast<float*>(buf.data());
+    streamed[m * ld_stream] = 12345.f;
+    f32_gemm_packed(m, a.data(), k, *packed, plain.data(), ld_plain, -1.f, 1.f, &pool2);
+    f32_gemm_packed(m, a.data(), k, *packed, streamed, ld_stream, -1.f, 1.f, &pool2);
+    size_t mismatches = 0;
+    for (size_t i = 0; i < m; ++i) {
+      mismatches += std::memcmp(plain.data() + i * ld_plain, streamed + i * ld_stream, n * sizeof(float)) != 0;
+    }
+    EXPECT_EQ(mismatches, 0u) << uk.isa;
+    EXPECT_EQ(streamed[m * ld_stream], 12345.f);
   });
 }
 

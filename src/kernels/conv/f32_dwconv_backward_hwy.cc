@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/common/stream_fence.h"
 #include "kernels/conv/conv_backward.h"
 #include "kernels/gemm/load_partial-inl.h"
 
@@ -233,9 +234,7 @@ void DwInputGrad3x3(const Dw3x3Shape sh, const float* HWY_RESTRICT dy, const flo
     for (; k + N <= sh.c; k += N) DwInputGradVec<S, kAssign, true>(sh, dy, wt, dx, k, N, iy0, iy1);
     if (k < sh.c) DwInputGradVec<S, kAssign, false>(sh, dy, wt, dx, k, sh.c - k, iy0, iy1);
   }
-#if HWY_ARCH_X86
-  if (stream) __builtin_ia32_sfence();
-#endif
+  if (stream) stream_fence();
 }
 
 template <int S>

@@ -87,6 +87,16 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
   }
 
   if (HWY_LIKELY(nr == NR)) {
+    if (flags & kF32GemmStreamC) {
+      HWY_UNROLL(16)
+      for (size_t i = 0; i < MR; ++i) {
+        if (i < mr) {
+          HWY_UNROLL(4)
+          for (size_t j = 0; j < NRV; ++j) hn::Stream(acc[i][j], d, c + i * ldc + j * N);
+        }
+      }
+      return;
+    }
     HWY_UNROLL(16)
     for (size_t i = 0; i < MR; ++i) {
       if (i < mr) {

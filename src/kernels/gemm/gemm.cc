@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "base/thread_pool.h"
+#include "kernels/common/stream_fence.h"
 
 namespace pcv::kernels {
 
@@ -130,7 +131,15 @@ struct GemmTask {
   const float* r;  // residual or nullptr
   size_t ldr;
   const F32GemmUkernel* uk;  // b->ukernel or b->short_rows
+  bool stream;               // kF32GemmStreamC on the last K block
 };
+
+// Whether C (m, n) with row stride ldc is large enough, and its rows aligned, for
+// non-temporal stores.
+bool stream_c(size_t m, size_t n, const float* c, size_t ldc) {
+  return m * n * sizeof(float) >= kF32GemmStreamBytes && reinterpret_cast<uintptr_t>(c) % 64 == 0 &&
+         ldc * sizeof(float) % 64 == 0;
+}
 
 // One tile: rows [m0, m0 + rows) x columns [n0, n0 + cols), n0 a multiple of nr. Loop order:
 // K blocks outermost (the A block rows x kc stays in L2), then panels (the kc x nr weight block
@@ -146,7 +155,8 @@ void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols
     const size_t kc = std::min(block, b.k - k0);
     const bool last = k0 + kc >= b.k;
     const uint32_t flags = (k0 == 0 ? kF32GemmInitBias : 0u) | (last ? kF32GemmClamp : 0u) |
-                           (last && t.r != nullptr ? kF32GemmAddResidual : 0u);
+                           (last && t.r != nullptr ? kF32GemmAddResidual : 0u) |
+                           (last && t.stream ? kF32GemmStreamC : 0u);
     for (size_t n = n0; n < n0 + cols; n += nr) {
       const float* panel = b.panel(n / nr);
       const float* w = panel + nr + k0 * nr;
@@ -158,6 +168,7 @@ void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols
       }
     }
   }
+  if (t.stream) stream_fence();
 }
 
 void gemm_tile_2d(void* ctx, size_t m0, size_t n0, size_t rows, size_t cols) {
@@ -200,14 +211,14 @@ void gemm_driver(GemmTask task, ThreadPool* pool) {
 void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,
                      size_t ldc, float min, float max, ThreadPool* pool) {
   if (m == 0) return;
-  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0, nullptr}, pool);
+  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0, nullptr, stream_c(m, b.n, c, ldc)}, pool);
 }
 
 void f32_gemm_packed_add(size_t m, const float* a, size_t lda, const F32GemmPackedB& b,
                          const float* r, size_t ldr, float* c, size_t ldc, float min, float max,
                          ThreadPool* pool) {
   if (m == 0) return;
-  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, r, ldr, nullptr}, pool);
+  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, r, ldr, nullptr, stream_c(m, b.n, c, ldc)}, pool);
 }
 
 }  // namespace pcv::kernels

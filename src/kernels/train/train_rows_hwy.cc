@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/common/stream_fence.h"
 #include "kernels/gemm/load_partial-inl.h"
 #include "kernels/train/train_rows.h"
 
@@ -237,9 +238,7 @@ HWY_INLINE void RowsMapStream(size_t rows, size_t c, float* HWY_RESTRICT out, co
     float* o = out + r * c;
     for (size_t k = 0; k < c; k += N) hn::Stream(fn(r, k, N), d, o + k);
   }
-#if HWY_ARCH_X86
-  __builtin_ia32_sfence();
-#endif
+  stream_fence();
 }
 
 void RowsScaleShift(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT scale,
