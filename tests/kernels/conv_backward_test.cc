@@ -266,6 +266,37 @@ TEST(ConvBackwardDepthwise, EveryTarget) {
   });
 }
 
+// A 1x1 conv with fewer output than input channels computes its filter gradient as
+// dY^T X (dw_direct): the same products summed in the same order as X^T dY, so the same bits;
+// grouped, with channel tails, 2 threads.
+TEST(ConvBackwardFast, FilterGradientOrientationsAreBitIdentical) {
+  for (const Case& cs : {Case{3, 9, 7, 40, 24, 1, 1, 1, 0, 1}, Case{2, 6, 6, 34, 10, 1, 1, 1, 0, 2}}) {
+    const Conv2dParams p = make_params(cs);
+    SCOPED_TRACE("in_c=" + std::to_string(p.in_c) + " out_c=" + std::to_string(p.out_c));
+    auto plan = prepare_f32_conv2d_backward_fast(p);
+    ASSERT_TRUE(plan.has_value());
+    ASSERT_TRUE(plan->dw_direct);
+    const size_t in_elems = static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c;
+    const size_t out_elems = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+    const size_t w_elems = static_cast<size_t>(p.out_c) * (p.in_c / p.groups);
+    const auto x = random_f32(in_elems, 1), w = random_f32(w_elems, 2), dy = random_f32(out_elems, 3);
+    std::vector<float> dw_ref(w_elems, 0.f);
+    f32_conv2d_backward__ref(p, x.data(), w.data(), dy.data(), nullptr, dw_ref.data(), nullptr);
+    ThreadPool pool(2);
+    std::vector<float> dws[2];
+    for (bool direct : {true, false}) {
+      F32Conv2dBackwardPlan q = *plan;
+      q.dw_direct = direct;
+      std::vector<float> scratch(q.scratch_elems), dw(w_elems, 0.f);
+      f32_conv2d_backward_fast(q, p.batch, x.data(), w.data(), dy.data(), nullptr, dw.data(), nullptr,
+                               scratch.data(), &pool);
+      for (size_t i = 0; i < w_elems; ++i) ASSERT_NEAR(dw[i], dw_ref[i], 1e-4) << "direct " << direct << " dw " << i;
+      dws[direct ? 0 : 1] = dw;
+    }
+    EXPECT_EQ(std::memcmp(dws[0].data(), dws[1].data(), w_elems * sizeof(float)), 0);
+  }
+}
+
 // An assigned input gradient of 1 MiB or more per image, 64 or more channels, is written with
 // non-temporal stores when dx is vector-aligned: the same values as the plain stores (dx one
 // float off alignment) and as the reference, nothing written past the image.

@@ -56,6 +56,11 @@ struct F32Conv2dBackwardPlan {
   size_t rows = 0;        // kGemm: output pixels per chunk
   size_t k = 0;           // kGemm: kh * kw * in_c / groups
   bool direct_1x1 = false;  // kGemm: 1x1, stride 1, no padding: no im2col/col2im needed
+  // direct_1x1 with fewer output than input channels per group: the filter gradient is
+  // computed as dW_g(og, K) += dY_g^T X (the same products and sums, bit for bit), so that the
+  // GEMM's vector dimension is the wider K (a projection's 24 output channels waste a third
+  // of 16-lane vectors); the slice partials are then (og, K), not (K, og).
+  bool dw_direct = false;
   // Scratch floats the run needs (computed by prepare, for the plan's batch).
   size_t scratch_elems = 0;
 };

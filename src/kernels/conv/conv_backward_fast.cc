@@ -25,7 +25,7 @@ int slices_for(int batch) { return std::max(1, std::min(batch, kMaxSlices)); }
 //           with im2col: each patch column's offset in X from the pixel's first tap (K
 //           size_t)
 //   per slice: im2col rows (rows x K), dXcol (rows x K), partial filter gradient (filter
-//              elems; kGemm: per group transposed, (K, og)), partial bias gradient (out_c),
+//              elems; kGemm: per group transposed, (K, og), or (og, K) with dw_direct), partial bias gradient (out_c),
 //              kGemm with im2col: row offsets of the chunk's pixels (4 x rows size_t)
 //              and the border pixels' (oy, ox) (rows x 2 int)
 struct Layout {
@@ -158,7 +158,7 @@ void col2im_add(const Conv2dParams& p, const float* dxcol, size_t m0, size_t row
 }
 
 // One slice of images [n0, n1) on the GEMM path. dwt: this slice's filter gradient, per
-// group transposed (K, og).
+// group transposed (K, og) (dw_direct: (og, K)).
 void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int n1,
                 const float* input, const float* output_grad, float* input_grad, bool want_dw,
                 bool want_db, const float* w_packed, const size_t* patch_cols, float* slice,
@@ -195,7 +195,10 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
           // dW_g^T(K, og) += patches(rows, K)^T * dY_g(rows, og). 1x1: X's rows themselves;
           // otherwise interior pixels' patches read in place, border ones through im2col.
           float* dw_g = dwt + g * group_dw;
-          if (plan.direct_1x1) {
+          if (plan.dw_direct) {
+            f32_gemm_atb_acc(og, plan.k, rows, dy_g, p.out_c, x + m0 * p.in_c + static_cast<size_t>(g) * cg, p.in_c,
+                             dw_g, plan.k);
+          } else if (plan.direct_1x1) {
             f32_gemm_atb_acc(plan.k, og, rows, x + m0 * p.in_c + static_cast<size_t>(g) * cg, p.in_c, dy_g,
                              p.out_c, dw_g, og);
           } else {
@@ -361,6 +364,7 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
     plan.rows = std::min(rows, static_cast<size_t>(p.out_h) * p.out_w);
     plan.direct_1x1 = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
                       p.pad_top == 0 && p.pad_left == 0 && p.in_h == p.out_h && p.in_w == p.out_w;
+    plan.dw_direct = plan.direct_1x1 && static_cast<size_t>(p.out_c / p.groups) < plan.k;
   }
   plan.scratch_elems = layout_for(plan).total + kAlignElems;
   return plan;
@@ -438,7 +442,9 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     const float* dw = slices + static_cast<size_t>(s) * l.per_slice + l.col + l.dxcol;
     const float* db = dw + l.dw;
     if (want_dw) {
-      if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
+      if (plan.dw_direct) {
+        for (size_t i = 0; i < filter_elems; ++i) filter_grad[i] += dw[i];  // (og, K) per group already
+      } else if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
         // Per group: (K, og) partial -> (og, K) rows of the filter gradient.
         const size_t og = static_cast<size_t>(p.out_c / p.groups);
         for (int g = 0; g < p.groups; ++g) {
