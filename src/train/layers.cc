@@ -8,6 +8,7 @@
 
 #include "base/thread_pool.h"
 #include "data/rng.h"
+#include "kernels/common/stream_fence.h"
 #include "kernels/train/train_rows.h"
 
 namespace pcv::train {
@@ -18,13 +19,8 @@ constexpr size_t kChunk = 1 << 15;
 // more than the work (and on a loaded machine a descheduled worker stalls every parallel_for).
 constexpr size_t kParallelMinElems = size_t{1} << 18;
 
-// Outputs of at least this many bytes are written with non-temporal stores (batch norm): far
-// past a core's L2, they reach memory before the next op reads them anyway. MobileNetV2 at 224,
-// batch 32, 2 threads (train_bench, PCV_TRAIN_PROFILE=1): batch norm 103 + 155 -> 83 + 141 ms
-// per step, the step 3-4% faster.
-constexpr size_t kStreamBytes = size_t{8} << 20;
-
-bool stream_output(size_t elems) { return elems * sizeof(float) >= kStreamBytes; }
+// Batch norm's output and input gradient are streamed when the whole tensor is that large.
+bool stream_output(size_t elems) { return elems * sizeof(float) >= kernels::kStreamOutputBytes; }
 
 bool use_pool(ThreadPool* pool, size_t elems) {
   return pool != nullptr && pool->threads() > 1 && elems >= kParallelMinElems;

@@ -23,6 +23,7 @@
 
 #include "base/aligned.h"
 #include "base/thread_pool.h"
+#include "kernels/common/stream_fence.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemm/gemm_backward.h"
 
@@ -293,14 +294,14 @@ TEST(GemmF32MinmaxHwy, ResidualAddEqualsGemmThenAdd) {
   });
 }
 
-// A C of kF32GemmStreamBytes or more with 64-byte aligned rows is written with non-temporal
+// A C of kStreamOutputBytes or more with 64-byte aligned rows is written with non-temporal
 // stores: the same values as a C whose rows are not aligned (plain stores), on every target,
 // with a row tail, a column tail (the partial panel stores plainly), two K blocks and 2 threads.
 TEST(GemmF32MinmaxHwy, StreamedOutputEqualsPlain) {
   ThreadPool pool2(2);
   std::mt19937 rng(7);
   const size_t m = 4101, n = 520, k = 520;
-  static_assert(m * n * sizeof(float) >= kF32GemmStreamBytes);
+  static_assert(m * n * sizeof(float) >= kStreamOutputBytes);
   const std::vector<float> a = random_vec(m * k, rng), b = random_vec(k * n, rng), bias = random_vec(n, rng);
   for_each_target([&](const F32GemmUkernels& uk) {
     auto packed = pack_f32_gemm_b(k, n, b.data(), n, bias.data(), F32GemmBLayout::kKN);

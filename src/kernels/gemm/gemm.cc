@@ -137,7 +137,7 @@ struct GemmTask {
 // Whether C (m, n) with row stride ldc is large enough, and its rows aligned, for
 // non-temporal stores.
 bool stream_c(size_t m, size_t n, const float* c, size_t ldc) {
-  return m * n * sizeof(float) >= kF32GemmStreamBytes && reinterpret_cast<uintptr_t>(c) % 64 == 0 &&
+  return m * n * sizeof(float) >= kStreamOutputBytes && reinterpret_cast<uintptr_t>(c) % 64 == 0 &&
          ldc * sizeof(float) % 64 == 0;
 }
 

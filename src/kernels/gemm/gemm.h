@@ -81,11 +81,6 @@ const F32GemmUkernels& f32_gemm_ukernels();
 
 enum class F32GemmBLayout : uint8_t { kKN, kNK };
 
-// Outputs of at least this many bytes are written with non-temporal stores (f32_gemm_packed,
-// f32_gemm_packed_add). MobileNetV2 training at 224, batch 32, 2 threads (train_bench,
-// interleaved): 1x1 conv forward 141 -> 130 ms per step, the step 2-3% faster.
-inline constexpr size_t kF32GemmStreamBytes = size_t{8} << 20;
-
 enum class F32GemmUkernelChoice : uint8_t { kAuto, kWide, kNarrow };
 
 struct F32GemmPackedB {
@@ -110,7 +105,7 @@ Expected<F32GemmPackedB> pack_f32_gemm_b(size_t k, size_t n, const float* b, siz
                                          F32GemmUkernelChoice choice = F32GemmUkernelChoice::kAuto);
 
 // C = clamp(A * B + bias, min, max) for M >= 1 rows (M == 0 does nothing). No allocation.
-// A C of kF32GemmStreamBytes or more whose rows are all 64-byte aligned is written with
+// A C of kStreamOutputBytes (common/stream_fence.h) or more whose rows are all 64-byte aligned is written with
 // non-temporal stores (the same values): far larger than the caches, it would only be read
 // for ownership and then evicted before its reader comes.
 void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,

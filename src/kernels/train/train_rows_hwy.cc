@@ -291,8 +291,8 @@ void BnGradInput(size_t rows, size_t c, const float* x, const float* dy, const f
                  const float* mdyx, float* dx, bool accumulate, bool stream) {
   const bool mask = clamp.scale != nullptr;
   if (accumulate) {
-    if (mask) return BnGradInputT<true, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, false);
-    return BnGradInputT<true, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, false);
+    if (mask) return BnGradInputT<true, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, stream);
+    return BnGradInputT<true, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, stream);
   }
   if (mask) return BnGradInputT<false, true>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, stream);
   BnGradInputT<false, false>(rows, c, x, dy, mean, invstd, clamp, coef, mdy, mdyx, dx, stream);
