@@ -28,7 +28,9 @@ namespace {
 
 using Path = Qs8Conv2dPacked::Path;
 
-// Calls fn() once per compiled and supported Highway target, dispatch pinned to it.
+// Calls fn() once per compiled and supported Highway target, dispatch pinned to it. Where the
+// target has the AMX kernels (AVX3_DL on an AMX CPU), twice: with the VNNI kernels only, then
+// with AMX for every shape.
 template <class Fn>
 void for_each_target(Fn fn) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
@@ -38,7 +40,18 @@ void for_each_target(Fn fn) {
       continue;
     }
     SCOPED_TRACE(std::string("isa ") + hwy::TargetName(target));
+    if (!qs8_gemm_has_amx()) {
+      fn();
+      continue;
+    }
+    set_qs8_gemm_amx(Qs8Amx::kOff);
     fn();
+    {
+      SCOPED_TRACE("amx");
+      set_qs8_gemm_amx(Qs8Amx::kAlways);
+      fn();
+    }
+    set_qs8_gemm_amx(Qs8Amx::kAuto);
   }
   hwy::SetSupportedTargetsForTest(0);
 }
@@ -123,8 +136,9 @@ const int kTails[] = {1, 7, 8, 9, 15, 16, 17, 127};
 
 TEST(Qs8ConvFast, ListsTargets) {
   for_each_target([] {
-    std::printf("  %-8s %s %s\n", qs8_gemm_ukernels().isa, qs8_gemm_ukernels().gemm.name,
-                qs8_dwconv_ukernel().name);
+    const Qs8GemmUkernels& uk = qs8_gemm_ukernels();
+    std::printf("  %-8s %s %s %s\n", uk.isa, uk.gemm.name, qs8_dwconv_ukernel().name,
+                uk.amx.fn != nullptr ? uk.amx.name : "(no AMX)");
   });
 }
 
@@ -279,45 +293,85 @@ TEST(Qs8ConvFast, FallsBackForGroupedConv) {
 }
 
 // Fully connected through the GEMM directly (what the runtime runs) against the reference.
+void check_fc(int batch, int in_f, int out_f, int32_t w_zp, std::mt19937& rng, ThreadPool* pool) {
+  std::uniform_int_distribution<int> byte(-128, 127);
+  FullyConnectedParams p{batch, in_f, out_f};
+  std::vector<int8_t> x(static_cast<size_t>(batch) * in_f), w(static_cast<size_t>(out_f) * in_f);
+  std::vector<int32_t> bias(static_cast<size_t>(out_f));
+  std::vector<float> scale(static_cast<size_t>(out_f));
+  for (auto& v : x) v = static_cast<int8_t>(byte(rng));
+  for (auto& v : w) v = static_cast<int8_t>(byte(rng));
+  for (auto& v : bias) v = byte(rng) * 50;
+  for (auto& v : scale) v = 1.f / (64.f * std::sqrt(static_cast<float>(in_f)) * 128.f);
+  QuantFullyConnectedParams q;
+  q.input_zero_point = byte(rng) / 2;
+  q.weights_zero_point = w_zp;
+  q.output_zero_point = -3;
+  q.mode = RequantMode::kFp32;
+  q.requant_scale = scale.data();
+  std::vector<int8_t> ref(static_cast<size_t>(batch) * out_f), out(ref.size() + 1, 0x5a);
+  qs8_fully_connected__ref(p, q, x.data(), w.data(), bias.data(), ref.data());
+  auto packed = pack_qs8_gemm_w(static_cast<size_t>(in_f), static_cast<size_t>(out_f), w.data(),
+                                q.weights_zero_point, bias.data(), scale.data(), q.input_zero_point,
+                                q.output_zero_point, q.act_min, q.act_max);
+  ASSERT_TRUE(packed) << packed.status().to_string();
+  AlignedBuffer scratch(qs8_gemm_scratch_bytes(*packed, false, pool ? pool->threads() : 1));
+  qs8_gemm_packed(static_cast<size_t>(batch), x.data(), static_cast<size_t>(in_f), {}, *packed,
+                  out.data(), static_cast<size_t>(out_f), scratch.data(), pool);
+  ASSERT_TRUE(std::equal(ref.begin(), ref.end(), out.begin()))
+      << "batch " << batch << " in " << in_f << " out " << out_f << " wzp " << w_zp << " "
+      << packed->ukernel.name;
+  ASSERT_EQ(out.back(), 0x5a);
+}
+
 TEST(Qs8GemmFast, FullyConnectedTails) {
   ThreadPool pool2(2);
   std::mt19937 rng(4);
-  std::uniform_int_distribution<int> byte(-128, 127);
   for_each_target([&] {
     for (int batch : {1, 3, 9}) {
       for (int in_f : kTails) {
         for (int out_f : {1, 8, 17, 127, 1001}) {
-          FullyConnectedParams p{batch, in_f, out_f};
-          std::vector<int8_t> x(static_cast<size_t>(batch) * in_f), w(static_cast<size_t>(out_f) * in_f);
-          std::vector<int32_t> bias(static_cast<size_t>(out_f));
-          std::vector<float> scale(static_cast<size_t>(out_f));
-          for (auto& v : x) v = static_cast<int8_t>(byte(rng));
-          for (auto& v : w) v = static_cast<int8_t>(byte(rng));
-          for (auto& v : bias) v = byte(rng) * 50;
-          for (auto& v : scale) v = 1.f / (64.f * std::sqrt(static_cast<float>(in_f)) * 128.f);
-          QuantFullyConnectedParams q;
-          q.input_zero_point = byte(rng) / 2;
-          q.weights_zero_point = in_f % 2 ? 11 : 0;
-          q.output_zero_point = -3;
-          q.mode = RequantMode::kFp32;
-          q.requant_scale = scale.data();
-          std::vector<int8_t> ref(static_cast<size_t>(batch) * out_f), out(ref.size() + 1, 0x5a);
-          qs8_fully_connected__ref(p, q, x.data(), w.data(), bias.data(), ref.data());
-          auto packed = pack_qs8_gemm_w(static_cast<size_t>(in_f), static_cast<size_t>(out_f), w.data(),
-                                        q.weights_zero_point, bias.data(), scale.data(), q.input_zero_point,
-                                        q.output_zero_point, q.act_min, q.act_max);
-          ASSERT_TRUE(packed) << packed.status().to_string();
-          ThreadPool* pool = batch == 9 ? &pool2 : nullptr;
-          AlignedBuffer scratch(qs8_gemm_scratch_bytes(*packed, false, pool ? 2 : 1));
-          qs8_gemm_packed(static_cast<size_t>(batch), x.data(), static_cast<size_t>(in_f), {}, *packed,
-                          out.data(), static_cast<size_t>(out_f), scratch.data(), pool);
-          ASSERT_TRUE(std::equal(ref.begin(), ref.end(), out.begin()))
-              << "batch " << batch << " in " << in_f << " out " << out_f << " " << packed->ukernel.name;
-          ASSERT_EQ(out.back(), 0x5a);
+          check_fc(batch, in_f, out_f, in_f % 2 ? 11 : 0, rng, batch == 9 ? &pool2 : nullptr);
+          if (::testing::Test::HasFailure()) return;
         }
       }
     }
   });
+}
+
+// Many rows: several row blocks per thread, tiles of 32 rows with 1..31 left over, K across
+// AMX's steps of 64 (64, 65, 200, 1280), narrow and wide panels with column tails.
+TEST(Qs8GemmFast, RowBlocksAndDeepK) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(5);
+  for_each_target([&] {
+    for (int rows : {17, 33, 47, 400}) {
+      for (int in_f : {32, 64, 65, 200, 1280}) {
+        for (int out_f : {16, 48, 100}) {
+          const int v = rows + in_f + out_f;
+          check_fc(rows, in_f, out_f, v % 3 ? 0 : 9, rng, v % 2 ? &pool2 : nullptr);
+          if (::testing::Test::HasFailure()) return;
+        }
+      }
+    }
+  });
+}
+
+// kAuto: AMX where the CPU has it, for deep shapes only; never when switched off.
+TEST(Qs8GemmFast, AmxPickedForDeepShapes) {
+  if (!qs8_gemm_has_amx()) GTEST_SKIP() << "this CPU (or OS) has no AMX-INT8";
+  const std::vector<int8_t> w(320 * 1280, 1);
+  const std::vector<float> scale(1280, 0.01f);
+  auto pack = [&](size_t k, size_t n) {
+    auto p = pack_qs8_gemm_w(k, n, w.data(), 0, nullptr, scale.data(), 0, 0, -128, 127);
+    EXPECT_TRUE(p);
+    return std::string(p ? p->ukernel.name : "");
+  };
+  EXPECT_NE(pack(320, 1280).find("__amx"), std::string::npos);
+  EXPECT_EQ(pack(16, 96).find("__amx"), std::string::npos);
+  set_qs8_gemm_amx(Qs8Amx::kOff);
+  EXPECT_EQ(pack(320, 1280).find("__amx"), std::string::npos);
+  set_qs8_gemm_amx(Qs8Amx::kAuto);
 }
 
 }  // namespace

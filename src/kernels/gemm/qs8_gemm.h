@@ -76,9 +76,20 @@ struct Qs8GemmUkernels {
   const char* isa = nullptr;
   Qs8GemmUkernel gemm;    // 2 vectors of columns: the default
   Qs8GemmUkernel narrow;  // 1 vector: when it computes fewer padded columns (N = 16, 48...)
+  // AVX3_DL on a CPU with AMX-INT8 (and the OS's leave to use it): tiles of 32 rows x 32 / 16
+  // columns, K in steps of 64; fn == nullptr elsewhere.
+  Qs8GemmUkernel amx, amx_narrow;
   Qs8PackRowsFn pack_rows = nullptr;
 };
 const Qs8GemmUkernels& qs8_gemm_ukernels();
+
+// AMX kernels in pack_qs8_gemm_w, where the CPU has them (qs8_gemm_has_amx()): kAuto (the
+// default) for shapes where they win, kOff when PCV_NO_AMX is set in the environment, kAlways
+// for every shape (tests). Packs made before a change keep their kernel.
+enum class Qs8Amx : uint8_t { kOff, kAuto, kAlways };
+void set_qs8_gemm_amx(Qs8Amx mode);
+bool qs8_gemm_has_amx();
+bool qs8_gemm_uses_amx(size_t k, size_t n);
 
 struct Qs8GemmPackedW {
   size_t k = 0, n = 0;

@@ -21,7 +21,12 @@
 #include "kernels/gemm/qs8_gemm.h"
 
 #if HWY_TARGET == HWY_AVX3_DL
+#include <cpuid.h>
 #include <immintrin.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #endif
 
 HWY_BEFORE_NAMESPACE();
@@ -40,6 +45,38 @@ HWY_INLINE int32_t LoadI32(const void* p) {
 // NOTE: Highway 1.0.3's AVX3_DL target string names "avxvnni" (VEX) instead of "avx512vnni",
 // although its CPU check requires AVX512_VNNI; the kernel adds the feature itself, on top of
 // the target's own list (clang lets a function's target attribute replace the namespace's).
+// A packed panel of NR columns: [NR int32 c0][NR float scale][kp/4][NR][4] int8 weights.
+struct VnniPanel {
+  const int32_t* c0;
+  const float* scale;
+  const int8_t* w;
+  static VnniPanel Of(const void* panel_v, size_t nr) {
+    const uint8_t* panel = static_cast<const uint8_t*>(panel_v);
+    return {reinterpret_cast<const int32_t*>(panel), reinterpret_cast<const float*>(panel + nr * 4),
+            reinterpret_cast<const int8_t*>(panel + nr * 8)};
+  }
+};
+
+// The fp32 requantization of 16 int32 sums of one row, stored as int8 (the first `cols`).
+struct RequantStore16 {
+  __m512 fmin, fmax;
+  __m512i zp;
+  explicit RequantStore16(const Qs8GemmEpilogue& e)
+      : fmin(_mm512_set1_ps(e.min_less_zp)),
+        fmax(_mm512_set1_ps(e.max_less_zp)),
+        zp(_mm512_set1_epi32(e.output_zero_point)) {}
+  HWY_INLINE void operator()(__m512i acc, const float* scale, int8_t* out, size_t cols) const {
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_load_ps(scale));
+    f = _mm512_min_ps(_mm512_max_ps(f, fmin), fmax);
+    const __m128i q = _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
+    if (cols >= 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), q);
+    } else {
+      _mm_mask_storeu_epi8(out, static_cast<__mmask16>((1u << cols) - 1), q);
+    }
+  }
+};
+
 // kInt8Rows: A is raw int8 (fn_int8_rows), flipped to u8 after each broadcast.
 template <size_t MR, size_t NRV, bool kInt8Rows = false>
 __attribute__((target(HWY_TARGET_STR ",avx512vnni"))) void Qs8GemmVnni(
@@ -47,10 +84,7 @@ __attribute__((target(HWY_TARGET_STR ",avx512vnni"))) void Qs8GemmVnni(
     const int32_t* row_bias, int8_t* c, size_t ldc, const Qs8GemmEpilogue& e) {
   constexpr size_t NR = NRV * 16;
   const uint8_t* a = static_cast<const uint8_t*>(a_v);
-  const uint8_t* panel = static_cast<const uint8_t*>(panel_v);
-  const int32_t* c0 = reinterpret_cast<const int32_t*>(panel);
-  const float* scale = reinterpret_cast<const float*>(panel + NR * 4);
-  const int8_t* w = reinterpret_cast<const int8_t*>(panel + NR * 8);
+  const auto [c0, scale, w] = VnniPanel::Of(panel_v, NR);
   const uint8_t* ar[MR];
   for (size_t i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : mr - 1) * a_stride;
 
@@ -77,25 +111,126 @@ __attribute__((target(HWY_TARGET_STR ",avx512vnni"))) void Qs8GemmVnni(
       for (size_t j = 0; j < NRV; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
     }
   }
-  const __m512 fmin = _mm512_set1_ps(e.min_less_zp);
-  const __m512 fmax = _mm512_set1_ps(e.max_less_zp);
-  const __m512i zp = _mm512_set1_epi32(e.output_zero_point);
+  const RequantStore16 store(e);
   for (size_t i = 0; i < mr; ++i) {
-    int8_t* ci = c + i * ldc;
     HWY_UNROLL(4)
     for (size_t j = 0; j < NRV; ++j) {
       if (j * 16 >= nr) break;
-      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][j]), _mm512_load_ps(scale + j * 16));
-      f = _mm512_min_ps(_mm512_max_ps(f, fmin), fmax);
-      const __m128i q = _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
-      const size_t cols = nr - j * 16;
-      if (cols >= 16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(ci + j * 16), q);
-      } else {
-        _mm_mask_storeu_epi8(ci + j * 16, static_cast<__mmask16>((1u << cols) - 1), q);
+      store(acc[i][j], scale + j * 16, c + i * ldc + j * 16, nr - j * 16);
+    }
+  }
+}
+#endif
+
+#if HWY_TARGET == HWY_AVX3_DL
+// ---- AMX (Sapphire Rapids and later): TDPBUSD on 16x64 u8 tiles of A (the same x + 128
+// packing, rows kp bytes apart, kp a multiple of 64) times 16 quads x 16 columns of W (the
+// panel's [kp/4][NR][4] layout: a B tile is 16 panel rows, NR * 4 bytes apart, so a 32-column
+// panel holds two tiles side by side). 32 rows x NR columns of int32 accumulators in tiles 0-3,
+// A in 4-5, W in 6-7; every tile is configured 16 rows x 64 bytes, once per thread. The int32
+// sums are exact, so the results are the VNNI kernel's bits; the epilogue is the same.
+#define PCV_AMX_TARGET HWY_TARGET_STR ",avx512vnni,amx-tile,amx-int8"
+
+struct AmxTileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+__attribute__((target(PCV_AMX_TARGET))) void ConfigureAmxTiles() {
+  // The configuration is per thread state, kept across context switches; nothing else in the
+  // process configures tiles, so each thread loads it once.
+  static thread_local bool configured = false;
+  if (configured) return;
+  alignas(64) AmxTileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  // GCC 12's ldtilecfg builtin does not tell the optimizer that it reads the memory: without
+  // this barrier the stores above are dropped as dead.
+  __asm__ volatile("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+  configured = true;
+}
+
+template <size_t NRV>
+__attribute__((target(PCV_AMX_TARGET))) void Qs8GemmAmx(
+    size_t mr, size_t nr, size_t kp, const void* a_v, size_t a_stride, const void* panel_v,
+    const int32_t* row_bias, int8_t* c, size_t ldc, const Qs8GemmEpilogue& e) {
+  constexpr size_t NR = NRV * 16;
+  const uint8_t* a = static_cast<const uint8_t*>(a_v);
+  const auto [c0, scale, w] = VnniPanel::Of(panel_v, NR);
+  ConfigureAmxTiles();
+  // Rows past mr (up to 32) are read from the packed block and computed, never stored.
+  alignas(64) int32_t acc[32 * NR];
+  _tile_zero(0);
+  if (NRV == 2) _tile_zero(1);
+  if (mr > 16) {
+    _tile_zero(2);
+    if (NRV == 2) _tile_zero(3);
+    for (size_t k = 0; k < kp; k += 64) {
+      _tile_loadd(4, a + k, a_stride);
+      _tile_loadd(5, a + 16 * a_stride + k, a_stride);
+      _tile_loadd(6, w + k * NR, NR * 4);
+      _tile_dpbusd(0, 4, 6);
+      _tile_dpbusd(2, 5, 6);
+      if (NRV == 2) {
+        _tile_loadd(7, w + k * NR + 64, NR * 4);
+        _tile_dpbusd(1, 4, 7);
+        _tile_dpbusd(3, 5, 7);
+      }
+    }
+    _tile_stored(2, acc + 16 * NR, NR * 4);
+    if (NRV == 2) _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+  } else {
+    for (size_t k = 0; k < kp; k += 64) {
+      _tile_loadd(4, a + k, a_stride);
+      _tile_loadd(6, w + k * NR, NR * 4);
+      _tile_dpbusd(0, 4, 6);
+      if (NRV == 2) {
+        _tile_loadd(7, w + k * NR + 64, NR * 4);
+        _tile_dpbusd(1, 4, 7);
       }
     }
   }
+  _tile_stored(0, acc, NR * 4);
+  if (NRV == 2) _tile_stored(1, acc + 16, NR * 4);
+
+  const RequantStore16 store(e);
+  __m512i c0v[NRV];
+  for (size_t j = 0; j < NRV; ++j) c0v[j] = _mm512_load_si512(c0 + j * 16);
+  for (size_t i = 0; i < mr; ++i) {
+    const __m512i rb = _mm512_set1_epi32(row_bias != nullptr ? row_bias[i] : 0);
+    HWY_UNROLL(2)
+    for (size_t j = 0; j < NRV; ++j) {
+      if (j * 16 >= nr) break;
+      const __m512i sum = _mm512_add_epi32(_mm512_load_si512(acc + i * NR + j * 16), c0v[j]);
+      store(_mm512_add_epi32(sum, rb), scale + j * 16, c + i * ldc + j * 16, nr - j * 16);
+    }
+  }
+}
+
+// AMX needs the CPU's AMX-TILE and AMX-INT8, the OS's tile state in XCR0, and (Linux) the
+// process's permission to use the tile data, asked once.
+bool AmxUsable() {
+#if defined(__linux__) && defined(__x86_64__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  __cpuid_count(1, 0, eax, ebx, ecx, edx);
+  if ((ecx & (1u << 27)) == 0) return false;  // OSXSAVE
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  if ((edx & (1u << 24)) == 0 || (edx & (1u << 25)) == 0) return false;  // AMX-TILE, AMX-INT8
+  uint32_t xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & (3u << 17)) != (3u << 17)) return false;  // XTILECFG, XTILEDATA
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
 }
 #endif
 
@@ -250,6 +385,11 @@ const Qs8GemmUkernels* GetQs8GemmUkernels() {
               &Qs8GemmVnni<8, 2>, &Qs8GemmVnni<8, 2, true>};
     u.narrow = {"qs8_gemm_fp32_8x16c4__avx3_dl", Qs8GemmKind::kVnniU8S8, 8, 16, 4,
                 &Qs8GemmVnni<8, 1>, &Qs8GemmVnni<8, 1, true>};
+    if (AmxUsable()) {
+      u.amx = {"qs8_gemm_fp32_32x32c64__amx", Qs8GemmKind::kVnniU8S8, 32, 32, 64, &Qs8GemmAmx<2>};
+      u.amx_narrow = {"qs8_gemm_fp32_32x16c64__amx", Qs8GemmKind::kVnniU8S8, 32, 16, 64,
+                      &Qs8GemmAmx<1>};
+    }
     u.pack_rows = &PackRowsU8;
 #elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
     u.gemm = {"qs8_gemm_fp32_4x4c2__scalar", Qs8GemmKind::kInt16Pairs, 4, 4, 2,
