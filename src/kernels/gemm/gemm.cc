@@ -188,14 +188,24 @@ void gemm_driver(GemmTask task, ThreadPool* pool) {
   const size_t nr = task.uk->nr;
   const size_t n_round = b.panels() * nr;
   // Row tiles bound the A block (tile_m x kc) to L2; for several threads, cut until there are
-  // a few tiles per thread (rows first, then columns) so the pool can balance.
+  // a few tiles per thread (rows first, then columns) so the pool can balance. Rows first keeps
+  // each thread's part of C in its own cache for the next op, which splits by rows too; but
+  // each row tile reads all of B. When B is the larger traffic (M (N + K) < N K: MobileNetV2's
+  // 7x7 layers, whose weights are 4-30x their activations), columns are cut first, so each
+  // thread reads its own share of the weights: MobileNetV2 fp32 at 2 threads, 2.78 -> 2.67 ms
+  // (conv_last 0.220 -> 0.170 ms), where splitting the 14x14 expand convs' columns as well
+  // made them and the depthwise convs after them slower.
   size_t tile_m = std::min<size_t>((m + mr - 1) / mr * mr, 32 * mr);
   size_t tile_n = n_round;
   const size_t threads = pool != nullptr ? static_cast<size_t>(pool->threads()) : 1;
   if (threads > 1) {
     auto tiles = [&] { return ((m + tile_m - 1) / tile_m) * ((n_round + tile_n - 1) / tile_n); };
+    auto cut_columns = [&] {
+      while (tiles() < 4 * threads && tile_n > nr) tile_n = (tile_n / 2 + nr - 1) / nr * nr;
+    };
+    if (m * (b.n + b.k) < b.n * b.k) cut_columns();
     while (tiles() < 4 * threads && tile_m > mr) tile_m = (tile_m / 2 + mr - 1) / mr * mr;
-    while (tiles() < 4 * threads && tile_n > nr) tile_n = (tile_n / 2 + nr - 1) / nr * nr;
+    cut_columns();
   }
   if (threads <= 1 || !pool->multi_threaded()) {
     for (size_t m0 = 0; m0 < m; m0 += tile_m) {
