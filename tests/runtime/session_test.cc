@@ -312,6 +312,29 @@ TEST(Session, Int8ConvMatchesFloatWithinOneStep) {
   }
 }
 
+// A large input quantize is split over the threads: the same bytes as the reference kernel,
+// with a length that leaves a partial last tile.
+TEST(Session, QuantizeSplitOverThreadsMatchesReference) {
+  Model m;
+  Graph& g = m.graph;
+  ValueId x = g.add_input("x", DType::kF32, {1, 97, 97, 7});  // 65863 elements
+  ValueId q = g.add_node(OpType::kQuantize, "q", {x}, NoAttrs{}, DType::kI8);
+  g.value(q).quant = QuantParams::per_tensor(1.f / 50, -5);
+  g.mark_output(q);
+  ASSERT_TRUE(infer_shapes(g).is_ok());
+  const Tensor in = uniform_tensor({1, 97, 97, 7}, 5, -3.f, 3.f);
+  SessionOptions ref;
+  ref.fast_kernels = false;
+  auto expect = run_model(m, {in}, ref);
+  ASSERT_TRUE(expect.has_value()) << expect.status().message();
+  SessionOptions two;
+  two.threads = 2;
+  auto got = run_model(m, {in}, two);
+  ASSERT_TRUE(got.has_value()) << got.status().message();
+  ASSERT_EQ((*got)[0].size_bytes(), (*expect)[0].size_bytes());
+  EXPECT_EQ(std::memcmp((*got)[0].raw(), (*expect)[0].raw(), (*got)[0].size_bytes()), 0);
+}
+
 // A 1x1 conv without activation whose only consumer is an ADD of an earlier tensor runs as one
 // kernel ("+ add"), with the ADD's activation; the output is bit-identical to running the two
 // ops (graph passes off), and the reference kernels agree. An ADD whose other operand is

@@ -136,19 +136,32 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
                      const Qs8GemmPackedW& w, int8_t* c, size_t ldc, void* scratch,
                      ThreadPool* pool) {
   if (m == 0) return;
-  const size_t block = qs8_gemm_block_rows(w);
+  const size_t mr = w.ukernel.mr, nr = w.ukernel.nr;
+  const size_t threads =
+      pool != nullptr && pool->multi_threaded() ? static_cast<size_t>(pool->threads()) : 1;
+  // Work items: row blocks (packed once each) x groups of panels. Several threads get at least
+  // two items each where the rows allow it: smaller blocks first (down to MR rows), then panel
+  // groups (layers with few rows and many columns: MobileNetV2's 7x7 ones).
+  size_t block = qs8_gemm_block_rows(w);
+  const size_t want = 2 * threads;
+  if (threads > 1) {
+    const size_t per_item = (m + want - 1) / want;
+    block = std::min(block, std::max(mr, (per_item + mr - 1) / mr * mr));
+  }
   const size_t blocks = (m + block - 1) / block;
+  const size_t groups = threads > 1 && blocks < want ? std::min(w.panels(), (want + blocks - 1) / blocks) : 1;
+  const size_t panels_per_group = (w.panels() + groups - 1) / groups;
+  const size_t items = blocks * groups;
   const bool gathered = gather.fn != nullptr;
   const size_t slice = task_scratch_bytes(w, gathered);
   const size_t a_stride = w.a_row_bytes() / w.a_elem_bytes();
-  const size_t mr = w.ukernel.mr, nr = w.ukernel.nr;
   const bool row_bias = w.needs_row_bias();
   const bool direct = w.reads_rows_directly(gathered);
-  // The microkernel over every panel for `rows` rows from m0: A row i at a_rows + i * a_step
+  // The microkernel over panels [p0, p1) for `rows` rows from m0: A row i at a_rows + i * a_step
   // bytes (a_ld elements apart, as the kernel counts them).
   auto run_panels = [&](Qs8GemmUkernelFn fn, const uint8_t* a_rows, size_t a_step, size_t a_ld,
-                        const int32_t* rb, size_t m0, size_t rows) {
-    for (size_t p = 0; p < w.panels(); ++p) {
+                        const int32_t* rb, size_t m0, size_t rows, size_t p0, size_t p1) {
+    for (size_t p = p0; p < p1; ++p) {
       const size_t n0 = p * nr;
       const size_t cols = std::min(nr, w.n - n0);
       for (size_t i = 0; i < rows; i += mr) {
@@ -166,29 +179,39 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
     const size_t row_bytes = w.a_row_bytes();
     const size_t k_pack = gathered ? (w.a_elem_bytes() == 1 ? row_bytes : w.kp) : w.k;
     if (gathered) std::memset(rows_buf, -128, block * row_bytes);
-    for (size_t b = slot; b < blocks; b += slots) {
+    size_t ready = blocks;  // the block whose rows the slot holds (packed or gathered)
+    for (size_t item = slot; item < items; item += slots) {
+      const size_t b = item / groups;
+      const size_t p0 = item % groups * panels_per_group;
+      const size_t p1 = std::min(w.panels(), p0 + panels_per_group);
+      if (p0 >= p1) continue;
       const size_t m0 = b * block;
       const size_t rows = std::min(block, m - m0);
       const int8_t* src = a + m0 * lda;
       size_t src_ld = lda;
       if (gathered) {
-        gather.fn(gather.ctx, m0, rows, rows_buf, row_bytes);
+        if (ready != b) gather.fn(gather.ctx, m0, rows, rows_buf, row_bytes);
         src = rows_buf;
         src_ld = row_bytes;
       }
       if (direct) {
         // Contiguous rows with K % 4 == 0, or gathered ones padded with -128 to kp: the
         // int8-rows kernel reads them where they are.
+        ready = b;
         run_panels(w.ukernel.fn_int8_rows, reinterpret_cast<const uint8_t*>(src), src_ld, src_ld,
-                   nullptr, m0, rows);
+                   nullptr, m0, rows, p0, p1);
         continue;
       }
-      w.pack_rows(rows, k_pack, std::max(k_pack, w.kp), src, src_ld, w.a_zero_point, w.w_zero_point,
-                  apack, a_stride, row_bias ? rb : nullptr);
-      run_panels(w.ukernel.fn, apack, w.a_row_bytes(), a_stride, row_bias ? rb : nullptr, m0, rows);
+      if (ready != b) {
+        w.pack_rows(rows, k_pack, std::max(k_pack, w.kp), src, src_ld, w.a_zero_point,
+                    w.w_zero_point, apack, a_stride, row_bias ? rb : nullptr);
+        ready = b;
+      }
+      run_panels(w.ukernel.fn, apack, w.a_row_bytes(), a_stride, row_bias ? rb : nullptr, m0, rows,
+                 p0, p1);
     }
   };
-  const size_t slots = pool != nullptr ? std::min<size_t>(static_cast<size_t>(pool->threads()), blocks) : 1;
+  const size_t slots = std::min(threads, items);
   if (slots <= 1) {
     run_slot(0, 1);
     return;
