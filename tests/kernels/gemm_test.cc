@@ -294,6 +294,34 @@ TEST(GemmF32MinmaxHwy, ResidualAddEqualsGemmThenAdd) {
   });
 }
 
+// One row (a batch-1 fully connected layer) runs the GEMV kernel, several panels at a time:
+// the same bits as that row inside a larger M (the row microkernels), over panel counts around
+// the GEMV's groups of 4, partial last panels, clamps, 1 and 2 threads, on every target.
+TEST(GemmF32MinmaxHwy, OneRowEqualsItsRowInABatch) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(8);
+  for_each_target([&](const F32GemmUkernels& uk) {
+    ASSERT_NE(uk.gemv_wide, nullptr);
+    ASSERT_NE(uk.gemv_narrow, nullptr);
+    for (F32GemmUkernelChoice choice : {F32GemmUkernelChoice::kWide, F32GemmUkernelChoice::kNarrow}) {
+      for (size_t n : {1, 16, 17, 100, 129, 300}) {
+        for (size_t k : {1, 9, 700}) {
+          std::vector<float> a = random_vec(3 * k, rng), b = random_vec(k * n, rng), bias = random_vec(n, rng);
+          auto packed = pack_f32_gemm_b(k, n, b.data(), n, bias.data(), F32GemmBLayout::kKN, choice);
+          ASSERT_TRUE(packed.has_value());
+          const float lo = k == 9 ? -0.5f : -kInf, hi = k == 9 ? 0.5f : kInf;
+          std::vector<float> batch(3 * n), one(n + 1, 12345.0f);
+          f32_gemm_packed(3, a.data(), k, *packed, batch.data(), n, lo, hi, nullptr);
+          f32_gemm_packed(1, a.data() + k, k, *packed, one.data(), n, lo, hi, n % 2 ? &pool2 : nullptr);
+          EXPECT_EQ(0, std::memcmp(one.data(), batch.data() + n, n * sizeof(float)))
+              << "n=" << n << " k=" << k << " " << packed->ukernel.name;
+          EXPECT_EQ(one[n], 12345.0f) << "wrote past the row";
+        }
+      }
+    }
+  });
+}
+
 // A C of kStreamOutputBytes or more with 64-byte aligned rows is written with non-temporal
 // stores: the same values as a C whose rows are not aligned (plain stores), on every target,
 // with a row tail, a column tail (the partial panel stores plainly), two K blocks and 2 threads.

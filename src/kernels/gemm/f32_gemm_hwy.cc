@@ -121,6 +121,71 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
   }
 }
 
+// One row of A against S panels at once (whole K, from the panels' bias, then the clamp): the
+// same FMAs in the same order as F32GemmMinmax for that row, but S weight streams in flight
+// instead of one, which is what a memory-bound GEMV needs (28 vs 23 GB/s from L3 here).
+template <size_t S, size_t NRV>
+HWY_INLINE void GemvPanels(size_t k, const float* HWY_RESTRICT a, const float* HWY_RESTRICT panel,
+                           size_t panel_stride, float* HWY_RESTRICT c, size_t cols, float min,
+                           float max) {
+  using D = hn::ScalableTag<float>;
+  using V = hn::Vec<D>;
+  const D d;
+  const size_t N = hn::Lanes(d);
+  const size_t NR = NRV * N;
+  const float* w[S];
+  V acc[S][NRV];
+  HWY_UNROLL(8)
+  for (size_t s = 0; s < S; ++s) {
+    w[s] = panel + s * panel_stride;
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) acc[s][j] = hn::Load(d, w[s] + j * N);
+    w[s] += NR;
+  }
+  for (size_t kk = 0; kk < k; ++kk) {
+    const V av = hn::Set(d, a[kk]);
+    HWY_UNROLL(8)
+    for (size_t s = 0; s < S; ++s) {
+      HWY_UNROLL(4)
+      for (size_t j = 0; j < NRV; ++j) {
+        acc[s][j] = hn::MulAdd(av, hn::Load(d, w[s] + kk * NR + j * N), acc[s][j]);
+      }
+    }
+  }
+  const V vmin = hn::Set(d, min);
+  const V vmax = hn::Set(d, max);
+  HWY_UNROLL(8)
+  for (size_t s = 0; s < S; ++s) {
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) {
+      const V v = hn::Min(hn::Max(acc[s][j], vmin), vmax);
+      const size_t col = s * NR + j * N;
+      if (col + N <= cols) {
+        hn::StoreU(v, d, c + col);
+      } else if (col < cols) {
+        StorePartial(v, d, c + col, cols - col);
+      }
+    }
+  }
+}
+
+// c[0:n) = clamp(a[0:k) * panels + bias): panels of NRV vectors, panel_stride floats apart,
+// covering n columns (the last panel may be partial).
+template <size_t NRV>
+void F32GemvMinmax(size_t n, size_t k, const float* HWY_RESTRICT a, const float* HWY_RESTRICT panels,
+                   size_t panel_stride, float* HWY_RESTRICT c, float min, float max) {
+  const size_t NR = NRV * hn::Lanes(hn::ScalableTag<float>());
+  constexpr size_t kStreams = 4;
+  size_t n0 = 0;
+  const float* p = panels;
+  for (; n0 + kStreams * NR <= n; n0 += kStreams * NR, p += kStreams * panel_stride) {
+    GemvPanels<kStreams, NRV>(k, a, p, panel_stride, c + n0, kStreams * NR, min, max);
+  }
+  for (; n0 < n; n0 += NR, p += panel_stride) {
+    GemvPanels<1, NRV>(k, a, p, panel_stride, c + n0, n - n0 < NR ? n - n0 : NR, min, max);
+  }
+}
+
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 constexpr size_t kWideMR = 8, kWideNRV = 2, kNarrowMR = 8, kNarrowNRV = 1;
 #elif HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR
@@ -151,6 +216,8 @@ const F32GemmUkernels* GetF32GemmUkernels() {
     t.wide_short = {wide_short_name, kWideMR - 1, kWideNRV * lanes, &F32GemmMinmax<kWideMR - 1, kWideNRV>};
     t.narrow_short = {narrow_short_name, kNarrowMR - 1, kNarrowNRV * lanes,
                       &F32GemmMinmax<kNarrowMR - 1, kNarrowNRV>};
+    t.gemv_wide = &F32GemvMinmax<kWideNRV>;
+    t.gemv_narrow = &F32GemvMinmax<kNarrowNRV>;
     return t;
   }();
   return &table;

@@ -90,6 +90,7 @@ Expected<F32GemmPackedB> pack_f32_gemm_b(size_t k, size_t n, const float* b, siz
   p.kc = choose_kc(k);
   p.ukernel = choose_ukernel(uk, n, choice);
   p.short_rows = p.ukernel.fn == uk.wide.fn ? uk.wide_short : uk.narrow_short;
+  p.gemv = p.ukernel.fn == uk.wide.fn ? uk.gemv_wide : uk.gemv_narrow;
   p.isa = uk.isa;
   const size_t nr = p.ukernel.nr;
   p.panel_stride_elems = nr * (1 + k);
@@ -175,9 +176,38 @@ void gemm_tile_2d(void* ctx, size_t m0, size_t n0, size_t rows, size_t cols) {
   gemm_tile(*static_cast<const GemmTask*>(ctx), m0, n0, rows, cols);
 }
 
+// One row (a fully connected layer at batch 1): memory-bound on the weights, so the GEMV kernel
+// keeps several panels' streams in flight, and each thread takes one contiguous share of the
+// panels.
+struct GemvTask {
+  const GemmTask* t;
+  size_t parts;
+};
+
+void gemv_part(void* ctx, size_t part) {
+  const GemvTask& g = *static_cast<const GemvTask*>(ctx);
+  const GemmTask& t = *g.t;
+  const F32GemmPackedB& b = *t.b;
+  const size_t nr = b.ukernel.nr;
+  const size_t p0 = b.panels() * part / g.parts, p1 = b.panels() * (part + 1) / g.parts;
+  if (p0 >= p1) return;
+  const size_t n0 = p0 * nr, n1 = std::min(b.n, p1 * nr);
+  b.gemv(n1 - n0, b.k, t.a, b.panel(p0), b.panel_stride_elems, t.c + n0, t.min, t.max);
+}
+
 void gemm_driver(GemmTask task, ThreadPool* pool) {
   const size_t m = task.m;
   const F32GemmPackedB& b = *task.b;
+  if (m == 1 && b.gemv != nullptr && task.r == nullptr && !task.stream) {
+    const size_t threads = pool != nullptr && pool->multi_threaded() ? static_cast<size_t>(pool->threads()) : 1;
+    GemvTask g{&task, std::min(threads, b.panels())};
+    if (g.parts <= 1) {
+      gemv_part(&g, 0);
+    } else {
+      pool->parallelize_1d(&gemv_part, &g, g.parts);
+    }
+    return;
+  }
   // The shorter microkernel when the full height would compute 5% more padding rows.
   auto padded = [m](size_t rows) { return (m + rows - 1) / rows * rows; };
   task.uk = &b.ukernel;

@@ -76,6 +76,12 @@ struct F32GemmUkernels {
   // splits badly (M = 49, a 7x7 feature map: 7 tiles of 7 rows instead of 6 of 8 and 1 of 1).
   F32GemmUkernel wide_short;
   F32GemmUkernel narrow_short;
+  // One row (M = 1) against the wide / narrow kernels' panels, several panels at once:
+  // c[0:n) = clamp(a[0:k) * B + bias, min, max), the same sums as the GEMM kernels' for that row.
+  using GemvFn = void (*)(size_t n, size_t k, const float* a, const float* panels,
+                          size_t panel_stride, float* c, float min, float max);
+  GemvFn gemv_wide = nullptr;
+  GemvFn gemv_narrow = nullptr;
 };
 const F32GemmUkernels& f32_gemm_ukernels();
 
@@ -88,6 +94,7 @@ struct F32GemmPackedB {
   size_t kc = 0;                   // K block length (C is reloaded between blocks)
   F32GemmUkernel ukernel;          // also gives nr = ukernel.nr
   F32GemmUkernel short_rows;       // ukernel with one row fewer (f32_gemm_packed picks per M)
+  F32GemmUkernels::GemvFn gemv = nullptr;  // M = 1 over this ukernel's panels
   const char* isa = nullptr;
   size_t panel_stride_elems = 0;   // nr * (1 + k)
   AlignedBuffer data;              // panels, see the layout above
