@@ -46,4 +46,15 @@ class ThreadPool {
 // CPUs this process may run on (its affinity mask), at least 1.
 int hardware_threads();
 
+// The items [begin, end) of task `slot` when n items are dealt to `slots` tasks in contiguous
+// ranges (sizes differ by at most one). Contiguous, not interleaved: a thread then reads and
+// writes rows next to each other, and the next op, which splits its rows the same way, finds
+// them in that thread's cache (interleaved rows of a stride-2 conv were read by both threads).
+struct SlotRange {
+  size_t begin, end;
+};
+inline SlotRange slot_range(size_t n, size_t slot, size_t slots) {
+  return {n * slot / slots, n * (slot + 1) / slots};
+}
+
 }  // namespace pcv

@@ -301,11 +301,12 @@ void im2col_gemm_tile(const Im2colTask& t, size_t tile, float* col, ThreadPool* 
   }
 }
 
-// Task `slot` does tiles slot, slot + slots, ... with its own scratch slice.
+// Task `slot` does its contiguous share of the tiles with its own scratch slice.
 void im2col_gemm_slot(void* ctx, size_t slot) {
   const Im2colTask& t = *static_cast<const Im2colTask*>(ctx);
   float* col = t.scratch + slot * t.packed->im2col_rows * gemm_k(t.packed->params);
-  for (size_t tile = slot; tile < t.tiles; tile += t.slots) im2col_gemm_tile(t, tile, col, nullptr);
+  const SlotRange range = slot_range(t.tiles, slot, t.slots);
+  for (size_t tile = range.begin; tile < range.end; ++tile) im2col_gemm_tile(t, tile, col, nullptr);
 }
 
 // ---- kDirectRows ----
@@ -385,8 +386,8 @@ void direct_slot(void* ctx, size_t slot) {
   float* col = t.scratch + slot * direct_slot_floats(*t.packed, t.max_pool_2x2);
   const size_t row_floats = static_cast<size_t>(p.out_w) * static_cast<size_t>(p.out_c);
   if (!t.max_pool_2x2) {
-    const size_t rows = static_cast<size_t>(p.batch) * p.out_h;
-    for (size_t r = slot; r < rows; r += t.slots) direct_row(t, r, col, t.output + r * row_floats);
+    const SlotRange range = slot_range(static_cast<size_t>(p.batch) * p.out_h, slot, t.slots);
+    for (size_t r = range.begin; r < range.end; ++r) direct_row(t, r, col, t.output + r * row_floats);
     return;
   }
   // Pooled row (n, py): conv rows 2 py and 2 py + 1 into the slot's buffer, then their max.
@@ -399,9 +400,9 @@ void direct_slot(void* ctx, size_t slot) {
   pp.out_w = p.out_w / 2;
   pp.kernel_h = pp.kernel_w = pp.stride_h = pp.stride_w = 2;
   const size_t ph = static_cast<size_t>(p.out_h / 2);
-  const size_t rows = static_cast<size_t>(p.batch) * ph;
+  const SlotRange range = slot_range(static_cast<size_t>(p.batch) * ph, slot, t.slots);
   const float inf = std::numeric_limits<float>::infinity();
-  for (size_t r = slot; r < rows; r += t.slots) {
+  for (size_t r = range.begin; r < range.end; ++r) {
     const size_t conv_row = r / ph * static_cast<size_t>(p.out_h) + 2 * (r % ph);
     direct_row(t, conv_row, col, pair);
     direct_row(t, conv_row + 1, col, pair + row_floats);
@@ -461,7 +462,8 @@ void winograd_block(const WinogradTask& t, size_t b, float* v) {
 void winograd_slot(void* ctx, size_t slot) {
   const WinogradTask& t = *static_cast<const WinogradTask*>(ctx);
   float* v = t.scratch + slot * winograd_slot_floats(*t.packed);
-  for (size_t b = slot; b < t.blocks; b += t.slots) winograd_block(t, b, v);
+  const SlotRange range = slot_range(t.blocks, slot, t.slots);
+  for (size_t b = range.begin; b < range.end; ++b) winograd_block(t, b, v);
 }
 
 struct DwTask {

@@ -180,7 +180,8 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
     const size_t k_pack = gathered ? (w.a_elem_bytes() == 1 ? row_bytes : w.kp) : w.k;
     if (gathered) std::memset(rows_buf, -128, block * row_bytes);
     size_t ready = blocks;  // the block whose rows the slot holds (packed or gathered)
-    for (size_t item = slot; item < items; item += slots) {
+    const SlotRange range = slot_range(items, slot, slots);
+    for (size_t item = range.begin; item < range.end; ++item) {
       const size_t b = item / groups;
       const size_t p0 = item % groups * panels_per_group;
       const size_t p1 = std::min(w.panels(), p0 + panels_per_group);
