@@ -293,7 +293,10 @@ TEST(Qs8ConvFast, FallsBackForGroupedConv) {
 }
 
 // Fully connected through the GEMM directly (what the runtime runs) against the reference.
-void check_fc(int batch, int in_f, int out_f, int32_t w_zp, std::mt19937& rng, ThreadPool* pool) {
+// wide_scales: column j's requantization scale is multiplied by 10^(j % 9 - 2), so that
+// outputs fall far outside int8, int16 and (at 10^6) int32 before the clamp.
+void check_fc(int batch, int in_f, int out_f, int32_t w_zp, std::mt19937& rng, ThreadPool* pool,
+              bool wide_scales = false) {
   std::uniform_int_distribution<int> byte(-128, 127);
   FullyConnectedParams p{batch, in_f, out_f};
   std::vector<int8_t> x(static_cast<size_t>(batch) * in_f), w(static_cast<size_t>(out_f) * in_f);
@@ -302,11 +305,18 @@ void check_fc(int batch, int in_f, int out_f, int32_t w_zp, std::mt19937& rng, T
   for (auto& v : x) v = static_cast<int8_t>(byte(rng));
   for (auto& v : w) v = static_cast<int8_t>(byte(rng));
   for (auto& v : bias) v = byte(rng) * 50;
-  for (auto& v : scale) v = 1.f / (64.f * std::sqrt(static_cast<float>(in_f)) * 128.f);
+  for (size_t j = 0; j < scale.size(); ++j) {
+    scale[j] = 1.f / (64.f * std::sqrt(static_cast<float>(in_f)) * 128.f);
+    if (wide_scales) scale[j] *= std::pow(10.f, static_cast<float>(static_cast<int>(j % 9) - 2));
+  }
   QuantFullyConnectedParams q;
   q.input_zero_point = byte(rng) / 2;
   q.weights_zero_point = w_zp;
-  q.output_zero_point = -3;
+  q.output_zero_point = wide_scales ? byte(rng) : -3;
+  if (wide_scales && batch % 2 == 1) {  // relu6-like bounds inside the range
+    q.act_min = std::max(-128, q.output_zero_point);
+    q.act_max = std::min(127, q.act_min + 100);
+  }
   q.mode = RequantMode::kFp32;
   q.requant_scale = scale.data();
   std::vector<int8_t> ref(static_cast<size_t>(batch) * out_f), out(ref.size() + 1, 0x5a);
@@ -350,6 +360,23 @@ TEST(Qs8GemmFast, RowBlocksAndDeepK) {
         for (int out_f : {16, 48, 100}) {
           const int v = rows + in_f + out_f;
           check_fc(rows, in_f, out_f, v % 3 ? 0 : 9, rng, v % 2 ? &pool2 : nullptr);
+          if (::testing::Test::HasFailure()) return;
+        }
+      }
+    }
+  });
+}
+
+// Outputs far beyond int8, int16 and int32 before the clamp, clamps inside the range, every
+// zero point: the requantization's saturating steps land where the reference's clamp does.
+TEST(Qs8GemmFast, RequantizationSaturatesLikeTheReference) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(6);
+  for_each_target([&] {
+    for (int rows : {1, 2, 5, 8, 33}) {
+      for (int out_f : {9, 16, 32, 45}) {
+        for (int in_f : {8, 64, 300}) {
+          check_fc(rows, in_f, out_f, in_f == 300 ? 3 : 0, rng, rows == 33 ? &pool2 : nullptr, true);
           if (::testing::Test::HasFailure()) return;
         }
       }

@@ -57,22 +57,44 @@ struct VnniPanel {
   }
 };
 
-// The fp32 requantization of 16 int32 sums of one row, stored as int8 (the first `cols`).
-struct RequantStore16 {
-  __m512 fmin, fmax;
-  __m512i zp;
-  explicit RequantStore16(const Qs8GemmEpilogue& e)
-      : fmin(_mm512_set1_ps(e.min_less_zp)),
-        fmax(_mm512_set1_ps(e.max_less_zp)),
-        zp(_mm512_set1_epi32(e.output_zero_point)) {}
-  HWY_INLINE void operator()(__m512i acc, const float* scale, int8_t* out, size_t cols) const {
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_load_ps(scale));
-    f = _mm512_min_ps(_mm512_max_ps(f, fmin), fmax);
-    const __m128i q = _mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
-    if (cols >= 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), q);
-    } else {
-      _mm_mask_storeu_epi8(out, static_cast<__mmask16>((1u << cols) - 1), q);
+// The fp32 requantization of 64 int32 sums at a time, 4 / NRV rows of NR = 16 * NRV columns,
+// stored as int8 (the first `cols` of each of the first `rows` rows). The same bits as
+// requantize_fp32 (clamp to [min - zp, max - zp], round to nearest even, add zp) with fewer
+// instructions: only the upper clamp in float (so that the conversion cannot overflow upwards;
+// below, it gives INT_MIN), then saturating packs to int16, the zero point added in int16
+// (saturating), packs to int8 and the lower clamp there. Both bounds are integers, so clamping
+// before or after rounding is the same, and every saturation lands below act_min.
+template <size_t NRV>
+struct RequantRows {
+  static constexpr size_t kRows = 4 / NRV;
+  static constexpr size_t kRowBytes = 16 * NRV;
+  __m512 fmax;
+  __m512i zp16, min8, order;
+  explicit RequantRows(const Qs8GemmEpilogue& e)
+      : fmax(_mm512_set1_ps(e.max_less_zp)),
+        zp16(_mm512_set1_epi16(static_cast<int16_t>(e.output_zero_point))),
+        min8(_mm512_set1_epi8(static_cast<int8_t>(e.act_min))),
+        // After the two packs, 128-bit lane l holds 4 columns of each vector s at dword
+        // 4 l + s; this puts vector s's 16 columns at dwords 4 s .. 4 s + 3.
+        order(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)) {}
+  HWY_INLINE __m512i Convert(__m512i acc, const float* scale) const {
+    const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_load_ps(scale));
+    return _mm512_cvtps_epi32(_mm512_min_ps(f, fmax));
+  }
+  // v: the 4 vectors row-major (row r, column vector j at v[r * NRV + j]).
+  HWY_INLINE void operator()(const __m512i (&v)[4], const float* scale, int8_t* out, size_t ldc,
+                             size_t rows, size_t cols) const {
+    const float* s1 = scale + (NRV == 2 ? 16 : 0);
+    const __m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(Convert(v[0], scale), Convert(v[1], s1)), zp16);
+    const __m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(Convert(v[2], scale), Convert(v[3], s1)), zp16);
+    const __m512i q = _mm512_permutexvar_epi32(order, _mm512_max_epi8(_mm512_packs_epi16(ab, cd), min8));
+    const uint64_t mask = (uint64_t{1} << cols) - 1;  // cols <= 32
+    HWY_UNROLL(4)
+    for (size_t r = 0; r < kRows; ++r) {
+      if (r >= rows) break;
+      // Row r's bytes sit at offset r * kRowBytes of q: a masked store from that far before
+      // the row writes only them.
+      _mm512_mask_storeu_epi8(out + r * ldc - r * kRowBytes, mask << (r * kRowBytes), q);
     }
   }
 };
@@ -111,13 +133,16 @@ __attribute__((target(HWY_TARGET_STR ",avx512vnni"))) void Qs8GemmVnni(
       for (size_t j = 0; j < NRV; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, wv[j]);
     }
   }
-  const RequantStore16 store(e);
-  for (size_t i = 0; i < mr; ++i) {
+  const RequantRows<NRV> store(e);
+  constexpr size_t kRows = RequantRows<NRV>::kRows;
+  static_assert(MR % kRows == 0, "row groups");
+  HWY_UNROLL(16)
+  for (size_t i = 0; i < MR; i += kRows) {
+    if (i >= mr) break;
+    __m512i v[4];
     HWY_UNROLL(4)
-    for (size_t j = 0; j < NRV; ++j) {
-      if (j * 16 >= nr) break;
-      store(acc[i][j], scale + j * 16, c + i * ldc + j * 16, nr - j * 16);
-    }
+    for (size_t q = 0; q < 4; ++q) v[q] = acc[i + q / NRV][q % NRV];
+    store(v, scale, c + i * ldc, ldc, mr - i, nr);
   }
 }
 #endif
@@ -199,17 +224,19 @@ __attribute__((target(PCV_AMX_TARGET))) void Qs8GemmAmx(
   _tile_stored(0, acc, NR * 4);
   if (NRV == 2) _tile_stored(1, acc + 16, NR * 4);
 
-  const RequantStore16 store(e);
+  const RequantRows<NRV> store(e);
+  constexpr size_t kRows = RequantRows<NRV>::kRows;
   __m512i c0v[NRV];
   for (size_t j = 0; j < NRV; ++j) c0v[j] = _mm512_load_si512(c0 + j * 16);
-  for (size_t i = 0; i < mr; ++i) {
-    const __m512i rb = _mm512_set1_epi32(row_bias != nullptr ? row_bias[i] : 0);
-    HWY_UNROLL(2)
-    for (size_t j = 0; j < NRV; ++j) {
-      if (j * 16 >= nr) break;
-      const __m512i sum = _mm512_add_epi32(_mm512_load_si512(acc + i * NR + j * 16), c0v[j]);
-      store(_mm512_add_epi32(sum, rb), scale + j * 16, c + i * ldc + j * 16, nr - j * 16);
+  for (size_t i = 0; i < mr; i += kRows) {
+    __m512i v[4];
+    HWY_UNROLL(4)
+    for (size_t q = 0; q < 4; ++q) {
+      const size_t r = i + q / NRV, j = q % NRV;
+      const __m512i rb = _mm512_set1_epi32(row_bias != nullptr && r < mr ? row_bias[r] : 0);
+      v[q] = _mm512_add_epi32(_mm512_add_epi32(_mm512_load_si512(acc + r * NR + j * 16), c0v[j]), rb);
     }
+    store(v, scale, c + i * ldc, ldc, mr - i, nr);
   }
 }
 
