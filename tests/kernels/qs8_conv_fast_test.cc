@@ -62,6 +62,7 @@ struct QCase {
   bool relu6;
   Path expect;
   int64_t bias_center = 0;  // biases are bias_center +- 20000, clamped to int32
+  bool wide_scales = false;  // channel j's scale times 10^(j % 9 - 2): far outside int8/16/32
 };
 
 int out_size(int in, int k, int stride, int dilation, int pad) {
@@ -98,7 +99,10 @@ void check_conv(const QCase& c, std::mt19937& rng, ThreadPool* pool) {
   }
   // Scales that spread the outputs over the int8 range: ~1 / (128 * sqrt(taps) * 128).
   const float taps = static_cast<float>(c.kh * c.kw * cpg);
-  for (auto& v : scale) v = sd(rng) / (128.f * std::sqrt(taps) * 40.f);
+  for (size_t j = 0; j < scale.size(); ++j) {
+    scale[j] = sd(rng) / (128.f * std::sqrt(taps) * 40.f);
+    if (c.wide_scales) scale[j] *= std::pow(10.f, static_cast<float>(static_cast<int>(j % 9) - 2));
+  }
   QuantConv2dParams q;
   q.input_zero_point = byte(rng) / 2;
   q.filter_zero_point = c.filter_zp;
@@ -223,6 +227,32 @@ TEST(Qs8ConvFast, DepthwiseTails) {
     check_conv({1, 9, 9, 80, 80, 3, 3, 1, 2, 2, 80, 0, false, Path::kDepthwise}, rng, &pool2);
     check_conv({2, 11, 10, 70, 70, 5, 5, 1, 1, 2, 70, 0, true, Path::kDepthwise}, rng, nullptr);
     check_conv({1, 4, 5, 65, 65, 7, 7, 2, 1, 3, 65, 0, false, Path::kDepthwise}, rng, nullptr);
+  });
+}
+
+// Outputs far beyond int8, int16 and int32 before the clamp, with and without relu6 bounds,
+// on every path (depthwise VNNI and int16, 1x1, im2col): saturating steps land on the clamp.
+TEST(Qs8ConvFast, RequantizationSaturatesLikeTheReference) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(7);
+  for_each_target([&] {
+    for (int c : {9, 32, 64, 80}) {
+      for (bool relu6 : {false, true}) {
+        QCase dw{1, 8, 7, c, c, 3, 3, 1, 1, 1, c, 0, relu6, Path::kDepthwise};
+        dw.wide_scales = true;
+        check_conv(dw, rng, relu6 ? &pool2 : nullptr);
+        QCase dw_zp = dw;
+        dw_zp.filter_zp = 5;  // the int16 depthwise kernel
+        check_conv(dw_zp, rng, nullptr);
+        QCase pw{1, 5, 6, c, 40, 1, 1, 1, 1, 0, 1, 0, relu6, Path::kGemm1x1};
+        pw.wide_scales = true;
+        check_conv(pw, rng, nullptr);
+        QCase im2col{1, 6, 6, 5, c, 3, 3, 1, 1, 1, 1, 0, relu6, Path::kIm2colGemm};
+        im2col.wide_scales = true;
+        check_conv(im2col, rng, &pool2);
+        if (::testing::Test::HasFailure()) return;
+      }
+    }
   });
 }
 

@@ -279,18 +279,23 @@ PCV_VNNI_TARGET HWY_INLINE void DwVnniBlock(const Src& src, size_t c, size_t tap
       for (size_t r = 0; r < 4; ++r) acc[v][r] = _mm512_dpbusd_epi32(acc[v][r], xt, W::LoadW(wu + r * 64));
     }
   }
+  // The requantization as in the int8 GEMM's RequantRows (the same bits as the reference):
+  // the upper clamp in float, saturating packs, the zero point in int16, the lower clamp in
+  // int8. The in-lane packs undo the unpacks' order.
+  const __m512 fmax = _mm512_set1_ps(e.max_less_zp);
+  const __m512i zp16 = _mm512_set1_epi16(static_cast<int16_t>(e.output_zero_point));
+  const __m512i min8 = _mm512_set1_epi8(static_cast<int8_t>(e.act_min));
   HWY_UNROLL(4)
   for (size_t v = 0; v < PV; ++v) {
     __m512i q[4];
     HWY_UNROLL(4)
     for (size_t j = 0; j < 4; ++j) {
-      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[v][j]), W::LoadF(scale + j * 16));
-      f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(e.min_less_zp)), _mm512_set1_ps(e.max_less_zp));
-      q[j] = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(e.output_zero_point));
+      const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[v][j]), W::LoadF(scale + j * 16));
+      q[j] = _mm512_cvtps_epi32(_mm512_min_ps(f, fmax));
     }
-    // int32 within int8 -> bytes by in-lane packs, which undo the unpacks' order.
-    W::Store(dst, v, c, m,
-             _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3])));
+    const __m512i lo = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp16);
+    const __m512i hi = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp16);
+    W::Store(dst, v, c, m, _mm512_max_epi8(_mm512_packs_epi16(lo, hi), min8));
   }
 }
 
