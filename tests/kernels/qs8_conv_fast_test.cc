@@ -22,6 +22,10 @@
 #include "kernels/fully_connected/fully_connected.h"
 #include "kernels/gemm/qs8_gemm.h"
 
+#if defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#endif
+
 namespace pcv::kernels {
 const char* apply_forced_isa();
 namespace {
@@ -413,6 +417,38 @@ TEST(Qs8GemmFast, RequantizationSaturatesLikeTheReference) {
     }
   });
 }
+
+#if defined(__x86_64__) && defined(__linux__)
+// Another AMX user's tile configuration on this thread (tile 0: 2 rows of 8 bytes).
+__attribute__((target("amx-tile"))) void load_foreign_tile_config() {
+  alignas(64) unsigned char cfg[64] = {};
+  cfg[0] = 1;   // palette
+  cfg[16] = 8;  // tile 0: bytes per row
+  cfg[48] = 2;  // tile 0: rows
+  __asm__ volatile("" : : "r"(cfg) : "memory");  // the builtin hides that it reads cfg
+  _tile_loadconfig(cfg);
+}
+// The palette of this thread's tile configuration: 0 once the tiles are released.
+__attribute__((target("amx-tile"))) int tile_palette_now() {
+  alignas(64) unsigned char cfg[64] = {};
+  _tile_storeconfig(cfg);
+  __asm__ volatile("" : : "r"(cfg) : "memory");
+  return cfg[0];
+}
+
+// The AMX kernels load their own tile configuration over whatever the thread had, and release
+// the tiles when done: a foreign configuration changes no result, and none is left behind.
+TEST(Qs8GemmFast, AmxIgnoresAndLeavesNoTileState) {
+  if (!qs8_gemm_has_amx()) GTEST_SKIP() << "this CPU (or OS) has no AMX-INT8";
+  std::mt19937 rng(9);
+  set_qs8_gemm_amx(Qs8Amx::kAlways);
+  load_foreign_tile_config();
+  ASSERT_EQ(tile_palette_now(), 1);
+  check_fc(40, 200, 100, 0, rng, nullptr);  // on this thread
+  EXPECT_EQ(tile_palette_now(), 0) << "the tiles were not released";
+  set_qs8_gemm_amx(Qs8Amx::kAuto);
+}
+#endif
 
 // kAuto: AMX where the CPU has it, for deep shapes only; never when switched off.
 TEST(Qs8GemmFast, AmxPickedForDeepShapes) {

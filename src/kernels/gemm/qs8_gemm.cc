@@ -179,6 +179,7 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
     const size_t row_bytes = w.a_row_bytes();
     const size_t k_pack = gathered ? (w.a_elem_bytes() == 1 ? row_bytes : w.kp) : w.k;
     if (gathered) std::memset(rows_buf, -128, block * row_bytes);
+    if (w.ukernel.enter != nullptr) w.ukernel.enter();
     size_t ready = blocks;  // the block whose rows the slot holds (packed or gathered)
     const SlotRange range = slot_range(items, slot, slots);
     for (size_t item = range.begin; item < range.end; ++item) {
@@ -211,6 +212,7 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
       run_panels(w.ukernel.fn, apack, w.a_row_bytes(), a_stride, row_bias ? rb : nullptr, m0, rows,
                  p0, p1);
     }
+    if (w.ukernel.leave != nullptr) w.ukernel.leave();
   };
   const size_t slots = std::min(threads, items);
   if (slots <= 1) {

@@ -152,7 +152,7 @@ __attribute__((target(HWY_TARGET_STR ",avx512vnni"))) void Qs8GemmVnni(
 // packing, rows kp bytes apart, kp a multiple of 64) times 16 quads x 16 columns of W (the
 // panel's [kp/4][NR][4] layout: a B tile is 16 panel rows, NR * 4 bytes apart, so a 32-column
 // panel holds two tiles side by side). 32 rows x NR columns of int32 accumulators in tiles 0-3,
-// A in 4-5, W in 6-7; every tile is configured 16 rows x 64 bytes, once per thread. The int32
+// A in 4-5, W in 6-7; every tile is configured 16 rows x 64 bytes (EnterAmx). The int32
 // sums are exact, so the results are the VNNI kernel's bits; the epilogue is the same.
 #define PCV_AMX_TARGET HWY_TARGET_STR ",avx512vnni,amx-tile,amx-int8"
 
@@ -164,11 +164,11 @@ struct AmxTileConfig {
   uint8_t rows[16] = {};
 };
 
-__attribute__((target(PCV_AMX_TARGET))) void ConfigureAmxTiles() {
-  // The configuration is per thread state, kept across context switches; nothing else in the
-  // process configures tiles, so each thread loads it once.
-  static thread_local bool configured = false;
-  if (configured) return;
+// The tile configuration is per thread state that other code in the process (another AMX
+// library on the same thread) may change or release, so the driver loads it at the start of
+// each of its tasks (Qs8GemmUkernel::enter) and releases the tiles at the end (leave): a load
+// per GEMM and thread, not per tile.
+__attribute__((target(PCV_AMX_TARGET))) void EnterAmx() {
   alignas(64) AmxTileConfig cfg;
   for (int t = 0; t < 8; ++t) {
     cfg.colsb[t] = 64;
@@ -178,8 +178,9 @@ __attribute__((target(PCV_AMX_TARGET))) void ConfigureAmxTiles() {
   // this barrier the stores above are dropped as dead.
   __asm__ volatile("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
-  configured = true;
 }
+
+__attribute__((target(PCV_AMX_TARGET))) void LeaveAmx() { _tile_release(); }
 
 template <size_t NRV>
 __attribute__((target(PCV_AMX_TARGET))) void Qs8GemmAmx(
@@ -188,7 +189,6 @@ __attribute__((target(PCV_AMX_TARGET))) void Qs8GemmAmx(
   constexpr size_t NR = NRV * 16;
   const uint8_t* a = static_cast<const uint8_t*>(a_v);
   const auto [c0, scale, w] = VnniPanel::Of(panel_v, NR);
-  ConfigureAmxTiles();
   // Rows past mr (up to 32) are read from the packed block and computed, never stored.
   alignas(64) int32_t acc[32 * NR];
   _tile_zero(0);
@@ -413,9 +413,10 @@ const Qs8GemmUkernels* GetQs8GemmUkernels() {
     u.narrow = {"qs8_gemm_fp32_8x16c4__avx3_dl", Qs8GemmKind::kVnniU8S8, 8, 16, 4,
                 &Qs8GemmVnni<8, 1>, &Qs8GemmVnni<8, 1, true>};
     if (AmxUsable()) {
-      u.amx = {"qs8_gemm_fp32_32x32c64__amx", Qs8GemmKind::kVnniU8S8, 32, 32, 64, &Qs8GemmAmx<2>};
+      u.amx = {"qs8_gemm_fp32_32x32c64__amx", Qs8GemmKind::kVnniU8S8, 32, 32, 64,
+                &Qs8GemmAmx<2>, nullptr, &EnterAmx, &LeaveAmx};
       u.amx_narrow = {"qs8_gemm_fp32_32x16c64__amx", Qs8GemmKind::kVnniU8S8, 32, 16, 64,
-                      &Qs8GemmAmx<1>};
+                      &Qs8GemmAmx<1>, nullptr, &EnterAmx, &LeaveAmx};
     }
     u.pack_rows = &PackRowsU8;
 #elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
