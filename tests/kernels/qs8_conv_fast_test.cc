@@ -428,24 +428,25 @@ __attribute__((target("amx-tile"))) void load_foreign_tile_config() {
   __asm__ volatile("" : : "r"(cfg) : "memory");  // the builtin hides that it reads cfg
   _tile_loadconfig(cfg);
 }
-// The palette of this thread's tile configuration: 0 once the tiles are released.
-__attribute__((target("amx-tile"))) int tile_palette_now() {
+// Rows of tile 0 in this thread's tile configuration.
+__attribute__((target("amx-tile"))) int tile0_rows_now() {
   alignas(64) unsigned char cfg[64] = {};
   _tile_storeconfig(cfg);
   __asm__ volatile("" : : "r"(cfg) : "memory");
-  return cfg[0];
+  return cfg[48];
 }
 
-// The AMX kernels load their own tile configuration over whatever the thread had, and release
-// the tiles when done: a foreign configuration changes no result, and none is left behind.
-TEST(Qs8GemmFast, AmxIgnoresAndLeavesNoTileState) {
+// The AMX kernels check the thread's tile configuration and load theirs over a foreign one:
+// it changes no result (and does not crash on tiles it leaves unconfigured).
+TEST(Qs8GemmFast, AmxReplacesAForeignTileConfiguration) {
   if (!qs8_gemm_has_amx()) GTEST_SKIP() << "this CPU (or OS) has no AMX-INT8";
   std::mt19937 rng(9);
   set_qs8_gemm_amx(Qs8Amx::kAlways);
+  check_fc(40, 200, 100, 0, rng, nullptr);  // on this thread: ours is loaded
   load_foreign_tile_config();
-  ASSERT_EQ(tile_palette_now(), 1);
-  check_fc(40, 200, 100, 0, rng, nullptr);  // on this thread
-  EXPECT_EQ(tile_palette_now(), 0) << "the tiles were not released";
+  ASSERT_EQ(tile0_rows_now(), 2);
+  check_fc(40, 200, 100, 0, rng, nullptr);
+  EXPECT_EQ(tile0_rows_now(), 16);
   set_qs8_gemm_amx(Qs8Amx::kAuto);
 }
 #endif

@@ -212,7 +212,6 @@ void qs8_gemm_packed(size_t m, const int8_t* a, size_t lda, const Qs8RowGather& 
       run_panels(w.ukernel.fn, apack, w.a_row_bytes(), a_stride, row_bias ? rb : nullptr, m0, rows,
                  p0, p1);
     }
-    if (w.ukernel.leave != nullptr) w.ukernel.leave();
   };
   const size_t slots = std::min(threads, items);
   if (slots <= 1) {

@@ -63,10 +63,9 @@ struct Qs8GemmUkernel {
   // them), so that contiguous rows with K % 4 == 0 and gathered rows (padded to kp with -128)
   // need no packing; no row_bias (w_zp == 0).
   Qs8GemmUkernelFn fn_int8_rows = nullptr;
-  // Called by each driver task before its first and after its last microkernel call (AMX:
-  // load the tile configuration, release the tiles); nullptr for none.
+  // Called by each driver task before its first microkernel call (AMX: make sure the thread's
+  // tile configuration is ours); nullptr for none.
   void (*enter)() = nullptr;
-  void (*leave)() = nullptr;
 };
 
 // Copies `rows` packed A rows from `src` (int8 row-major, stride lda) into `dst` (stride
