@@ -40,7 +40,7 @@ void run_slot(void* ctx, size_t slot) {
   const size_t row_floats = static_cast<size_t>(dw.in_w) * static_cast<size_t>(dw.in_c);
   float* buf = t.scratch + slot * static_cast<size_t>(f.buffer_rows()) * row_floats;
   const size_t rows = static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h);
-  const size_t begin = rows * slot / t.slots, end = rows * (slot + 1) / t.slots;
+  const auto [begin, end] = slot_range(rows, slot, t.slots);
   int image = -1, have_lo = 0, have_hi = 0;  // buf holds rows [have_lo, have_hi) of `image`
   for (size_t row = begin; row < end;) {
     const int n = static_cast<int>(row / static_cast<size_t>(dw.out_h));

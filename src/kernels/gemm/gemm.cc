@@ -189,7 +189,7 @@ void gemv_part(void* ctx, size_t part) {
   const GemmTask& t = *g.t;
   const F32GemmPackedB& b = *t.b;
   const size_t nr = b.ukernel.nr;
-  const size_t p0 = b.panels() * part / g.parts, p1 = b.panels() * (part + 1) / g.parts;
+  const auto [p0, p1] = slot_range(b.panels(), part, g.parts);
   if (p0 >= p1) return;
   const size_t n0 = p0 * nr, n1 = std::min(b.n, p1 * nr);
   b.gemv(n1 - n0, b.k, t.a, b.panel(p0), b.panel_stride_elems, t.c + n0, t.min, t.max);
@@ -198,8 +198,8 @@ void gemv_part(void* ctx, size_t part) {
 void gemm_driver(GemmTask task, ThreadPool* pool) {
   const size_t m = task.m;
   const F32GemmPackedB& b = *task.b;
+  const size_t threads = pool != nullptr && pool->multi_threaded() ? static_cast<size_t>(pool->threads()) : 1;
   if (m == 1 && b.gemv != nullptr && task.r == nullptr && !task.stream) {
-    const size_t threads = pool != nullptr && pool->multi_threaded() ? static_cast<size_t>(pool->threads()) : 1;
     GemvTask g{&task, std::min(threads, b.panels())};
     if (g.parts <= 1) {
       gemv_part(&g, 0);
@@ -227,7 +227,6 @@ void gemm_driver(GemmTask task, ThreadPool* pool) {
   // made them and the depthwise convs after them slower.
   size_t tile_m = std::min<size_t>((m + mr - 1) / mr * mr, 32 * mr);
   size_t tile_n = n_round;
-  const size_t threads = pool != nullptr ? static_cast<size_t>(pool->threads()) : 1;
   if (threads > 1) {
     auto tiles = [&] { return ((m + tile_m - 1) / tile_m) * ((n_round + tile_n - 1) / tile_n); };
     auto cut_columns = [&] {
@@ -237,7 +236,7 @@ void gemm_driver(GemmTask task, ThreadPool* pool) {
     while (tiles() < 4 * threads && tile_m > mr) tile_m = (tile_m / 2 + mr - 1) / mr * mr;
     cut_columns();
   }
-  if (threads <= 1 || !pool->multi_threaded()) {
+  if (threads <= 1) {
     for (size_t m0 = 0; m0 < m; m0 += tile_m) {
       gemm_tile(task, m0, 0, std::min(tile_m, m - m0), b.n);
     }
