@@ -3,7 +3,7 @@
 // measured on this machine at start (FMA chains, same Highway target; printed once). Pin a
 // target with PCV_FORCE_ISA=AVX2 etc.
 //   build/ci/bench/gemm_bench --benchmark_filter='M:1024/'
-// Args: M, N, K, threads, ukernel (0 auto, 1 wide, 2 narrow).
+// Args: M, N, K, threads, ukernel (0 auto, 1 wide, 2 narrow, 3 large).
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -115,13 +115,15 @@ void BM_f32_gemv_cold(benchmark::State& state) {
 }
 BENCHMARK(BM_f32_gemv_cold)->ArgNames({"N", "K"})->Args({1000, 1280})->UseRealTime()->MinTime(0.5);
 
-// Wide vs narrow microkernel on narrow and wide N (for the kAuto rule in gemm.cc).
+// Wide vs narrow vs large microkernel on narrow and wide N (for the kAuto rule in gemm.cc).
 BENCHMARK(BM_f32_gemm_packed)
     ->ArgNames({"M", "N", "K", "threads", "uk"})
     ->Args({112 * 112, 16, 32, 1, 1})->Args({112 * 112, 16, 32, 1, 2})
-    ->Args({56 * 56, 144, 24, 1, 1})->Args({56 * 56, 144, 24, 1, 2})
-    ->Args({28 * 28, 192, 32, 1, 1})->Args({28 * 28, 192, 32, 1, 2})
-    ->Args({14 * 14, 384, 64, 1, 1})->Args({14 * 14, 384, 64, 1, 2})
+    ->Args({56 * 56, 144, 24, 1, 1})->Args({56 * 56, 144, 24, 1, 2})->Args({56 * 56, 144, 24, 1, 3})
+    ->Args({28 * 28, 192, 32, 1, 1})->Args({28 * 28, 192, 32, 1, 2})->Args({28 * 28, 192, 32, 1, 3})
+    ->Args({14 * 14, 384, 64, 1, 1})->Args({14 * 14, 384, 64, 1, 2})->Args({14 * 14, 384, 64, 1, 3})
+    ->Args({7 * 7, 1280, 320, 1, 1})->Args({7 * 7, 1280, 320, 1, 3})
+    ->Args({1024, 1024, 1024, 1, 1})->Args({1024, 1024, 1024, 1, 3})
     ->UseRealTime()->MinTime(0.2);
 
 // Depthwise 3x3 (MobileNetV2 shapes): H, W, C, stride, threads.

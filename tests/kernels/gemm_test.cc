@@ -31,6 +31,8 @@ namespace pcv::kernels {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr F32GemmUkernelChoice kAllUkernels[] = {
+    F32GemmUkernelChoice::kWide, F32GemmUkernelChoice::kNarrow, F32GemmUkernelChoice::kLarge};
 
 struct GemmCase {
   size_t m, n, k;
@@ -198,7 +200,7 @@ TEST(GemmF32AtbAcc, GatherEqualsStridedCopy) {
 TEST(GemmF32MinmaxHwy, ListsTargets) {
   size_t count = 0;
   for_each_target([&](const F32GemmUkernels& uk) {
-    std::printf("  %-7s %s %s\n", uk.isa, uk.wide.name, uk.narrow.name);
+    std::printf("  %-7s %s %s %s\n", uk.isa, uk.wide.name, uk.narrow.name, uk.large.name);
     ++count;
   });
   EXPECT_GE(count, 1u);
@@ -209,7 +211,7 @@ TEST(GemmF32MinmaxHwy, TailsEveryTarget) {
   ThreadPool pool2(2);
   std::mt19937 rng(1);
   for_each_target([&](const F32GemmUkernels& uk) {
-    for (F32GemmUkernelChoice choice : {F32GemmUkernelChoice::kWide, F32GemmUkernelChoice::kNarrow}) {
+    for (F32GemmUkernelChoice choice : kAllUkernels) {
       for (size_t m : kSizes) {
         for (size_t n : kSizes) {
           for (size_t k : kSizes) {
@@ -228,6 +230,55 @@ TEST(GemmF32MinmaxHwy, TailsEveryTarget) {
           }
         }
       }
+    }
+  });
+}
+
+// The large tile (6x64 on AVX-512) around its own tails: rows around 6 (and its 5-row short
+// variant), columns around 64, and wide weights (N = 1000, K = 700: 2.8 MB of B, 90 KB panel
+// blocks) where the driver prefetches the next panel - on every target, 1 and 2 threads.
+TEST(GemmF32MinmaxHwy, LargeTileTailsAndWideWeights) {
+  ThreadPool pool2(2);
+  std::mt19937 rng(11);
+  for_each_target([&](const F32GemmUkernels& uk) {
+    ASSERT_NE(uk.large.fn, nullptr);
+    ASSERT_EQ(uk.large_short.mr + 1, uk.large.mr);
+    for (size_t m : {1, 5, 6, 7, 11, 13, 37}) {
+      for (size_t n : {63, 64, 65, 129, 1000}) {
+        for (size_t k : {1, 17, 700}) {
+          if (n == 1000 && k != 700 && m != 37) continue;
+          const size_t v = m + n + k;
+          const F32GemmBLayout layout = v % 2 ? F32GemmBLayout::kKN : F32GemmBLayout::kNK;
+          GemmCase c{m, n, k, k + 1, layout == F32GemmBLayout::kKN ? n : k, n + 2, layout, true, -kInf, kInf};
+          if (v % 3 == 0) {
+            c.min = -0.25f;
+            c.max = 0.5f;
+          }
+          check_case(c, F32GemmUkernelChoice::kLarge, v % 2 ? &pool2 : nullptr, rng);
+          if (HasFailure()) return;
+        }
+      }
+    }
+  });
+}
+
+// The automatic choice: never more padded columns than the wide kernel, the large one where
+// it pads no more (N = 1024 on AVX-512 is 16 panels of 64), the narrow one where both pad more.
+TEST(GemmF32MinmaxHwy, AutoChoiceMinimisesPadding) {
+  for_each_target([&](const F32GemmUkernels& uk) {
+    for (size_t n : {16, 24, 32, 96, 144, 320, 1000, 1024}) {
+      std::vector<float> b(8 * n, 1.0f);
+      auto packed = pack_f32_gemm_b(8, n, b.data(), n, nullptr, F32GemmBLayout::kKN);
+      ASSERT_TRUE(packed.has_value());
+      auto cols = [n](size_t nr) { return (n + nr - 1) / nr * nr; };
+      const size_t got = cols(packed->ukernel.nr);
+      EXPECT_LE(got, cols(uk.wide.nr)) << "n=" << n;
+      EXPECT_LE(got, cols(uk.narrow.nr)) << "n=" << n;
+      if (cols(uk.large.nr) <= cols(uk.wide.nr) && cols(uk.large.nr) <= cols(uk.narrow.nr)) {
+        EXPECT_EQ(packed->ukernel.nr, uk.large.nr) << "n=" << n;
+      }
+      EXPECT_EQ(packed->short_rows.nr, packed->ukernel.nr) << "n=" << n;
+      EXPECT_EQ(packed->short_rows.mr + 1, packed->ukernel.mr) << "n=" << n;
     }
   });
 }
@@ -266,7 +317,7 @@ TEST(GemmF32MinmaxHwy, ResidualAddEqualsGemmThenAdd) {
   ThreadPool pool2(2);
   std::mt19937 rng(6);
   for_each_target([&](const F32GemmUkernels&) {
-    for (F32GemmUkernelChoice choice : {F32GemmUkernelChoice::kWide, F32GemmUkernelChoice::kNarrow}) {
+    for (F32GemmUkernelChoice choice : kAllUkernels) {
       for (size_t m : {1, 7, 9, 49, 200}) {
         for (size_t n : {1, 15, 16, 17, 33, 96}) {
           for (size_t k : {3, 24, 600}) {
@@ -303,7 +354,8 @@ TEST(GemmF32MinmaxHwy, OneRowEqualsItsRowInABatch) {
   for_each_target([&](const F32GemmUkernels& uk) {
     ASSERT_NE(uk.gemv_wide, nullptr);
     ASSERT_NE(uk.gemv_narrow, nullptr);
-    for (F32GemmUkernelChoice choice : {F32GemmUkernelChoice::kWide, F32GemmUkernelChoice::kNarrow}) {
+    ASSERT_NE(uk.gemv_large, nullptr);
+    for (F32GemmUkernelChoice choice : kAllUkernels) {
       for (size_t n : {1, 16, 17, 100, 129, 300}) {
         for (size_t k : {1, 9, 700}) {
           std::vector<float> a = random_vec(3 * k, rng), b = random_vec(k * n, rng), bias = random_vec(n, rng);

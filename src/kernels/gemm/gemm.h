@@ -76,18 +76,23 @@ struct F32GemmUkernels {
   // splits badly (M = 49, a 7x7 feature map: 7 tiles of 7 rows instead of 6 of 8 and 1 of 1).
   F32GemmUkernel wide_short;
   F32GemmUkernel narrow_short;
+  // 4 vectors per row, fewer rows (6x64 on AVX-512): fewer loads per FMA, for wide N where it
+  // pads no more than the wide one. Targets with 16 registers alias it to the wide kernel.
+  F32GemmUkernel large;
+  F32GemmUkernel large_short;
   // One row (M = 1) against the wide / narrow kernels' panels, several panels at once:
   // c[0:n) = clamp(a[0:k) * B + bias, min, max), the same sums as the GEMM kernels' for that row.
   using GemvFn = void (*)(size_t n, size_t k, const float* a, const float* panels,
                           size_t panel_stride, float* c, float min, float max);
   GemvFn gemv_wide = nullptr;
   GemvFn gemv_narrow = nullptr;
+  GemvFn gemv_large = nullptr;
 };
 const F32GemmUkernels& f32_gemm_ukernels();
 
 enum class F32GemmBLayout : uint8_t { kKN, kNK };
 
-enum class F32GemmUkernelChoice : uint8_t { kAuto, kWide, kNarrow };
+enum class F32GemmUkernelChoice : uint8_t { kAuto, kWide, kNarrow, kLarge };
 
 struct F32GemmPackedB {
   size_t k = 0, n = 0;
