@@ -353,7 +353,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 11, 11, 8, 8, 5, 2, 1, 2, 8},    // depthwise 5x5
                       Case{1, 40, 40, 32, 64, 3, 1, 1, 1, 1},  // several row chunks
                       Case{3, 20, 20, 13, 24, 1, 1, 1, 0, 1},  // 1x1 direct, 1200 rows, partial tiles
-                      Case{4, 20, 20, 64, 40, 3, 1, 1, 1, 1}));
+                      Case{4, 20, 20, 64, 40, 3, 1, 1, 1, 1},
+                      Case{2, 7, 9, 100, 24, 1, 1, 1, 0, 1}));  // 1x1, K = 100: the large tile's partial panel
 
 }  // namespace
 }  // namespace pcv::kernels
