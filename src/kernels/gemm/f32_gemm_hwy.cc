@@ -55,8 +55,8 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
     }
   }
 
-  // Two k steps per loop trip: for the 24-accumulator tile, one loop branch per 48 FMAs gave
-  // 6x4 ~10% more in L1-resident loops here; the 16-accumulator ones neither gain nor lose.
+  // Two k steps per loop trip: one loop branch per 48 FMAs gave the 24-accumulator tile ~5%
+  // more in L1-resident loops here; the 16-accumulator ones neither gain nor lose.
   HWY_UNROLL(2)
   for (size_t k = 0; k < kc; ++k) {
     V b[NRV];
