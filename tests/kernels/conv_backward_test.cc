@@ -354,7 +354,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{1, 40, 40, 32, 64, 3, 1, 1, 1, 1},  // several row chunks
                       Case{3, 20, 20, 13, 24, 1, 1, 1, 0, 1},  // 1x1 direct, 1200 rows, partial tiles
                       Case{4, 20, 20, 64, 40, 3, 1, 1, 1, 1},
-                      Case{2, 7, 9, 100, 24, 1, 1, 1, 0, 1}));  // 1x1, K = 100: the large tile's partial panel
+                      Case{2, 7, 9, 100, 24, 1, 1, 1, 0, 1},   // 1x1, K = 100: the large tile's partial panel
+                      Case{16, 7, 7, 32, 80, 1, 1, 1, 0, 1},   // 1x1, K = 32 < og: dY^T X; 2-image chunks
+                      Case{16, 15, 15, 24, 40, 1, 1, 1, 0, 1}, // 1x1, a chunk across an image boundary
+                      Case{17, 5, 5, 64, 96, 1, 1, 1, 0, 2},   // grouped 1x1, K = 32 a group, uneven slices
+                      // Filter-gradient reductions large enough to run on the pool: contiguous
+                      // (og, K) partials, transposed (K, og) ones (1x1 and 3x3), depthwise.
+                      Case{16, 3, 3, 160, 256, 1, 1, 1, 0, 1}, Case{16, 2, 2, 40, 1700, 1, 1, 1, 0, 1},
+                      Case{16, 6, 6, 24, 64, 3, 1, 1, 1, 1}, Case{16, 6, 6, 1024, 1024, 3, 1, 1, 1, 1024}));
 
 }  // namespace
 }  // namespace pcv::kernels
