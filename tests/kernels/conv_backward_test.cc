@@ -266,8 +266,8 @@ TEST(ConvBackwardDepthwise, EveryTarget) {
   });
 }
 
-// A 1x1 conv with fewer output than input channels computes its filter gradient as
-// dY^T X (dw_direct): the same products summed in the same order as X^T dY, so the same bits;
+// A 1x1 conv with fewer output than input channels (or K a multiple of 32) computes its
+// filter gradient as dY^T X (dw_direct): the same products summed in the same order as X^T dY, so the same bits;
 // grouped, with channel tails, 2 threads.
 TEST(ConvBackwardFast, FilterGradientOrientationsAreBitIdentical) {
   for (const Case& cs : {Case{3, 9, 7, 40, 24, 1, 1, 1, 0, 1}, Case{2, 6, 6, 34, 10, 1, 1, 1, 0, 2}}) {
@@ -354,7 +354,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{1, 40, 40, 32, 64, 3, 1, 1, 1, 1},  // several row chunks
                       Case{3, 20, 20, 13, 24, 1, 1, 1, 0, 1},  // 1x1 direct, 1200 rows, partial tiles
                       Case{4, 20, 20, 64, 40, 3, 1, 1, 1, 1},
-                      Case{2, 7, 9, 100, 24, 1, 1, 1, 0, 1},   // 1x1, K = 100: the large tile's partial panel
+                      Case{2, 7, 9, 120, 24, 1, 1, 1, 0, 1},   // 1x1, K = 120: AVX-512's 6x64 tile, partial panel
                       Case{16, 7, 7, 32, 80, 1, 1, 1, 0, 1},   // 1x1, K = 32 < og: dY^T X; 2-image chunks
                       Case{16, 15, 15, 24, 40, 1, 1, 1, 0, 1}, // 1x1, a chunk across an image boundary
                       Case{17, 5, 5, 64, 96, 1, 1, 1, 0, 2},   // grouped 1x1, K = 32 a group, uneven slices

@@ -12,13 +12,15 @@
 // f32_conv2d_backward__ref: plain loops, the specification and the oracle.
 // f32_conv2d_backward_fast: prepared once per shape (F32Conv2dBackwardPlan), run with caller
 //   scratch. Paths:
-//   kGemm        per group, per chunk of `rows` output pixels:
+//   kGemm        per group, per chunk of `rows` output pixels (1x1 stride 1 unpadded: chunks
+//                of the slice's images as one row matrix, which may span images):
 //                  backward-data:   dXcol(rows, K) = dY(rows, og) * W_g(og, K), then col2im
 //                                   (1x1 stride 1 unpadded: accumulated straight into dX);
 //                  backward-filter: dW_g^T(K, og) += im2col(X)(rows, K)^T * dY_g(rows, og)
 //                                   (f32_gemm_atb_acc: both read in place, no transpose;
-//                                   1x1 stride 1 unpadded: X's rows themselves), transposed
-//                                   into dW at the end; both per chunk, while its rows of
+//                                   1x1 stride 1 unpadded: X's rows themselves, and as
+//                                   dY_g^T X when dw_direct), transposed into dW at the end
+//                                   (not when dw_direct); both per chunk, while its rows of
 //                                   dY are in cache;
 //                K = kh*kw*in_c/groups, og = out_c/groups, GEMMs of kernels/gemm.
 //   kDepthwise   groups == in_c: direct NHWC loops over output pixels and taps, vectorized
@@ -56,10 +58,11 @@ struct F32Conv2dBackwardPlan {
   size_t rows = 0;        // kGemm: output pixels per chunk
   size_t k = 0;           // kGemm: kh * kw * in_c / groups
   bool direct_1x1 = false;  // kGemm: 1x1, stride 1, no padding: no im2col/col2im needed
-  // direct_1x1 with fewer output than input channels per group: the filter gradient is
-  // computed as dW_g(og, K) += dY_g^T X (the same products and sums, bit for bit), so that the
-  // GEMM's vector dimension is the wider K (a projection's 24 output channels waste a third
-  // of 16-lane vectors); the slice partials are then (og, K), not (K, og).
+  // direct_1x1 with fewer output than input channels per group, or with K a multiple of 32:
+  // the filter gradient is computed as dW_g(og, K) += dY_g^T X (the same products and sums,
+  // bit for bit), so that the GEMM's vector dimension is the wider K (a projection's 24 output
+  // channels waste a third of 16-lane vectors), or one that fills whole panels anyway; the
+  // slice partials are then (og, K), the filter's layout, not (K, og).
   bool dw_direct = false;
   // Scratch floats the run needs (computed by prepare, for the plan's batch).
   size_t scratch_elems = 0;

@@ -191,7 +191,8 @@ void F32GemvMinmax(size_t n, size_t k, const float* HWY_RESTRICT a, const float*
 }
 
 // The large tile (4 vectors wide) needs 24 accumulators + 4 weight vectors + a broadcast:
-// only AVX-512's 32 registers hold it; elsewhere "large" is the wide kernel again.
+// AVX-512's 32 registers hold it; every other target (NEON too, unmeasured) uses the wide
+// kernel as "large".
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 constexpr size_t kWideMR = 8, kWideNRV = 2, kNarrowMR = 8, kNarrowNRV = 1, kLargeMR = 6, kLargeNRV = 4;
 #elif HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR

@@ -162,7 +162,8 @@ bool stream_c(size_t m, size_t n, const float* c, size_t ldc) {
 
 // One tile: rows [m0, m0 + rows) x columns [n0, n0 + cols), n0 a multiple of nr. Loop order:
 // K blocks outermost (the A block rows x kc stays in L2), then panels (the kc x nr weight block
-// stays in L1 across the row blocks), then MR-row blocks.
+// is reused by every row block: from L1 where it fits, else from L2, with the next one
+// prefetched), then MR-row blocks.
 void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols) {
   const F32GemmPackedB& b = *t.b;
   const F32GemmUkernel& uk = *t.uk;

@@ -77,10 +77,10 @@ struct F32GemmUkernels {
   F32GemmUkernel wide_short;
   F32GemmUkernel narrow_short;
   // 4 vectors per row, fewer rows (6x64 on AVX-512): fewer loads per FMA, for wide N where it
-  // pads no more than the wide one. Targets with 16 registers alias it to the wide kernel.
+  // pads no more than the wide one. Every target but AVX-512 aliases it to the wide kernel.
   F32GemmUkernel large;
   F32GemmUkernel large_short;
-  // One row (M = 1) against the wide / narrow kernels' panels, several panels at once:
+  // One row (M = 1) against the wide / narrow / large kernels' panels, several at once:
   // c[0:n) = clamp(a[0:k) * B + bias, min, max), the same sums as the GEMM kernels' for that row.
   using GemvFn = void (*)(size_t n, size_t k, const float* a, const float* panels,
                           size_t panel_stride, float* c, float min, float max);

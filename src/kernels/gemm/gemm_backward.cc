@@ -28,8 +28,9 @@ struct PanelSource {
   F32GemmUkernel uk;
 };
 
-// The bias of an assigning GEMM's first K block: zeros, aligned for the microkernel's loads.
-alignas(64) constexpr float kZeroBias[64] = {};
+// The bias of an assigning GEMM's first K block: zeros, aligned for the microkernel's loads,
+// NR floats (64 for AVX-512's 6x64 tile; room for wider ones).
+alignas(64) constexpr float kZeroBias[256] = {};
 
 void acc_tile(const PanelSource& b, const float* a, size_t lda, float* c, size_t ldc, size_t m0,
               size_t rows, size_t n0, size_t cols, bool assign) {

@@ -45,7 +45,7 @@ struct F32GemmAccB {
   }
 };
 
-// Sets k, n and the microkernel (the narrow one when it pads fewer columns) and grows the
+// Sets k, n and the microkernel (f32_gemm_acc_ukernel's choice) and grows the
 // storage to fit; the panel contents are unspecified (zero the padding columns if a producer
 // writes only the valid ones: reset_padding does that). Returns false on allocation failure.
 bool shape_f32_gemm_acc_b(size_t k, size_t n, F32GemmAccB* b);
@@ -68,7 +68,9 @@ void f32_gemm_packed_acc(size_t m, const float* a, size_t lda, const F32GemmPack
 void f32_gemm_acc_panels(size_t m, const float* a, size_t lda, const float* panels, size_t k,
                          size_t n, const F32GemmUkernel& ukernel, float* c, size_t ldc,
                          ThreadPool* pool, bool assign = false);
-// The microkernel f32_gemm_acc uses for N columns (the narrow one when it pads fewer).
+// The microkernel f32_gemm_acc uses for N columns: pack_f32_gemm_b's automatic rule (the
+// narrow one where the wide one pads more, else the large one where it pads no more than the
+// wide one).
 F32GemmUkernel f32_gemm_acc_ukernel(size_t n);
 
 // C(M, N) += A^T(M, K) * B(K, N) with A given as (K, M): C[i][j] += sum over r < k of
