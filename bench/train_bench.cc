@@ -5,7 +5,8 @@
 // (Small CNN 11.2 / 15.4, MobileNetV2 6.6 / 12.6 images/s at 1 / 2 threads; target >= 3).
 // ANCHORS.md warns that 2-thread training figures swing 20-40% with load: compare ratios
 // from quiet runs. Smaller sizes: --benchmark_filter=.../128 etc.
-// Args: arch (0 simple_cnn, 1 mobilenet_v2), size, batch, threads.
+// Args: arch (0 simple_cnn, 1 mobilenet_v2), size, batch, threads. BM_conv1x1_backward: one
+// 1x1 conv's backward on MobileNetV2's shapes (--benchmark_filter=conv1x1).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "kernels/conv/conv_backward.h"
 #include "data/rng.h"
 #include "train/loss.h"
 #include "train/optimizer.h"
@@ -141,6 +143,54 @@ BENCHMARK(BM_train_step)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(3.0);
+
+// One 1x1 conv's backward (input, filter and bias gradients) on MobileNetV2-224 shapes at
+// batch 32, its inputs evicted from the caches between iterations (64 MB written outside the
+// timing), as inside a training step. Args: H (= W), in_c, out_c, threads. Counter: GFLOPs
+// (4 * pixels * in_c * out_c per run: both GEMMs).
+void BM_conv1x1_backward(benchmark::State& state) {
+  kernels::Conv2dParams p;
+  p.batch = 32;
+  p.in_h = p.in_w = p.out_h = p.out_w = static_cast<int>(state.range(0));
+  p.in_c = static_cast<int>(state.range(1));
+  p.out_c = static_cast<int>(state.range(2));
+  p.kernel_h = p.kernel_w = p.stride_h = p.stride_w = p.groups = 1;
+  auto plan = kernels::prepare_f32_conv2d_backward_fast(p);
+  if (!plan) {
+    state.SkipWithError(plan.status().to_string().c_str());
+    return;
+  }
+  const size_t pixels = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
+  std::vector<float> x(pixels * p.in_c, 0.5f), w(static_cast<size_t>(p.out_c) * p.in_c, 0.01f);
+  std::vector<float> dy(pixels * p.out_c, 0.1f), dx(x.size()), dw(w.size()), db(p.out_c);
+  std::vector<float> scratch(plan->scratch_elems);
+  std::vector<char> evict(64 << 20);
+  char fill = 0;
+  ThreadPool pool(static_cast<int>(state.range(3)));
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::fill(evict.begin(), evict.end(), ++fill);
+    benchmark::ClobberMemory();
+    state.ResumeTiming();
+    kernels::f32_conv2d_backward_fast(*plan, p.batch, x.data(), w.data(), dy.data(), dx.data(), dw.data(),
+                                      db.data(), scratch.data(), &pool, /*assign_input_grad=*/true);
+    benchmark::DoNotOptimize(dw.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOPs"] = benchmark::Counter(4.0 * static_cast<double>(pixels) * p.in_c * p.out_c / 1e9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_conv1x1_backward)
+    ->ArgNames({"HW", "in", "out", "threads"})
+    ->Args({7, 320, 1280, 2})   // conv_last
+    ->Args({7, 960, 320, 2})    // block16/project
+    ->Args({7, 160, 960, 2})    // block16/expand
+    ->Args({14, 96, 576, 2})    // block11/expand
+    ->Args({14, 576, 96, 2})    // block11/project
+    ->Args({112, 16, 96, 2})    // block1/expand
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(0.5);
 
 }  // namespace
 }  // namespace pcv::train
