@@ -378,22 +378,24 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
   } else {
     plan.path = F32Conv2dBackwardPlan::Path::kGemm;
     plan.k = static_cast<size_t>(p.kernel_h) * p.kernel_w * (p.in_c / p.groups);
-    // Rows per chunk: the im2col block (rows x K) about 256 KiB, rows <= 512 (one K block of
-    // the filter-gradient GEMM), a multiple of 8.
-    size_t rows = (64 * 1024) / std::max<size_t>(plan.k, 1);
-    rows = std::clamp<size_t>(rows, 32, 512) / 8 * 8;
-    plan.rows = std::min(rows, static_cast<size_t>(p.out_h) * p.out_w);
     plan.direct_1x1 = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
                       p.pad_top == 0 && p.pad_left == 0 && p.in_h == p.out_h && p.in_w == p.out_w;
+    if (plan.direct_1x1) {
+      // A 1x1 conv's rows are contiguous across the images of a slice: its chunks span images,
+      // so that each pass of the filter-gradient GEMM over its partial reduces kDirectRows rows
+      // (one K block of f32_gemm_atb_acc), not one 7x7 image's 49.
+      plan.rows = kDirectRows;
+    } else {
+      // Rows per chunk: the im2col block (rows x K) about 256 KiB, rows <= 512 (one K block of
+      // the filter-gradient GEMM), a multiple of 8, within one image.
+      const size_t rows = std::clamp<size_t>((64 * 1024) / std::max<size_t>(plan.k, 1), 32, 512) / 8 * 8;
+      plan.rows = std::min(rows, static_cast<size_t>(p.out_h) * p.out_w);
+    }
     // The filter gradient as dY^T X (og, K) where K is the wider side, or where K fills whole
     // 32-column panels anyway: then the slice partials are already the filter's layout and
     // their reduction is a contiguous add, not a transpose (conv_last, K = 320 x og = 1280:
     // backward 15.7 -> 12.8 ms at 2 threads).
     plan.dw_direct = plan.direct_1x1 && (static_cast<size_t>(p.out_c / p.groups) < plan.k || plan.k % 32 == 0);
-    // A 1x1 conv's rows are contiguous across the images of a slice: its chunks span images,
-    // so that each pass of the filter-gradient GEMM over its partial reduces kDirectRows rows
-    // (one K block of f32_gemm_atb_acc), not one 7x7 image's 49.
-    if (plan.direct_1x1) plan.rows = kDirectRows;
   }
   plan.scratch_elems = layout_for(plan).total + kAlignElems;
   return plan;

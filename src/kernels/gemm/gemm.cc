@@ -69,25 +69,26 @@ struct UkernelFamily {
 };
 
 UkernelFamily choose_ukernel(const F32GemmUkernels& uk, size_t n, F32GemmUkernelChoice choice) {
-  const UkernelFamily wide{uk.wide, uk.wide_short, uk.gemv_wide};
-  const UkernelFamily narrow{uk.narrow, uk.narrow_short, uk.gemv_narrow};
-  const UkernelFamily large{uk.large, uk.large_short, uk.gemv_large};
-  if (choice == F32GemmUkernelChoice::kWide) return wide;
-  if (choice == F32GemmUkernelChoice::kNarrow) return narrow;
-  if (choice == F32GemmUkernelChoice::kLarge) return large;
+  if (choice == F32GemmUkernelChoice::kAuto) choice = f32_gemm_auto_choice(uk, n);
+  if (choice == F32GemmUkernelChoice::kNarrow) return {uk.narrow, uk.narrow_short, uk.gemv_narrow};
+  if (choice == F32GemmUkernelChoice::kLarge) return {uk.large, uk.large_short, uk.gemv_large};
+  return {uk.wide, uk.wide_short, uk.gemv_wide};
+}
+
+}  // namespace
+
+F32GemmUkernelChoice f32_gemm_auto_choice(const F32GemmUkernels& uk, size_t n) {
   // Columns computed, padding included. Measured (Zen 4, AVX3): the narrow kernel matches the
   // wide one within noise when neither pads (N = 192: 92% vs 92%), and wins when the wide one
   // pads (N = 144: 85% vs 79%; N = 16: 83% vs 41%). So: the wide one unless it pads more.
   // The large one (6x64 on AVX-512: 10 loads per 24 FMAs against 10 per 16) wherever it pads
   // no more than the wide one. Measured here (SPR, 1 thread, best of 60): 1024^3 150 -> 165
-  // GFLOP/s; MobileNetV2's N = 384, 576, 960, 1280 layers 4-16% faster.
+  // GFLOP/s; MobileNetV2's N = 384, 576, 960, 1280 GEMMs 4-16% faster alone (the network
+  // within noise).
   auto cols = [n](const F32GemmUkernel& u) { return (n + u.nr - 1) / u.nr * u.nr; };
-  if (cols(uk.narrow) < cols(uk.wide)) return narrow;
-  if (cols(uk.large) <= cols(uk.wide)) return large;
-  return wide;
+  if (cols(uk.narrow) < cols(uk.wide)) return F32GemmUkernelChoice::kNarrow;
+  return cols(uk.large) <= cols(uk.wide) ? F32GemmUkernelChoice::kLarge : F32GemmUkernelChoice::kWide;
 }
-
-}  // namespace
 
 Expected<F32GemmPackedB> pack_f32_gemm_b(size_t k, size_t n, const float* b, size_t ldb,
                                          const float* bias, F32GemmBLayout layout,

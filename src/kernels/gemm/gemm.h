@@ -94,6 +94,11 @@ enum class F32GemmBLayout : uint8_t { kKN, kNK };
 
 enum class F32GemmUkernelChoice : uint8_t { kAuto, kWide, kNarrow, kLarge };
 
+// What kAuto picks for N columns on the target `uk` belongs to: the narrow kernel where the
+// wide one pads more columns, else the large one where it pads no more than the wide one, else
+// the wide one. The training GEMMs (gemm_backward.h) use the same rule.
+F32GemmUkernelChoice f32_gemm_auto_choice(const F32GemmUkernels& uk, size_t n);
+
 struct F32GemmPackedB {
   size_t k = 0, n = 0;
   size_t kc = 0;                   // K block length (C is reloaded between blocks)

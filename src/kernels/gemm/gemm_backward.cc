@@ -84,11 +84,11 @@ void acc_driver(size_t m, const float* a, size_t lda, const PanelSource& b, floa
 
 F32GemmUkernel f32_gemm_acc_ukernel(size_t n) {
   const F32GemmUkernels& uk = f32_gemm_ukernels();
-  // gemm.cc's automatic rule: the narrow kernel where the wide one pads more, else the large
-  // one where it pads no more than the wide one.
-  auto cols = [n](const F32GemmUkernel& u) { return (n + u.nr - 1) / u.nr * u.nr; };
-  if (cols(uk.narrow) < cols(uk.wide)) return uk.narrow;
-  return cols(uk.large) <= cols(uk.wide) ? uk.large : uk.wide;
+  switch (f32_gemm_auto_choice(uk, n)) {
+    case F32GemmUkernelChoice::kNarrow: return uk.narrow;
+    case F32GemmUkernelChoice::kLarge: return uk.large;
+    default: return uk.wide;
+  }
 }
 
 bool shape_f32_gemm_acc_b(size_t k, size_t n, F32GemmAccB* b) {

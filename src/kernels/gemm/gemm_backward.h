@@ -68,9 +68,7 @@ void f32_gemm_packed_acc(size_t m, const float* a, size_t lda, const F32GemmPack
 void f32_gemm_acc_panels(size_t m, const float* a, size_t lda, const float* panels, size_t k,
                          size_t n, const F32GemmUkernel& ukernel, float* c, size_t ldc,
                          ThreadPool* pool, bool assign = false);
-// The microkernel f32_gemm_acc uses for N columns: pack_f32_gemm_b's automatic rule (the
-// narrow one where the wide one pads more, else the large one where it pads no more than the
-// wide one).
+// The microkernel f32_gemm_acc uses for N columns: f32_gemm_auto_choice's.
 F32GemmUkernel f32_gemm_acc_ukernel(size_t n);
 
 // C(M, N) += A^T(M, K) * B(K, N) with A given as (K, M): C[i][j] += sum over r < k of
