@@ -51,8 +51,18 @@ float* as_f32(AlignedBuffer& b) { return reinterpret_cast<float*>(b.data()); }
 constexpr int64_t kParallelMinMacs = int64_t{1} << 23;
 ThreadPool* pool_for(ThreadPool* pool, int64_t macs) { return macs >= kParallelMinMacs ? pool : nullptr; }
 
-int64_t conv_macs(const kernels::Conv2dParams& p) {
-  return static_cast<int64_t>(p.batch) * p.out_h * p.out_w * p.out_c * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
+// Elements at or above which an op is worth splitting over threads (layers.cc's threshold).
+constexpr int64_t kParallelMinElems = int64_t{1} << 18;
+
+// A conv is split over threads when it is heavy in multiply-adds or in memory: a depthwise
+// conv does 9 per output, so MobileNetV2's 14x14x576 stride-2 one (8.1M, 3.6M input floats per
+// batch of 32) ran on one thread: 1.8 ms forward, 7.2 ms backward of a 2-thread step.
+ThreadPool* conv_pool(ThreadPool* pool, const kernels::Conv2dParams& p) {
+  const int64_t macs =
+      static_cast<int64_t>(p.batch) * p.out_h * p.out_w * p.out_c * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
+  const int64_t elems =
+      static_cast<int64_t>(p.batch) * (int64_t{p.in_h} * p.in_w * p.in_c + int64_t{p.out_h} * p.out_w * p.out_c);
+  return macs >= kParallelMinMacs || elems >= kParallelMinElems ? pool : nullptr;
 }
 
 }  // namespace
@@ -548,7 +558,7 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
         st.packed_version = version;
         st.packed_batch = n;
       }
-      ThreadPool* cpool = pool_for(pool, conv_macs(p));
+      ThreadPool* cpool = conv_pool(pool, p);
       const int threads = cpool != nullptr ? cpool->threads() : 1;
       float* scratch_ptr = scratch_floats(st.conv_packed.scratch_bytes(threads) / sizeof(float) + 16);
       kernels::f32_conv2d_fast(st.conv_packed, x, st.act_lo, st.act_hi, y, scratch_ptr, cpool);
@@ -743,7 +753,7 @@ void Program::Impl::backward_node(size_t i) {
         bool assign = false;
         float* dx = grad_for_write(xin, &assign);
         float* scratch_ptr = scratch_floats(st.conv_bwd.scratch_elems);
-        ThreadPool* cpool = pool_for(pool, conv_macs(p));
+        ThreadPool* cpool = conv_pool(pool, p);
         if (dx != nullptr && assign && st.dx_as_conv) {
           // dX as a forward conv of dY with the flipped filter (Winograd for 3x3): fewer
           // multiply-adds than the GEMM into columns + col2im. Filter and bias gradients below.
