@@ -6,7 +6,8 @@
 // ANCHORS.md warns that 2-thread training figures swing 20-40% with load: compare ratios
 // from quiet runs. Smaller sizes: --benchmark_filter=.../128 etc.
 // Args: arch (0 simple_cnn, 1 mobilenet_v2), size, batch, threads. BM_conv1x1_backward: one
-// 1x1 conv's backward on MobileNetV2's shapes (--benchmark_filter=conv1x1).
+// 1x1 conv's backward on MobileNetV2's shapes (--benchmark_filter=conv1x1); BM_dwconv_backward
+// the same for its depthwise convs (--benchmark_filter=dwconv).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "base/aligned.h"
 #include "base/thread_pool.h"
 #include "kernels/conv/conv_backward.h"
 #include "data/rng.h"
@@ -144,6 +146,26 @@ BENCHMARK(BM_train_step)
     ->UseRealTime()
     ->MinTime(3.0);
 
+// Times f32_conv2d_backward_fast (input gradient assigned) on state.range(3) threads, the
+// caches evicted before each run (64 MB written outside the timing), as inside a training step.
+void time_conv_backward(benchmark::State& state, const kernels::F32Conv2dBackwardPlan& plan, const float* x,
+                        const float* w, const float* dy, float* dx, float* dw, float* db) {
+  std::vector<float> scratch(plan.scratch_elems);
+  std::vector<char> evict(64 << 20);
+  char fill = 0;
+  ThreadPool pool(static_cast<int>(state.range(3)));
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::fill(evict.begin(), evict.end(), ++fill);
+    benchmark::ClobberMemory();
+    state.ResumeTiming();
+    kernels::f32_conv2d_backward_fast(plan, plan.params.batch, x, w, dy, dx, dw, db, scratch.data(), &pool,
+                                      /*assign_input_grad=*/true);
+    benchmark::DoNotOptimize(dw);
+    benchmark::ClobberMemory();
+  }
+}
+
 // One 1x1 conv's backward (input, filter and bias gradients) on MobileNetV2-224 shapes at
 // batch 32, its inputs evicted from the caches between iterations (64 MB written outside the
 // timing), as inside a training step. Args: H (= W), in_c, out_c, threads. Counter: GFLOPs
@@ -163,20 +185,7 @@ void BM_conv1x1_backward(benchmark::State& state) {
   const size_t pixels = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
   std::vector<float> x(pixels * p.in_c, 0.5f), w(static_cast<size_t>(p.out_c) * p.in_c, 0.01f);
   std::vector<float> dy(pixels * p.out_c, 0.1f), dx(x.size()), dw(w.size()), db(p.out_c);
-  std::vector<float> scratch(plan->scratch_elems);
-  std::vector<char> evict(64 << 20);
-  char fill = 0;
-  ThreadPool pool(static_cast<int>(state.range(3)));
-  for (auto _ : state) {
-    state.PauseTiming();
-    std::fill(evict.begin(), evict.end(), ++fill);
-    benchmark::ClobberMemory();
-    state.ResumeTiming();
-    kernels::f32_conv2d_backward_fast(*plan, p.batch, x.data(), w.data(), dy.data(), dx.data(), dw.data(),
-                                      db.data(), scratch.data(), &pool, /*assign_input_grad=*/true);
-    benchmark::DoNotOptimize(dw.data());
-    benchmark::ClobberMemory();
-  }
+  time_conv_backward(state, *plan, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
   state.counters["GFLOPs"] = benchmark::Counter(4.0 * static_cast<double>(pixels) * p.in_c * p.out_c / 1e9,
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -188,6 +197,52 @@ BENCHMARK(BM_conv1x1_backward)
     ->Args({14, 96, 576, 2})    // block11/expand
     ->Args({14, 576, 96, 2})    // block11/project
     ->Args({112, 16, 96, 2})    // block1/expand
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(0.5);
+
+// One depthwise 3x3 conv's backward (input, filter and bias gradients) on MobileNetV2-224
+// shapes at batch 32, caches evicted as above. Args: H (= W) of the input, channels, stride,
+// threads. Counter: GB/s over the bytes that must move (x and dy read, dx written).
+void BM_dwconv_backward(benchmark::State& state) {
+  kernels::Conv2dParams p;
+  p.batch = 32;
+  p.in_h = p.in_w = static_cast<int>(state.range(0));
+  p.in_c = p.out_c = p.groups = static_cast<int>(state.range(1));
+  p.kernel_h = p.kernel_w = 3;
+  p.stride_h = p.stride_w = static_cast<int>(state.range(2));
+  p.out_h = p.out_w = (p.in_h + p.stride_h - 1) / p.stride_h;
+  const int pad = std::max(0, (p.out_h - 1) * p.stride_h + 3 - p.in_h);  // SAME
+  p.pad_top = p.pad_left = pad / 2;
+  auto plan = kernels::prepare_f32_conv2d_backward_fast(p);
+  if (!plan) {
+    state.SkipWithError(plan.status().to_string().c_str());
+    return;
+  }
+  const size_t in = static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c;
+  const size_t out = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+  // 64-byte aligned tensors, as the training program's, so that dx may be streamed.
+  AlignedBuffer xb(in * sizeof(float)), dyb(out * sizeof(float)), dxb(in * sizeof(float));
+  float* x = reinterpret_cast<float*>(xb.data());
+  float* dy = reinterpret_cast<float*>(dyb.data());
+  float* dx = reinterpret_cast<float*>(dxb.data());
+  std::fill(x, x + in, 0.5f);
+  std::fill(dy, dy + out, 0.1f);
+  std::vector<float> w(static_cast<size_t>(p.out_c) * 9, 0.01f), dw(w.size()), db(p.out_c);
+  time_conv_backward(state, *plan, x, w.data(), dy, dx, dw.data(), db.data());
+  state.counters["GBps"] = benchmark::Counter(static_cast<double>(2 * in + out) * sizeof(float) / 1e9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_dwconv_backward)
+    ->ArgNames({"HW", "c", "stride", "threads"})
+    ->Args({112, 32, 1, 2})   // block0
+    ->Args({112, 96, 2, 2})   // block1
+    ->Args({56, 144, 1, 2})   // block2
+    ->Args({56, 144, 2, 2})   // block3
+    ->Args({28, 192, 2, 2})   // block6
+    ->Args({14, 576, 1, 2})   // block11
+    ->Args({14, 576, 2, 2})   // block13
+    ->Args({7, 960, 1, 2})    // block14
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(0.5);
