@@ -312,6 +312,11 @@ TEST(ConvFast, Depthwise) {
         }
       }
     }
+    // A batch past kStreamOutputBytes (8.9 MB), whose rows are prefetched ahead: the same sums,
+    // a channel tail included.
+    for (int stride : {1, 2}) {
+      check_conv({8, 64, 64, 68, 68, 3, 3, stride, 1, 1, 1, 1, 1, 68, 0.0f, 6.0f, Path::kDepthwise}, rng, &pool2);
+    }
     // Run-time kernel sizes (f32_dwconv_minmax_kxk__hwy), and an image smaller than the kernel.
     check_conv({1, 9, 8, 19, 19, 2, 7, 1, 1, 1, 3, 0, 3, 19, -kInf, kInf, Path::kDepthwise}, rng,
                &pool2);

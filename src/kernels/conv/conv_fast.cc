@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "base/thread_pool.h"
+#include "kernels/common/stream_fence.h"
 #include "kernels/conv/winograd.h"
 #include "kernels/pool/pool.h"
 
@@ -478,8 +479,10 @@ void dw_row(void* ctx, size_t row) {
   const Conv2dParams& p = t.packed->params;
   const size_t n = row / static_cast<size_t>(p.out_h);
   const int oy = static_cast<int>(row % static_cast<size_t>(p.out_h));
-  t.packed->dw_row(depthwise_row_args(*t.packed, t.input + n * p.in_h * p.in_w * p.in_c, 0,
-                                      t.output + row * p.out_w * p.out_c, oy, t.min, t.max));
+  F32DwconvRowArgs a = depthwise_row_args(*t.packed, t.input + n * p.in_h * p.in_w * p.in_c, 0,
+                                          t.output + row * p.out_w * p.out_c, oy, t.min, t.max);
+  a.prefetch_rows = static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c * sizeof(float) >= kStreamOutputBytes;
+  t.packed->dw_row(a);
 }
 
 void run_direct(const F32Conv2dPacked& packed, const float* input, float act_min, float act_max, float* output,

@@ -17,6 +17,9 @@ struct F32DwconvRowArgs {
   int kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
   float min, max;
   int in_row0 = 0;  // first image row held at `input` (only rows the taps reach are read)
+  // The input comes from memory (a batch past kStreamOutputBytes): the rows the next output
+  // row reads are prefetched while this one computes.
+  bool prefetch_rows = false;
 };
 using F32DwconvRowFn = void (*)(const F32DwconvRowArgs& args);
 

@@ -186,13 +186,40 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
     }
     constexpr size_t kBlock = 2 * (KH * KW + 1) + 4 <= kDwRegisters ? 2 : 1;
     const int stride = p.dilation_w == 1 && (p.stride_w == 1 || p.stride_w == 2) ? p.stride_w : 0;
+    // The input rows that the next output row reads and this one does not, fetched into L2 a
+    // share per channel block: each block reads one vector per pixel, and a row that arrives
+    // from memory that way waits on a line at a time. MobileNetV2 training (224, batch 32,
+    // 2 threads): the depthwise convs' forward 82 -> 76 ms per step; at batch 1, with the input
+    // in cache, the prefetches cost 4% of MobileNetV2's inference, so only for inputs streamed
+    // to memory.
+    const char* next_rows = nullptr;
+    size_t next_lines = 0;
+    if (p.prefetch_rows && p.dilation_h == 1) {
+      const int lo = std::max({iy0 + kh, 0, p.in_row0});
+      const int hi = std::min(iy0 + p.stride_h + kh, p.in_h);
+      if (hi > lo) {
+        next_rows = reinterpret_cast<const char*>(p.input + static_cast<size_t>(lo - p.in_row0) * in_row_elems);
+        next_lines = (static_cast<size_t>(hi - lo) * in_row_elems * sizeof(float) + 63) / 64;
+      }
+    }
+    auto fetch = [&](size_t c_begin, size_t c_end) {
+      for (size_t l = next_lines * c_begin / c_full, e = next_lines * c_end / c_full; l < e; ++l) {
+        __builtin_prefetch(next_rows + l * 64, 0, 2);
+      }
+    };
     size_t c = 0;
     auto blocks = [&](auto stride_tag) {
       constexpr int S = decltype(stride_tag)::value;
       if constexpr (kBlock == 2) {
-        for (; c + 2 * N <= c_full; c += 2 * N) DwRowBlock<KH, 2, S>(p, c, ox_lo, ox_hi, ky_begin, ky_end);
+        for (; c + 2 * N <= c_full; c += 2 * N) {
+          fetch(c, c + 2 * N);
+          DwRowBlock<KH, 2, S>(p, c, ox_lo, ox_hi, ky_begin, ky_end);
+        }
       }
-      for (; c + N <= c_full; c += N) DwRowBlock<KH, 1, S>(p, c, ox_lo, ox_hi, ky_begin, ky_end);
+      for (; c + N <= c_full; c += N) {
+        fetch(c, c + N);
+        DwRowBlock<KH, 1, S>(p, c, ox_lo, ox_hi, ky_begin, ky_end);
+      }
     };
     if (stride == 1) {
       blocks(std::integral_constant<int, 1>());
