@@ -413,6 +413,10 @@ TEST(GemmF32MinmaxHwy, LargeKBlockedThreaded) {
                F32GemmUkernelChoice::kAuto, nullptr, rng);
     check_case({49, 1280, 320, 320, 320, 1280, F32GemmBLayout::kNK, true, 0.0f, 6.0f},
                F32GemmUkernelChoice::kAuto, &pool2, rng);
+    // An A past kStreamOutputBytes (8.6 MB, a padded row stride), whose row blocks are
+    // prefetched ahead on the first panel; a project conv's shape.
+    check_case({14500, 24, 144, 148, 24, 24, F32GemmBLayout::kKN, true, -kInf, kInf}, F32GemmUkernelChoice::kAuto,
+               &pool2, rng);
   });
 }
 

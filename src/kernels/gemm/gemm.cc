@@ -162,6 +162,9 @@ bool stream_c(size_t m, size_t n, const float* c, size_t ldc) {
 }
 
 // One tile: rows [m0, m0 + rows) x columns [n0, n0 + cols), n0 a multiple of nr. Loop order:
+// Row blocks ahead whose A rows are prefetched (see gemm_tile).
+constexpr size_t kAheadBlocks = 2;
+
 // K blocks outermost (the A block rows x kc stays in L2), then panels (the kc x nr weight block
 // is reused by every row block: from L1 where it fits, else from L2, with the next one
 // prefetched), then MR-row blocks.
@@ -192,8 +195,24 @@ void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols
       // and all of B overflows L2; smaller weights stay cached between tiles, and the prefetches
       // cost 5% on MobileNetV2's shapes.
       const float* next = prefetch && n + nr < n0 + cols ? b.panel(n / nr + 1) + nr + k0 * nr : nullptr;
+      // An A this large was streamed to memory by its producer (kStreamOutputBytes): on the
+      // first panel, the row block kAheadBlocks on is fetched while this one computes.
+      // MobileNetV2 training, 224, batch 32, 2 threads: the 112x112 and 56x56 project convs'
+      // forward 4.7, 4.3, 5.8 -> 3.2, 3.2, 5.0 ms. Smaller, cached A lost up to 5%.
+      const bool fetch_a = n == n0 && t.m * t.lda * sizeof(float) >= kStreamOutputBytes;
       for (size_t m = m0; m < m0 + rows; m += mr) {
         const size_t mrows = std::min(mr, m0 + rows - m);
+        if (fetch_a && m + kAheadBlocks * mr < m0 + rows) {
+          const size_t ma = m + kAheadBlocks * mr, ra = std::min(mr, m0 + rows - ma);
+          for (size_t i = 0; i < ra; ++i) {
+            // The lines that hold the row's kc floats, wherever the row starts.
+            const uintptr_t first = reinterpret_cast<uintptr_t>(t.a + (ma + i) * t.lda + k0);
+            const uintptr_t end = first + kc * sizeof(float);
+            for (uintptr_t l = first & ~uintptr_t{63}; l < end; l += 64) {
+              __builtin_prefetch(reinterpret_cast<const void*>(l), 0, 3);
+            }
+          }
+        }
         if (next != nullptr) {
           const size_t r = (m - m0) / mr;
           const char* bytes = reinterpret_cast<const char*>(next);
