@@ -189,27 +189,30 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
   });
 }
 
-void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma, const float* beta,
-                               const float* mean, const float* invstd, const float* dy, float* dx,
-                               float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx, float lo,
-                               float hi) {
+void batch_norm_backward_train_factors(size_t rows, int c, const float* x, const float* gamma, const float* beta,
+                                       const float* mean, const float* invstd, const float* dy, float* dgamma,
+                                       float* dbeta, ThreadPool* pool, float lo, float hi, BnInputGradFactors* f) {
   const size_t C = static_cast<size_t>(c);
   // The fused clamp's mask, recomputed from x (see kernels::BnFusedClamp).
-  std::vector<float> scale, shift;
-  kernels::BnFusedClamp clamp;
+  f->lo = lo;
+  f->hi = hi;
+  f->scale.clear();
+  f->shift.clear();
   if (lo != -std::numeric_limits<float>::infinity() || hi != std::numeric_limits<float>::infinity()) {
-    scale.resize(C);
-    shift.resize(C);
-    bn_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
-    clamp = {scale.data(), shift.data(), lo, hi};
+    f->scale.resize(C);
+    f->shift.resize(C);
+    bn_scale_shift(C, gamma, beta, mean, invstd, f->scale.data(), f->shift.data());
   }
+  const kernels::BnFusedClamp clamp = f->clamp();
   // sum(g) and sum(g * xhat) per channel.
   std::vector<float> part(kReduceSlices * 2 * C, 0.f);
   for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
     float* sdy = part.data() + s * 2 * C;
     kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, clamp, sdy, sdy + C);
   });
-  std::vector<float> mdy(C), mdyx(C), coef(C);
+  f->mdy.resize(C);
+  f->mdyx.resize(C);
+  f->coef.resize(C);
   for (size_t k = 0; k < C; ++k) {
     double a = 0.0, bsum = 0.0;
     for (int s = 0; s < kReduceSlices; ++s) {
@@ -218,15 +221,25 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
     }
     if (dbeta != nullptr) dbeta[k] += static_cast<float>(a);  // accumulates
     if (dgamma != nullptr) dgamma[k] += static_cast<float>(bsum);
-    mdy[k] = static_cast<float>(a / static_cast<double>(rows));
-    mdyx[k] = static_cast<float>(bsum / static_cast<double>(rows));
-    coef[k] = gamma[k] * invstd[k];
+    f->mdy[k] = static_cast<float>(a / static_cast<double>(rows));
+    f->mdyx[k] = static_cast<float>(bsum / static_cast<double>(rows));
+    f->coef[k] = gamma[k] * invstd[k];
   }
+}
+
+void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma, const float* beta,
+                               const float* mean, const float* invstd, const float* dy, float* dx,
+                               float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx, float lo,
+                               float hi) {
+  const size_t C = static_cast<size_t>(c);
+  BnInputGradFactors f;
+  batch_norm_backward_train_factors(rows, c, x, gamma, beta, mean, invstd, dy, dgamma, dbeta, pool, lo, hi, &f);
   if (dx == nullptr) return;
+  const kernels::BnFusedClamp clamp = f.clamp();
   const bool stream = stream_output(rows * C);
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {  // accumulates unless assign_dx
-    kernels::f32_bn_grad_input(e - b, C, x + b * C, dy + b * C, mean, invstd, clamp, coef.data(), mdy.data(),
-                               mdyx.data(), dx + b * C, !assign_dx, stream);
+    kernels::f32_bn_grad_input(e - b, C, x + b * C, dy + b * C, mean, invstd, clamp, f.coef.data(), f.mdy.data(),
+                               f.mdyx.data(), dx + b * C, !assign_dx, stream);
   });
 }
 

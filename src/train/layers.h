@@ -22,6 +22,7 @@
 
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/pool/pool.h"
+#include "kernels/train/train_rows.h"
 
 namespace pcv {
 class ThreadPool;
@@ -73,6 +74,20 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
                                const float* mean, const float* invstd, const float* dy, float* dx,
                                float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx = false,
                                float lo = -kInfinity, float hi = kInfinity);
+// The per-channel factors of that input gradient, for a caller that computes it later a chunk
+// at a time with kernels::f32_bn_grad_input (kernels::F32BnOutputGrad: the backward of the 1x1
+// conv whose output the batch norm reads). clamp() points into scale and shift.
+struct BnInputGradFactors {
+  std::vector<float> coef, mdy, mdyx, scale, shift;
+  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  kernels::BnFusedClamp clamp() const {
+    return scale.empty() ? kernels::BnFusedClamp{} : kernels::BnFusedClamp{scale.data(), shift.data(), lo, hi};
+  }
+};
+// batch_norm_backward_train without dx: dgamma and dbeta accumulated, dx's factors in *f.
+void batch_norm_backward_train_factors(size_t rows, int c, const float* x, const float* gamma, const float* beta,
+                                       const float* mean, const float* invstd, const float* dy, float* dgamma,
+                                       float* dbeta, ThreadPool* pool, float lo, float hi, BnInputGradFactors* f);
 // Eval mode (running statistics): y = clamp((x - mean) * invstd * gamma + beta, lo, hi),
 // invstd from the running variance; backward (of the unclamped part: the caller masks dy
 // first): dx += dy * gamma * invstd, dgamma += sum dy * xhat, dbeta += sum dy. `invstd` (C)

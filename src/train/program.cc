@@ -114,6 +114,14 @@ struct NodeState {
   // batch norm
   std::vector<float> bn_mean, bn_invstd, bn_var;
   bool bn_train = false;
+  // Batch norm whose input is the output of a 1x1 conv (node bn_into) read by nothing else:
+  // its train-mode backward leaves dx to that conv's backward (kernels::F32BnOutputGrad),
+  // with the factors here, and keeps its output gradient until then (bn_deferred).
+  int bn_into = -1;
+  bool bn_deferred = false;
+  BnInputGradFactors bn_factors;
+  // conv2d: the batch norm node whose input gradient this conv's backward computes, or -1.
+  int bn_from = -1;
   // dropout
   AlignedBuffer mask;
   bool dropout_train = false;
@@ -229,6 +237,7 @@ struct Program::Impl {
   void propagate_needs_grad();
   void forward_node(size_t i, Mode mode, uint64_t step);
   void backward_node(size_t i);
+  void backward_conv_from_bn(size_t i);
 };
 
 Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -514,6 +523,33 @@ Status Program::Impl::build() {
     st.mask_lo = ps.act_lo;
     st.mask_hi = ps.act_hi;
   }
+
+  // Batch norms that read, as its only reader, the output of a 1x1 stride-1 conv without an
+  // activation: the conv's backward computes the batch norm's input gradient a chunk at a time
+  // where its GEMMs read it, instead of the batch norm writing it to memory for the conv to
+  // read back (see kernels::F32BnOutputGrad). The same bits either way. (An image at a time in
+  // a depthwise conv's backward saved the batch norm's pass but cost the conv as much: the
+  // image's gradient does not stay in L2 while the conv streams its input.)
+  if (opt.fast_kernels && opt.fuse_bn_backward) {
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      const ir::Node& node = graph.nodes[i];
+      if (node.op != OpType::kBatchNorm) continue;
+      const ValueId v = node.inputs[0];
+      const int prod = graph.producer(v);
+      if (prod < 0 || readers[static_cast<size_t>(v)] != 1 || !slots[v].batched ||
+          slots[v].alias_of != ir::kNoValue) {
+        continue;
+      }
+      NodeState& ps = states[static_cast<size_t>(prod)];
+      if (graph.nodes[static_cast<size_t>(prod)].op != OpType::kConv2d || !ps.conv_bwd.direct_1x1 ||
+          ps.act_lo != -kInf || ps.act_hi != kInf) {
+        continue;
+      }
+      PCV_ASSIGN_OR_RETURN(ps.conv_bwd, kernels::prepare_f32_conv2d_backward_fast(ps.conv, /*bn_output_grad=*/true));
+      ps.bn_from = static_cast<int>(i);
+      states[i].bn_into = prod;
+    }
+  }
   propagate_needs_grad();
   return Status::ok();
 }
@@ -705,11 +741,41 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
 // -------------------------------------------------------------------------------------------
 // backward: the gradient table. dy is dL/d(output); each case adds into its inputs' gradients.
 
+// The backward of a 1x1 conv whose output gradient is the input gradient of the batch norm
+// reading its output (bn_from), computed inside the conv's backward from the batch norm's
+// saved input, output gradient and factors. Releases the batch norm's output gradient.
+void Program::Impl::backward_conv_from_bn(size_t i) {
+  const ir::Node& node = graph.nodes[i];
+  NodeState& st = states[i];
+  const ir::Node& bn_node = graph.nodes[static_cast<size_t>(st.bn_from)];
+  NodeState& bs = states[static_cast<size_t>(st.bn_from)];
+  const BnInputGradFactors& f = bs.bn_factors;
+  const kernels::F32BnOutputGrad bn{data(bn_node.inputs[0]), slots[bn_node.outputs[0]].grad,
+                                    bs.bn_mean.data(),       bs.bn_invstd.data(),
+                                    f.clamp(),               f.coef.data(),
+                                    f.mdy.data(),            f.mdyx.data()};
+  const ValueId xin = node.inputs[0];
+  float* dw = grad_for(node.inputs[1]);
+  float* db = node.inputs.size() > 2 ? grad_for(node.inputs[2]) : nullptr;
+  kernels::Conv2dParams p = st.conv;
+  p.batch = n;
+  bool assign = false;
+  float* dx = grad_for_write(xin, &assign);
+  kernels::f32_conv2d_backward_fast(st.conv_bwd, n, data(xin), data(node.inputs[1]), nullptr, dx, dw, db,
+                                    scratch_floats(st.conv_bwd.scratch_elems), conv_pool(pool, p), assign, &bn);
+  bs.bn_deferred = false;
+  for (ValueId v : bn_node.outputs) release_grad(v);
+}
+
 void Program::Impl::backward_node(size_t i) {
   const ir::Node& node = graph.nodes[i];
   NodeState& st = states[i];
   const ValueId out = node.outputs[0];
   float* dy = slots[out].grad;
+  if (st.bn_from >= 0 && states[static_cast<size_t>(st.bn_from)].bn_deferred) {
+    backward_conv_from_bn(i);
+    return;
+  }
   if (dy == nullptr || st.skip) return;  // nothing flows back through this node
   if (st.fused) {
     // The input has no other reader: its gradient is this one (the producer's backward masks it).
@@ -792,7 +858,13 @@ void Program::Impl::backward_node(size_t i) {
       const size_t c = st.bn_mean.size();
       const size_t rows = n_out / c;
       const float* gamma = data(node.inputs[1]);
-      if (st.bn_train) {
+      if (st.bn_train && st.bn_into >= 0 && slots[xin].needs_grad) {
+        // dx is computed by the conv's backward, next in line (bn_into): only the sums here.
+        batch_norm_backward_train_factors(rows, static_cast<int>(c), x, gamma, data(node.inputs[2]),
+                                          st.bn_mean.data(), st.bn_invstd.data(), dy, grad_for(node.inputs[1]),
+                                          grad_for(node.inputs[2]), pool, st.act_lo, st.act_hi, &st.bn_factors);
+        st.bn_deferred = true;
+      } else if (st.bn_train) {
         bool assign = false;
         float* dx = grad_for_write(xin, &assign);
         float* dgamma = grad_for(node.inputs[1]);
@@ -1004,7 +1076,10 @@ void Program::backward() {
         m.backward_node(i);
       }
     }
-    for (ValueId v : node.outputs) m.release_grad(v);
+    // A deferred batch norm's output gradient is read by its conv's backward (which releases it).
+    if (!m.states[i].bn_deferred) {
+      for (ValueId v : node.outputs) m.release_grad(v);
+    }
   }
   // Gradients of values nobody consumed (e.g. an output not on the loss path).
   for (ValueId v : m.outputs) m.release_grad(v);

@@ -51,6 +51,9 @@ struct ProgramOptions {
   bool input_grad = false;  // also compute dL/d(input) (gradchecks)
   bool fast_kernels = true; // false: reference conv / fully_connected kernels (the oracle)
   bool profile = false;     // time every node's forward and backward (see Program::profile)
+  // A 1x1 conv's backward computes the input gradient of the batch norm after it (same bits;
+  // false: the batch norm writes it, the conv reads it; for tests and measurements).
+  bool fuse_bn_backward = true;
 };
 
 // Time spent per node since create() or the last reset_profile() (ProgramOptions::profile).

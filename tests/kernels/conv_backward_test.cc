@@ -297,6 +297,68 @@ TEST(ConvBackwardFast, FilterGradientOrientationsAreBitIdentical) {
   }
 }
 
+// A batch norm's input gradient computed a chunk at a time inside a 1x1 conv's backward
+// (F32BnOutputGrad) gives the same bits as f32_bn_grad_input written out and passed as dY:
+// chunks across images (7x7 images, 256-row chunks), several slices, a channel tail, with and
+// without the fused relu6 clamp, 1 and 2 threads, dX assigned and accumulated.
+TEST(ConvBackwardFast, BatchNormOutputGradientIsBitIdentical) {
+  for (const Case& cs : {Case{11, 7, 7, 40, 24, 1, 1, 1, 0, 1}, Case{3, 16, 16, 16, 35, 1, 1, 1, 0, 1}}) {
+    const Conv2dParams p = make_params(cs);
+    SCOPED_TRACE("in_c=" + std::to_string(p.in_c) + " out_c=" + std::to_string(p.out_c));
+    auto plain = prepare_f32_conv2d_backward_fast(p);
+    auto fused = prepare_f32_conv2d_backward_fast(p, /*bn_output_grad=*/true);
+    ASSERT_TRUE(plain.has_value() && fused.has_value());
+    ASSERT_TRUE(fused->bn_output_grad);
+    ASSERT_FALSE(plain->bn_output_grad);
+    const size_t C = static_cast<size_t>(p.out_c);
+    const size_t rows = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
+    const size_t in_elems = static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c;
+    const size_t w_elems = C * p.kernel_h * p.kernel_w * static_cast<size_t>(p.in_c / p.groups);
+    const auto x = random_f32(in_elems, 1), w = random_f32(w_elems, 2);
+    auto bn_x = random_f32(rows * C, 3);
+    const auto bn_dy = random_f32(rows * C, 4), gamma = random_f32(C, 5), beta = random_f32(C, 6);
+    std::vector<float> mean(C), invstd(C), coef(C), mdy(C), mdyx(C), scale(C), shift(C);
+    for (size_t k = 0; k < C; ++k) {
+      mean[k] = 0.1f * gamma[k];
+      invstd[k] = 1.5f + beta[k];
+      coef[k] = gamma[k] * invstd[k];
+      mdy[k] = 0.01f * beta[k];
+      mdyx[k] = 0.02f * gamma[k];
+      scale[k] = 3.f * invstd[k] * gamma[k];
+      shift[k] = 3.f * beta[k];
+    }
+    for (bool clamped : {false, true}) {
+      const BnFusedClamp clamp = clamped ? BnFusedClamp{scale.data(), shift.data(), 0.f, 6.f} : BnFusedClamp{};
+      std::vector<float> dy(rows * C);
+      f32_bn_grad_input(rows, C, bn_x.data(), bn_dy.data(), mean.data(), invstd.data(), clamp, coef.data(),
+                        mdy.data(), mdyx.data(), dy.data(), /*accumulate=*/false);
+      const F32BnOutputGrad bn{bn_x.data(), bn_dy.data(), mean.data(), invstd.data(), clamp,
+                               coef.data(),  mdy.data(),   mdyx.data()};
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        for (bool assign : {true, false}) {
+          std::vector<float> out[2][3];  // plain, fused: dx, dw, db
+          for (int f = 0; f < 2; ++f) {
+            const F32Conv2dBackwardPlan& plan = f == 0 ? *plain : *fused;
+            std::vector<float> scratch(plan.scratch_elems);
+            std::vector<float> dx(in_elems, 0.5f), dw(w_elems, 0.f), db(C, 0.f);
+            f32_conv2d_backward_fast(plan, p.batch, x.data(), w.data(), f == 0 ? dy.data() : nullptr, dx.data(),
+                                     dw.data(), db.data(), scratch.data(), &pool, assign, f == 0 ? nullptr : &bn);
+            out[f][0] = dx;
+            out[f][1] = dw;
+            out[f][2] = db;
+          }
+          for (int g = 0; g < 3; ++g) {
+            ASSERT_EQ(out[0][g].size(), out[1][g].size());
+            EXPECT_EQ(std::memcmp(out[0][g].data(), out[1][g].data(), out[0][g].size() * sizeof(float)), 0)
+                << "gradient " << g << " clamped " << clamped << " threads " << threads << " assign " << assign;
+          }
+        }
+      }
+    }
+  }
+}
+
 // An assigned input gradient of 1 MiB or more per image, 64 or more channels, is written with
 // non-temporal stores when dx is vector-aligned: the same values as the plain stores (dx one
 // float off alignment) and as the reference, nothing written past the image.

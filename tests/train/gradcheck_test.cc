@@ -6,12 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "base/thread_pool.h"
 #include "ir/graph.h"
 #include "train/loss.h"
 #include "train/program.h"
@@ -472,13 +474,18 @@ TEST(Gradcheck, ZooSimpleCnn) {
   }
 }
 
-TEST(Gradcheck, ZooMobileNetV2) {
+// MobileNetV2 at 32x32, width 0.35, 3 classes.
+Expected<Model> small_mobilenet_v2() {
   zoo::ZooOptions z;
   z.arch = "mobilenet_v2";
   z.size = 32;
   z.width = 0.35f;
   z.classes = 3;
-  auto model = zoo::create_model(z);
+  return zoo::create_model(z);
+}
+
+TEST(Gradcheck, ZooMobileNetV2) {
+  auto model = small_mobilenet_v2();
   ASSERT_TRUE(model.has_value());
   for (Mode mode : {Mode::kEval, Mode::kTrain}) {
     CheckOptions o;
@@ -490,6 +497,43 @@ TEST(Gradcheck, ZooMobileNetV2) {
     o.logits = true;
     o.eps = 1e-2f;
     gradcheck(smooth(*model), o, mode == Mode::kTrain ? "mobilenet_v2 (sigmoid, train)" : "mobilenet_v2 (sigmoid, eval)");
+  }
+}
+
+// A batch norm's input gradient computed inside the backward of the 1x1 conv before it
+// (ProgramOptions::fuse_bn_backward) gives the same bits as the batch norm writing it: every
+// parameter gradient and the input gradient of MobileNetV2 (real relu6 clamps fused into the
+// batch norms; project convs whose batch norm feeds an add), 1 and 2 threads.
+TEST(Program, BatchNormBackwardInConvIsBitIdentical) {
+  auto model = small_mobilenet_v2();
+  ASSERT_TRUE(model.has_value());
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    std::vector<std::vector<float>> grads[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      ProgramOptions po;
+      po.batch = 6;
+      po.input_grad = true;
+      po.fuse_bn_backward = fused == 1;
+      auto prog = Program::create(*model, po, &pool);
+      ASSERT_TRUE(prog.has_value()) << prog.status().to_string();
+      Program& p = **prog;
+      std::mt19937 rng(5);
+      std::uniform_real_distribution<float> d(-1.f, 1.f);
+      for (size_t i = 0; i < p.input_elems_per_sample() * 6; ++i) p.input()[i] = d(rng);
+      p.forward(Mode::kTrain, 6, 1);
+      float* dy = p.output_grad(0);
+      for (size_t i = 0; i < p.output_elems_per_sample(0) * 6; ++i) dy[i] = d(rng);
+      p.backward();
+      grads[fused].emplace_back(p.input_grad(), p.input_grad() + p.input_elems_per_sample() * 6);
+      for (Parameter& prm : p.parameters()) grads[fused].emplace_back(prm.grad, prm.grad + prm.size);
+    }
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    for (size_t t = 0; t < grads[0].size(); ++t) {
+      ASSERT_EQ(grads[0][t].size(), grads[1][t].size());
+      EXPECT_EQ(std::memcmp(grads[0][t].data(), grads[1][t].data(), grads[0][t].size() * sizeof(float)), 0)
+          << "gradient " << t << " (0: the input), threads " << threads;
+    }
   }
 }
 

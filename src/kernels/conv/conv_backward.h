@@ -39,6 +39,7 @@
 #include "kernels/conv/conv.h"
 #include "kernels/conv/conv_fast.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/train/train_rows.h"
 
 namespace pcv {
 class ThreadPool;
@@ -64,22 +65,49 @@ struct F32Conv2dBackwardPlan {
   // channels waste a third of 16-lane vectors), or one that fills whole panels anyway; the
   // slice partials are then (og, K), the filter's layout, not (K, og).
   bool dw_direct = false;
+  // direct_1x1 with room for the output gradient of a chunk, computed from a batch norm's
+  // backward (F32BnOutputGrad) instead of read from memory.
+  bool bn_output_grad = false;
   // Scratch floats the run needs (computed by prepare, for the plan's batch).
   size_t scratch_elems = 0;
 };
 
+// The conv's output gradient as the input gradient of the train-mode batch norm that reads the
+// conv's output: dY = f32_bn_grad_input(x, dy, mean, invstd, clamp, coef, mdy, mdyx), assigned
+// (x: the conv's output, dy: the batch norm's output gradient; both (N, out_h, out_w, out_c)).
+// A 1x1 conv's backward computes it a chunk of rows at a time into scratch, where its GEMMs
+// read it: the batch norm's input gradient is never written to memory and read back (two
+// passes over a tensor that is 154 MB in MobileNetV2's block 1 at batch 32). The values are
+// f32_bn_grad_input's, bit for bit (it has no cross-row state).
+struct F32BnOutputGrad {
+  const float* x = nullptr;
+  const float* dy = nullptr;
+  const float* mean = nullptr;
+  const float* invstd = nullptr;
+  BnFusedClamp clamp;
+  const float* coef = nullptr;
+  const float* mdy = nullptr;
+  const float* mdyx = nullptr;
+};
+
 // Validates the params (as prepare_f32_conv2d_fast does). Errors: invalid_argument.
-Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& params);
+// bn_output_grad: reserve the chunk of F32BnOutputGrad (1x1 stride 1 unpadded convs only;
+// ignored for others: plan.bn_output_grad says whether it applies).
+Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& params,
+                                                                  bool bn_output_grad = false);
 
 // Runs the backward for `batch` <= plan.params.batch images. scratch: plan.scratch_elems floats
 // (any alignment; contents are overwritten). ACCUMULATES into input_grad, filter_grad and
 // bias_grad (each may be nullptr); with assign_input_grad, input_grad is assigned instead (its
 // contents are never read: a 1x1 conv's GEMM starts from zeros, other paths zero each image
 // before adding into it).
+// bn: the output gradient comes from a batch norm's backward (output_grad is then ignored);
+// requires plan.bn_output_grad (its scratch holds the chunk).
 void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan, int batch, const float* input,
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
-                              ThreadPool* pool, bool assign_input_grad = false);
+                              ThreadPool* pool, bool assign_input_grad = false,
+                              const F32BnOutputGrad* bn = nullptr);
 
 // Backward-data as a forward conv, for stride-1, undilated, ungrouped KxK convs (K > 1, each
 // side padded by at most K - 1): dX = conv(dY, W') where W'[ci][ky][kx][co] =

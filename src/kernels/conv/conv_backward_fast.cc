@@ -34,7 +34,7 @@ struct Layout {
   size_t w_panels_per_group = 0;  // floats per group of the packed filter
   size_t cols = 0;                // offset of the patch column offsets in shared
   size_t shared = 0;
-  size_t col = 0, dxcol = 0, dw = 0, db = 0, idx = 0;
+  size_t col = 0, dxcol = 0, dw = 0, db = 0, idx = 0, dy = 0;
   size_t per_slice = 0;
   size_t total = 0;  // without the alignment slack
 };
@@ -53,13 +53,14 @@ Layout layout_for(const F32Conv2dBackwardPlan& plan) {
     l.col = plan.direct_1x1 ? 0 : align_up(plan.rows * plan.k);
     l.dxcol = plan.direct_1x1 ? 0 : align_up(plan.rows * plan.k);
     l.idx = plan.direct_1x1 ? 0 : align_up(2 * 5 * plan.rows);
+    l.dy = plan.bn_output_grad ? align_up(plan.rows * static_cast<size_t>(p.out_c)) : 0;
   } else {
     // Shared: the filter transposed to (kh * kw, out_c).
     l.shared = align_up(filter_elems);
   }
   l.dw = align_up(filter_elems);
   l.db = align_up(static_cast<size_t>(p.out_c));
-  l.per_slice = l.col + l.dxcol + l.dw + l.db + l.idx;
+  l.per_slice = l.col + l.dxcol + l.dw + l.db + l.idx + l.dy;
   l.total = l.shared + l.per_slice * static_cast<size_t>(plan.slices);
   return l;
 }
@@ -164,7 +165,7 @@ void col2im_add(const Conv2dParams& p, const float* dxcol, size_t m0, size_t row
 void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int n1,
                 const float* input, const float* output_grad, float* input_grad, bool want_dw,
                 bool want_db, const float* w_packed, const size_t* patch_cols, float* slice,
-                ThreadPool* pool, bool assign_dx) {
+                ThreadPool* pool, bool assign_dx, const F32BnOutputGrad* bn) {
   const Conv2dParams& p = plan.params;
   const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
   const size_t og = static_cast<size_t>(p.out_c / p.groups);
@@ -185,11 +186,18 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
     // gradients, then the input gradient (each row's sums in row order, as per image).
     const size_t total = static_cast<size_t>(n1 - n0) * pixels;
     const float* x = input + static_cast<size_t>(n0) * in_image;
-    const float* dy_all = output_grad + static_cast<size_t>(n0) * pixels * p.out_c;
+    const size_t first = static_cast<size_t>(n0) * pixels * p.out_c;  // the slice's first dY element
+    float* dy_chunk = db + l.db + l.idx;  // bn: the chunk's dY
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n0) * in_image : nullptr;
     for (size_t m0 = 0; m0 < total; m0 += plan.rows) {
       const size_t rows = std::min(plan.rows, total - m0);
-      const float* dy = dy_all + m0 * p.out_c;
+      const float* dy = output_grad + first + m0 * p.out_c;
+      if (bn != nullptr) {
+        const size_t at = first + m0 * p.out_c;
+        f32_bn_grad_input(rows, static_cast<size_t>(p.out_c), bn->x + at, bn->dy + at, bn->mean, bn->invstd,
+                          bn->clamp, bn->coef, bn->mdy, bn->mdyx, dy_chunk, /*accumulate=*/false);
+        dy = dy_chunk;
+      }
       if (want_db) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
       for (int g = 0; g < p.groups; ++g) {
         const float* dy_g = dy + static_cast<size_t>(g) * og;
@@ -353,7 +361,7 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_backward_data_as_conv(const Conv2dP
   return prepare_f32_conv2d_fast(t, flipped.data(), nullptr);
 }
 
-Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& p) {
+Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& p, bool bn_output_grad) {
   if (p.batch < 1 || p.in_h < 1 || p.in_w < 1 || p.in_c < 1 || p.out_h < 1 || p.out_w < 1 ||
       p.out_c < 1 || p.kernel_h < 1 || p.kernel_w < 1 || p.stride_h < 1 || p.stride_w < 1 ||
       p.dilation_h < 1 || p.dilation_w < 1 || p.groups < 1 || p.in_c % p.groups != 0 ||
@@ -396,6 +404,7 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
     // their reduction is a contiguous add, not a transpose (conv_last, K = 320 x og = 1280:
     // backward 15.7 -> 12.8 ms at 2 threads).
     plan.dw_direct = plan.direct_1x1 && (static_cast<size_t>(p.out_c / p.groups) < plan.k || plan.k % 32 == 0);
+    plan.bn_output_grad = bn_output_grad && plan.direct_1x1;
   }
   plan.scratch_elems = layout_for(plan).total + kAlignElems;
   return plan;
@@ -404,7 +413,7 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
 void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, const float* input,
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
-                              ThreadPool* pool, bool assign_input_grad) {
+                              ThreadPool* pool, bool assign_input_grad, const F32BnOutputGrad* bn) {
   if (batch < 1) return;
   F32Conv2dBackwardPlan plan = plan_in;
   plan.params.batch = batch;
@@ -456,7 +465,7 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     if (want_db) std::fill(db, db + p.out_c, 0.0f);
     if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
       gemm_slice(plan, l, n0, n1, input, output_grad, input_grad, want_dw, want_db, shared,
-                 reinterpret_cast<const size_t*>(shared + l.cols), slice, inner, assign_input_grad);
+                 reinterpret_cast<const size_t*>(shared + l.cols), slice, inner, assign_input_grad, bn);
     } else {
       depthwise_slice(p, n0, n1, input, output_grad, shared, input_grad, want_dw ? dw : nullptr,
                       want_db ? db : nullptr, assign_input_grad);
