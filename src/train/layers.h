@@ -79,7 +79,7 @@ void batch_norm_backward_train(size_t rows, int c, const float* x, const float* 
 // conv whose output the batch norm reads). clamp() points into scale and shift.
 struct BnInputGradFactors {
   std::vector<float> coef, mdy, mdyx, scale, shift;
-  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  float lo = -kInfinity, hi = kInfinity;
   kernels::BnFusedClamp clamp() const {
     return scale.empty() ? kernels::BnFusedClamp{} : kernels::BnFusedClamp{scale.data(), shift.data(), lo, hi};
   }

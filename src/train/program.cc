@@ -861,7 +861,8 @@ void Program::Impl::backward_node(size_t i) {
       const size_t rows = n_out / c;
       const float* gamma = data(node.inputs[1]);
       if (st.bn_train && st.bn_into >= 0 && slots[xin].needs_grad) {
-        // dx is computed by the conv's backward, next in line (bn_into): only the sums here.
+        // dx is computed by the backward of the conv that produced x (bn_into), which runs
+        // later and releases this node's output gradient: only the sums here.
         batch_norm_backward_train_factors(rows, static_cast<int>(c), x, gamma, data(node.inputs[2]),
                                           st.bn_mean.data(), st.bn_invstd.data(), dy, grad_for(node.inputs[1]),
                                           grad_for(node.inputs[2]), pool, st.act_lo, st.act_hi, &st.bn_factors);
@@ -1093,6 +1094,12 @@ const float* Program::input_grad() const {
 }
 
 std::vector<Parameter>& Program::parameters() { return impl_->params; }
+
+int Program::fused_bn_backwards() const {
+  int n = 0;
+  for (const NodeState& st : impl_->states) n += st.bn_into >= 0 ? 1 : 0;
+  return n;
+}
 
 void Program::set_frozen(const std::function<bool(const std::string&)>& frozen) {
   for (Parameter& p : impl_->params) p.frozen = frozen(p.name);

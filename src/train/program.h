@@ -121,6 +121,10 @@ class Program {
   // Loads weights and running statistics from a model with the same constants.
   Status import_weights(const ir::Model& model);
 
+  // Batch norms whose input gradient the backward of the conv before them computes
+  // (ProgramOptions::fuse_bn_backward; 0 when it is off).
+  int fused_bn_backwards() const;
+
   // Per-node times, in node order (empty unless ProgramOptions::profile).
   std::vector<NodeTime> profile() const;
   void reset_profile();

@@ -503,7 +503,8 @@ TEST(Gradcheck, ZooMobileNetV2) {
 // A batch norm's input gradient computed inside the backward of the 1x1 conv before it
 // (ProgramOptions::fuse_bn_backward) gives the same bits as the batch norm writing it: every
 // parameter gradient and the input gradient of MobileNetV2 (real relu6 clamps fused into the
-// batch norms; project convs whose batch norm feeds an add), 1 and 2 threads.
+// batch norms; project convs whose batch norm feeds an add), 1 and 2 threads, a second step
+// at a smaller batch than the program's.
 TEST(Program, BatchNormBackwardInConvIsBitIdentical) {
   auto model = small_mobilenet_v2();
   ASSERT_TRUE(model.has_value());
@@ -518,15 +519,20 @@ TEST(Program, BatchNormBackwardInConvIsBitIdentical) {
       auto prog = Program::create(*model, po, &pool);
       ASSERT_TRUE(prog.has_value()) << prog.status().to_string();
       Program& p = **prog;
+      // Every expand, project and conv_last batch norm (17 project, 16 expand, 1 last).
+      EXPECT_EQ(p.fused_bn_backwards(), fused == 1 ? 34 : 0);
       std::mt19937 rng(5);
       std::uniform_real_distribution<float> d(-1.f, 1.f);
-      for (size_t i = 0; i < p.input_elems_per_sample() * 6; ++i) p.input()[i] = d(rng);
-      p.forward(Mode::kTrain, 6, 1);
-      float* dy = p.output_grad(0);
-      for (size_t i = 0; i < p.output_elems_per_sample(0) * 6; ++i) dy[i] = d(rng);
-      p.backward();
-      grads[fused].emplace_back(p.input_grad(), p.input_grad() + p.input_elems_per_sample() * 6);
-      for (Parameter& prm : p.parameters()) grads[fused].emplace_back(prm.grad, prm.grad + prm.size);
+      for (int n : {6, 4}) {
+        const size_t in = p.input_elems_per_sample() * static_cast<size_t>(n);
+        for (size_t i = 0; i < in; ++i) p.input()[i] = d(rng);
+        p.forward(Mode::kTrain, n, 1);
+        float* dy = p.output_grad(0);
+        for (size_t i = 0; i < p.output_elems_per_sample(0) * static_cast<size_t>(n); ++i) dy[i] = d(rng);
+        p.backward();
+        grads[fused].emplace_back(p.input_grad(), p.input_grad() + in);
+        for (Parameter& prm : p.parameters()) grads[fused].emplace_back(prm.grad, prm.grad + prm.size);
+      }
     }
     ASSERT_EQ(grads[0].size(), grads[1].size());
     for (size_t t = 0; t < grads[0].size(); ++t) {

@@ -124,7 +124,8 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_backward_data_as_conv(const Conv2dP
 // Highway kernel per target: x the image's input (in_h, in_w, C), dy its output gradient
 // (out_h, out_w, C), wt the filter as (kh * kw, C). ACCUMULATES dx (the image's input
 // gradient; assign_dx: assigns it, never reading it), dwt ((kh * kw, C)) and db (C); each may
-// be nullptr.
+// be nullptr. It may prefetch (never read) the rows after the image's x and dy: the next
+// image's when the caller walks a batch.
 void f32_dwconv_backward_image(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
                                float* dx, float* dwt, float* db, bool assign_dx = false);
 

@@ -29,7 +29,8 @@ int slices_for(int batch) { return std::max(1, std::min(batch, kMaxSlices)); }
 //   per slice: im2col rows (rows x K), dXcol (rows x K), partial filter gradient (filter
 //              elems; kGemm: per group transposed, (K, og), or (og, K) with dw_direct), partial bias gradient (out_c),
 //              kGemm with im2col: row offsets of the chunk's pixels (4 x rows size_t)
-//              and the border pixels' (oy, ox) (rows x 2 int)
+//              and the border pixels' (oy, ox) (rows x 2 int); bn_output_grad: the chunk's
+//              output gradient (rows x out_c)
 struct Layout {
   size_t w_panels_per_group = 0;  // floats per group of the packed filter
   size_t cols = 0;                // offset of the patch column offsets in shared
@@ -191,12 +192,13 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n0) * in_image : nullptr;
     for (size_t m0 = 0; m0 < total; m0 += plan.rows) {
       const size_t rows = std::min(plan.rows, total - m0);
-      const float* dy = output_grad + first + m0 * p.out_c;
+      const size_t at = first + m0 * p.out_c;
+      const float* dy = dy_chunk;
       if (bn != nullptr) {
-        const size_t at = first + m0 * p.out_c;
         f32_bn_grad_input(rows, static_cast<size_t>(p.out_c), bn->x + at, bn->dy + at, bn->mean, bn->invstd,
                           bn->clamp, bn->coef, bn->mdy, bn->mdyx, dy_chunk, /*accumulate=*/false);
-        dy = dy_chunk;
+      } else {
+        dy = output_grad + at;
       }
       if (want_db) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
       for (int g = 0; g < p.groups; ++g) {

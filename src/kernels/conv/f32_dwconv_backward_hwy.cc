@@ -160,8 +160,9 @@ constexpr int kBandRows = 4;
 // miss; prefetched ahead, whole rows stream in. Train_bench's BM_dwconv_backward (batch 32,
 // 2 threads, cold caches), two interleaved runs: 56x56x144 stride 1 13.8/14.2 -> 9.7/10.2 ms,
 // 14x14x576 4.4/3.9 -> 2.3/2.7, 112x112x32 13.5/13.8 -> 11.9/11.6; stride 2 unchanged.
+// An address, not a pointer: the range may lie past the tensor (a prefetch never faults).
 struct PrefetchRange {
-  const char* begin = nullptr;
+  uintptr_t begin = 0;
   size_t bytes = 0;
 };
 
@@ -169,7 +170,7 @@ struct PrefetchRange {
 HWY_INLINE void PrefetchShare(const PrefetchRange& r, size_t i, size_t shares) {
   const size_t lines = (r.bytes + 63) / 64;
   for (size_t l = lines * i / shares, e = lines * (i + 1) / shares; l < e; ++l) {
-    __builtin_prefetch(r.begin + l * 64, 0, 2);
+    __builtin_prefetch(reinterpret_cast<const void*>(r.begin + l * 64), 0, 2);
   }
 }
 
@@ -280,21 +281,20 @@ void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const flo
       // they read that this band does not. After the last band, the rows past the image: the
       // next image's first band when the caller walks a batch (a prefetch never faults).
       const int oy1 = std::min(sh.out_h, (b + 1) * kBandRows), oy2 = std::min(sh.out_h, (b + 2) * kBandRows);
+      const uintptr_t xa = reinterpret_cast<uintptr_t>(x), dya = reinterpret_cast<uintptr_t>(dy);
       PrefetchRange px, pdy;
       if (oy2 == oy1) {
-        px = {reinterpret_cast<const char*>(x) + static_cast<size_t>(sh.in_h) * in_row,
-              static_cast<size_t>(std::min(sh.in_h, kBandRows * S + 1)) * in_row};
-        pdy = {reinterpret_cast<const char*>(dy) + static_cast<size_t>(sh.out_h) * out_row,
+        px = {xa + static_cast<size_t>(sh.in_h) * in_row,
+              static_cast<size_t>(std::min(sh.in_h, kBandRows * S + 2)) * in_row};
+        pdy = {dya + static_cast<size_t>(sh.out_h) * out_row,
                static_cast<size_t>(std::min(sh.out_h, kBandRows)) * out_row};
       } else {
         const int iy_lo = std::max(0, (oy1 - 1) * S - sh.pad_top + 3);
         const int iy_hi = std::min(sh.in_h, (oy2 - 1) * S - sh.pad_top + 3);
         if (iy_hi > iy_lo) {
-          px = {reinterpret_cast<const char*>(x) + static_cast<size_t>(iy_lo) * in_row,
-                static_cast<size_t>(iy_hi - iy_lo) * in_row};
+          px = {xa + static_cast<size_t>(iy_lo) * in_row, static_cast<size_t>(iy_hi - iy_lo) * in_row};
         }
-        pdy = {reinterpret_cast<const char*>(dy) + static_cast<size_t>(oy1) * out_row,
-               static_cast<size_t>(oy2 - oy1) * out_row};
+        pdy = {dya + static_cast<size_t>(oy1) * out_row, static_cast<size_t>(oy2 - oy1) * out_row};
       }
       DwFilterGradBand<S, kDb>(sh, x, dy, dwt, db, b * kBandRows, oy1, px, pdy);
     }

@@ -161,10 +161,10 @@ bool stream_c(size_t m, size_t n, const float* c, size_t ldc) {
          ldc * sizeof(float) % 64 == 0;
 }
 
-// One tile: rows [m0, m0 + rows) x columns [n0, n0 + cols), n0 a multiple of nr. Loop order:
 // Row blocks ahead whose A rows are prefetched (see gemm_tile).
 constexpr size_t kAheadBlocks = 2;
 
+// One tile: rows [m0, m0 + rows) x columns [n0, n0 + cols), n0 a multiple of nr. Loop order:
 // K blocks outermost (the A block rows x kc stays in L2), then panels (the kc x nr weight block
 // is reused by every row block: from L1 where it fits, else from L2, with the next one
 // prefetched), then MR-row blocks.
