@@ -15,9 +15,6 @@ namespace pcv::train {
 namespace {
 
 constexpr size_t kChunk = 1 << 15;
-// Below this many elements an op runs on the caller's thread: waking the pool's workers costs
-// more than the work (and on a loaded machine a descheduled worker stalls every parallel_for).
-constexpr size_t kParallelMinElems = size_t{1} << 18;
 
 // Batch norm's output and input gradient are streamed when the whole tensor is that large.
 bool stream_output(size_t elems) { return elems * sizeof(float) >= kernels::kStreamOutputBytes; }

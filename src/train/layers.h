@@ -31,6 +31,9 @@ class ThreadPool;
 namespace pcv::train {
 
 inline constexpr int kReduceSlices = 8;
+// Below this many elements an op runs on the caller's thread: waking the pool's workers costs
+// more than the work (and on a loaded machine a descheduled worker stalls every parallel_for).
+inline constexpr size_t kParallelMinElems = size_t{1} << 18;
 inline constexpr float kInfinity = std::numeric_limits<float>::infinity();
 
 // ---- elementwise activations: y = f(x); dx += dy * f'(x) ----

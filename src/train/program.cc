@@ -51,9 +51,6 @@ float* as_f32(AlignedBuffer& b) { return reinterpret_cast<float*>(b.data()); }
 constexpr int64_t kParallelMinMacs = int64_t{1} << 23;
 ThreadPool* pool_for(ThreadPool* pool, int64_t macs) { return macs >= kParallelMinMacs ? pool : nullptr; }
 
-// Elements at or above which an op is worth splitting over threads (layers.cc's threshold).
-constexpr int64_t kParallelMinElems = int64_t{1} << 18;
-
 // A conv is split over threads when it is heavy in multiply-adds or in memory: a depthwise
 // conv does 9 per output, so MobileNetV2's 14x14x576 stride-2 one (8.1M, 3.6M input floats per
 // batch of 32) ran on one thread: 1.8 ms forward, 7.2 ms backward of a 2-thread step.
@@ -62,7 +59,7 @@ ThreadPool* conv_pool(ThreadPool* pool, const kernels::Conv2dParams& p) {
       static_cast<int64_t>(p.batch) * p.out_h * p.out_w * p.out_c * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
   const int64_t elems =
       static_cast<int64_t>(p.batch) * (int64_t{p.in_h} * p.in_w * p.in_c + int64_t{p.out_h} * p.out_w * p.out_c);
-  return macs >= kParallelMinMacs || elems >= kParallelMinElems ? pool : nullptr;
+  return macs >= kParallelMinMacs || elems >= static_cast<int64_t>(kParallelMinElems) ? pool : nullptr;
 }
 
 }  // namespace
@@ -237,7 +234,7 @@ struct Program::Impl {
   void propagate_needs_grad();
   void forward_node(size_t i, Mode mode, uint64_t step);
   void backward_node(size_t i);
-  void backward_conv_from_bn(size_t i);
+  kernels::F32BnOutputGrad deferred_bn_grad(int bn);
 };
 
 Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -743,30 +740,14 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
 // -------------------------------------------------------------------------------------------
 // backward: the gradient table. dy is dL/d(output); each case adds into its inputs' gradients.
 
-// The backward of a 1x1 conv whose output gradient is the input gradient of the batch norm
-// reading its output (bn_from), computed inside the conv's backward from the batch norm's
-// saved input, output gradient and factors. Releases the batch norm's output gradient.
-void Program::Impl::backward_conv_from_bn(size_t i) {
-  const ir::Node& node = graph.nodes[i];
-  NodeState& st = states[i];
-  const ir::Node& bn_node = graph.nodes[static_cast<size_t>(st.bn_from)];
-  NodeState& bs = states[static_cast<size_t>(st.bn_from)];
+// The output gradient of a conv whose backward computes the input gradient of the batch norm
+// after it (bn_from), from the batch norm's saved input, output gradient and factors.
+kernels::F32BnOutputGrad Program::Impl::deferred_bn_grad(int bn) {
+  const ir::Node& bn_node = graph.nodes[static_cast<size_t>(bn)];
+  const NodeState& bs = states[static_cast<size_t>(bn)];
   const BnInputGradFactors& f = bs.bn_factors;
-  const kernels::F32BnOutputGrad bn{data(bn_node.inputs[0]), slots[bn_node.outputs[0]].grad,
-                                    bs.bn_mean.data(),       bs.bn_invstd.data(),
-                                    f.clamp(),               f.coef.data(),
-                                    f.mdy.data(),            f.mdyx.data()};
-  const ValueId xin = node.inputs[0];
-  float* dw = grad_for(node.inputs[1]);
-  float* db = node.inputs.size() > 2 ? grad_for(node.inputs[2]) : nullptr;
-  kernels::Conv2dParams p = st.conv;
-  p.batch = n;
-  bool assign = false;
-  float* dx = grad_for_write(xin, &assign);
-  kernels::f32_conv2d_backward_fast(st.conv_bwd, n, data(xin), data(node.inputs[1]), nullptr, dx, dw, db,
-                                    scratch_floats(st.conv_bwd.scratch_elems), conv_pool(pool, p), assign, &bn);
-  bs.bn_deferred = false;
-  for (ValueId v : bn_node.outputs) release_grad(v);
+  return {data(bn_node.inputs[0]), slots[bn_node.outputs[0]].grad, bs.bn_mean.data(), bs.bn_invstd.data(),
+          f.clamp(),               f.coef.data(),                   f.mdy.data(),      f.mdyx.data()};
 }
 
 void Program::Impl::backward_node(size_t i) {
@@ -774,11 +755,10 @@ void Program::Impl::backward_node(size_t i) {
   NodeState& st = states[i];
   const ValueId out = node.outputs[0];
   float* dy = slots[out].grad;
-  if (st.bn_from >= 0 && states[static_cast<size_t>(st.bn_from)].bn_deferred) {
-    backward_conv_from_bn(i);
-    return;
-  }
-  if (dy == nullptr || st.skip) return;  // nothing flows back through this node
+  // A conv after whose output a batch norm deferred its input gradient: dy comes from there
+  // (the conv has no clamp, and its own output's gradient buffer is never taken).
+  const bool dy_from_bn = st.bn_from >= 0 && states[static_cast<size_t>(st.bn_from)].bn_deferred;
+  if ((dy == nullptr && !dy_from_bn) || st.skip) return;  // nothing flows back through this node
   if (st.fused) {
     // The input has no other reader: its gradient is this one (the producer's backward masks it).
     Slot& so = slots[out];
@@ -835,6 +815,12 @@ void Program::Impl::backward_node(size_t i) {
           const int threads = cpool != nullptr ? cpool->threads() : 1;
           scratch_ptr = scratch_floats(st.dx_packed.scratch_bytes(threads) / sizeof(float) + 16);
           kernels::f32_conv2d_fast(st.dx_packed, dy, -kInf, kInf, dx, scratch_ptr, cpool);
+        } else if (dy_from_bn) {  // never with dx_as_conv (build)
+          const kernels::F32BnOutputGrad bn = deferred_bn_grad(st.bn_from);
+          kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), nullptr, dx, dw, db,
+                                            scratch_ptr, cpool, assign, &bn);
+          states[static_cast<size_t>(st.bn_from)].bn_deferred = false;
+          for (ValueId v : graph.nodes[static_cast<size_t>(st.bn_from)].outputs) release_grad(v);
         } else {
           kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, dx, dw, db, scratch_ptr,
                                             cpool, assign);
