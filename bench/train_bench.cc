@@ -7,7 +7,8 @@
 // from quiet runs. Smaller sizes: --benchmark_filter=.../128 etc.
 // Args: arch (0 simple_cnn, 1 mobilenet_v2), size, batch, threads. BM_conv1x1_backward: one
 // 1x1 conv's backward on MobileNetV2's shapes (--benchmark_filter=conv1x1); BM_dwconv_backward
-// the same for its depthwise convs (--benchmark_filter=dwconv).
+// the same for its depthwise convs, and BM_dwconv_forward their forward after a batch norm
+// (--benchmark_filter=dwconv; bn:1 with the batch norm's output computed by the conv).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -21,7 +22,9 @@
 #include "base/aligned.h"
 #include "base/thread_pool.h"
 #include "kernels/conv/conv_backward.h"
+#include "kernels/conv/pointwise_depthwise.h"
 #include "data/rng.h"
+#include "train/layers.h"
 #include "train/loss.h"
 #include "train/optimizer.h"
 #include "train/program.h"
@@ -148,19 +151,20 @@ BENCHMARK(BM_train_step)
 
 // Times f32_conv2d_backward_fast (input gradient assigned) on state.range(3) threads, the
 // caches evicted before each run (64 MB written outside the timing), as inside a training step.
-void time_conv_backward(benchmark::State& state, const kernels::F32Conv2dBackwardPlan& plan, const float* x,
-                        const float* w, const float* dy, float* dx, float* dw, float* db) {
+void time_conv_backward(benchmark::State& state, int threads, const kernels::F32Conv2dBackwardPlan& plan,
+                        const float* x, const float* w, const float* dy, float* dx, float* dw, float* db,
+                        const kernels::BnFusedClamp* bn_input = nullptr) {
   std::vector<float> scratch(plan.scratch_elems);
   std::vector<char> evict(64 << 20);
   char fill = 0;
-  ThreadPool pool(static_cast<int>(state.range(3)));
+  ThreadPool pool(threads);
   for (auto _ : state) {
     state.PauseTiming();
     std::fill(evict.begin(), evict.end(), ++fill);
     benchmark::ClobberMemory();
     state.ResumeTiming();
     kernels::f32_conv2d_backward_fast(plan, plan.params.batch, x, w, dy, dx, dw, db, scratch.data(), &pool,
-                                      /*assign_input_grad=*/true);
+                                      /*assign_input_grad=*/true, nullptr, bn_input);
     benchmark::DoNotOptimize(dw);
     benchmark::ClobberMemory();
   }
@@ -185,7 +189,8 @@ void BM_conv1x1_backward(benchmark::State& state) {
   const size_t pixels = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
   std::vector<float> x(pixels * p.in_c, 0.5f), w(static_cast<size_t>(p.out_c) * p.in_c, 0.01f);
   std::vector<float> dy(pixels * p.out_c, 0.1f), dx(x.size()), dw(w.size()), db(p.out_c);
-  time_conv_backward(state, *plan, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+  time_conv_backward(state, static_cast<int>(state.range(3)), *plan, x.data(), w.data(), dy.data(), dx.data(),
+                     dw.data(), db.data());
   state.counters["GFLOPs"] = benchmark::Counter(4.0 * static_cast<double>(pixels) * p.in_c * p.out_c / 1e9,
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -201,10 +206,8 @@ BENCHMARK(BM_conv1x1_backward)
     ->UseRealTime()
     ->MinTime(0.5);
 
-// One depthwise 3x3 conv's backward (input, filter and bias gradients) on MobileNetV2-224
-// shapes at batch 32, caches evicted as above. Args: H (= W) of the input, channels, stride,
-// threads. Counter: GB/s over the bytes that must move (x and dy read, dx written).
-void BM_dwconv_backward(benchmark::State& state) {
+// MobileNetV2's depthwise 3x3 conv at batch 32: H (= W) of the input, channels, stride.
+kernels::Conv2dParams dwconv_params(const benchmark::State& state) {
   kernels::Conv2dParams p;
   p.batch = 32;
   p.in_h = p.in_w = static_cast<int>(state.range(0));
@@ -214,7 +217,24 @@ void BM_dwconv_backward(benchmark::State& state) {
   p.out_h = p.out_w = (p.in_h + p.stride_h - 1) / p.stride_h;
   const int pad = std::max(0, (p.out_h - 1) * p.stride_h + 3 - p.in_h);  // SAME
   p.pad_top = p.pad_left = pad / 2;
-  auto plan = kernels::prepare_f32_conv2d_backward_fast(p);
+  return p;
+}
+
+// A batch norm's scale and shift for c channels (the values are immaterial to the timing).
+struct BnAffine {
+  std::vector<float> scale, shift;
+  explicit BnAffine(int c) : scale(static_cast<size_t>(c), 1.5f), shift(static_cast<size_t>(c), 0.25f) {}
+  kernels::BnFusedClamp clamp() const { return {scale.data(), shift.data(), 0.f, 6.f}; }
+};
+
+// One depthwise 3x3 conv's backward (input, filter and bias gradients) on MobileNetV2-224
+// shapes at batch 32, caches evicted as above. Args: H (= W) of the input, channels, stride,
+// bn (1: the input is a batch norm's output recomputed from its input, bn_input), threads.
+// Counter: GB/s over the bytes that must move (x and dy read, dx written).
+void BM_dwconv_backward(benchmark::State& state) {
+  const kernels::Conv2dParams p = dwconv_params(state);
+  const bool bn = state.range(3) != 0;
+  auto plan = kernels::prepare_f32_conv2d_backward_fast(p, false, bn);
   if (!plan) {
     state.SkipWithError(plan.status().to_string().c_str());
     return;
@@ -229,23 +249,82 @@ void BM_dwconv_backward(benchmark::State& state) {
   std::fill(x, x + in, 0.5f);
   std::fill(dy, dy + out, 0.1f);
   std::vector<float> w(static_cast<size_t>(p.out_c) * 9, 0.01f), dw(w.size()), db(p.out_c);
-  time_conv_backward(state, *plan, x, w.data(), dy, dx, dw.data(), db.data());
+  const BnAffine affine(p.in_c);
+  const kernels::BnFusedClamp clamp = affine.clamp();
+  time_conv_backward(state, static_cast<int>(state.range(4)), *plan, x, w.data(), dy, dx, dw.data(), db.data(),
+                     bn ? &clamp : nullptr);
   state.counters["GBps"] = benchmark::Counter(static_cast<double>(2 * in + out) * sizeof(float) / 1e9,
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_dwconv_backward)
-    ->ArgNames({"HW", "c", "stride", "threads"})
-    ->Args({112, 32, 1, 2})   // block0
-    ->Args({112, 96, 2, 2})   // block1
-    ->Args({56, 144, 1, 2})   // block2
-    ->Args({56, 144, 2, 2})   // block3
-    ->Args({28, 192, 2, 2})   // block6
-    ->Args({14, 576, 1, 2})   // block11
-    ->Args({14, 576, 2, 2})   // block13
-    ->Args({7, 960, 1, 2})    // block14
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->MinTime(0.5);
+// MobileNetV2's depthwise shapes, each without and with the batch norm before it fused.
+void dwconv_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"HW", "c", "stride", "bn", "threads"});
+  for (int bn : {0, 1}) {
+    b->Args({112, 32, 1, bn, 2});   // block0
+    b->Args({112, 96, 2, bn, 2});   // block1
+    b->Args({56, 144, 1, bn, 2});   // block2
+    b->Args({56, 144, 2, bn, 2});   // block3
+    b->Args({28, 192, 2, bn, 2});   // block6
+    b->Args({14, 576, 1, bn, 2});   // block11
+    b->Args({14, 576, 2, bn, 2});   // block13
+    b->Args({7, 960, 1, bn, 2});    // block14
+  }
+}
+BENCHMARK(BM_dwconv_backward)->Apply(dwconv_shapes)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
+
+// One depthwise 3x3 conv's forward after a train-mode batch norm with a fused relu6, caches
+// evicted as above: bn 0 the batch norm's output pass (f32_rows_scale_shift over the batch,
+// streamed as the batch norm streams it) then the conv; bn 1 the conv computing that output
+// band by band (f32_affine_depthwise). Args and counter as BM_dwconv_backward's (the bytes:
+// x read, the conv's output written).
+void BM_dwconv_forward(benchmark::State& state) {
+  kernels::Conv2dParams p = dwconv_params(state);
+  const bool bn = state.range(3) != 0;
+  std::vector<float> w(static_cast<size_t>(p.out_c) * 9, 0.01f);
+  auto packed = kernels::prepare_f32_conv2d_fast(p, w.data(), nullptr);
+  if (!packed) {
+    state.SkipWithError(packed.status().to_string().c_str());
+    return;
+  }
+  const size_t in = static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c;
+  const size_t out = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+  AlignedBuffer xb(in * sizeof(float)), tb(in * sizeof(float)), yb(out * sizeof(float));
+  float* x = reinterpret_cast<float*>(xb.data());
+  float* t = reinterpret_cast<float*>(tb.data());
+  float* y = reinterpret_cast<float*>(yb.data());
+  std::fill(x, x + in, 0.5f);
+  const BnAffine affine(p.in_c);
+  const kernels::BnFusedClamp clamp = affine.clamp();
+  ThreadPool pool(static_cast<int>(state.range(4)));
+  const int threads = pool.threads();
+  std::vector<char> scratch(std::max(packed->scratch_bytes(threads),
+                                     kernels::f32_affine_depthwise_scratch_bytes(*packed, threads)));
+  float* sp = reinterpret_cast<float*>(scratch.data());
+  std::vector<char> evict(64 << 20);
+  char fill = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::fill(evict.begin(), evict.end(), ++fill);
+    benchmark::ClobberMemory();
+    state.ResumeTiming();
+    if (bn) {
+      kernels::f32_affine_depthwise(*packed, x, clamp, -kInfinity, kInfinity, y, sp, &pool);
+    } else {
+      const size_t rows = in / static_cast<size_t>(p.in_c), half = rows / 2;
+      pool.parallel_for(2, [&](size_t i) {
+        const size_t b = i == 0 ? 0 : half, e = i == 0 ? half : rows;
+        kernels::f32_rows_scale_shift(e - b, static_cast<size_t>(p.in_c), x + b * p.in_c, clamp.scale, clamp.shift,
+                                      clamp.lo, clamp.hi, t + b * p.in_c, /*stream=*/true);
+      });
+      kernels::f32_conv2d_fast(*packed, t, -kInfinity, kInfinity, y, sp, &pool);
+    }
+    benchmark::DoNotOptimize(y);
+    benchmark::ClobberMemory();
+  }
+  state.counters["GBps"] = benchmark::Counter(static_cast<double>(in + out) * sizeof(float) / 1e9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_dwconv_forward)->Apply(dwconv_shapes)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
 
 }  // namespace
 }  // namespace pcv::train

@@ -139,18 +139,15 @@ void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool) {
 // ---------------------------------------------------------------------------------------------
 // batch norm
 
-namespace {
-// The affine form of a normalization: y = x * scale + shift. One out-of-line function, so
-// that the forward and the backward (which recomputes the pre-clamp output from it) get the
-// same floats.
-[[gnu::noinline]] void bn_scale_shift(size_t c, const float* gamma, const float* beta, const float* mean,
-                                      const float* invstd, float* scale, float* shift) {
+// One out-of-line function, so that the forward and the backward (which recomputes the
+// pre-clamp output from it) get the same floats.
+[[gnu::noinline]] void batch_norm_scale_shift(size_t c, const float* gamma, const float* beta, const float* mean,
+                                              const float* invstd, float* scale, float* shift) {
   for (size_t k = 0; k < c; ++k) {
     scale[k] = invstd[k] * gamma[k];
     shift[k] = beta[k] - mean[k] * scale[k];
   }
 }
-}  // namespace
 
 void batch_norm_forward_train(size_t rows, int c, const float* x, const float* gamma,
                               const float* beta, float eps, float* y, float* mean, float* invstd,
@@ -178,8 +175,9 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
     var[k] = static_cast<float>(v);
     invstd[k] = static_cast<float>(1.0 / std::sqrt(v + eps));
   }
+  if (y == nullptr) return;
   std::vector<float> scale(C), shift(C);
-  bn_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
+  batch_norm_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
   const bool stream = stream_output(rows * C);
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
     kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), lo, hi, y + b * C, stream);
@@ -198,7 +196,7 @@ void batch_norm_backward_train_factors(size_t rows, int c, const float* x, const
   if (lo != -std::numeric_limits<float>::infinity() || hi != std::numeric_limits<float>::infinity()) {
     f->scale.resize(C);
     f->shift.resize(C);
-    bn_scale_shift(C, gamma, beta, mean, invstd, f->scale.data(), f->shift.data());
+    batch_norm_scale_shift(C, gamma, beta, mean, invstd, f->scale.data(), f->shift.data());
   }
   const kernels::BnFusedClamp clamp = f->clamp();
   // sum(g) and sum(g * xhat) per channel.
@@ -245,7 +243,7 @@ void batch_norm_forward_eval(size_t rows, int c, const float* x, const float* ga
                              ThreadPool* pool, float lo, float hi) {
   const size_t C = static_cast<size_t>(c);
   std::vector<float> scale(C), shift(C);
-  bn_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
+  batch_norm_scale_shift(C, gamma, beta, mean, invstd, scale.data(), shift.data());
   parallel_rows(pool, rows, C, [&](size_t b, size_t e) {
     kernels::f32_rows_scale_shift(e - b, C, x + b * C, scale.data(), shift.data(), lo, hi, y + b * C);
   });

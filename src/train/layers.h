@@ -64,10 +64,15 @@ void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool);
 // + beta with invstd = 1 / sqrt(var + eps), clamped to [lo, hi] (a fused relu/relu6; the
 // defaults: none). Writes mean and invstd (C) for the backward and the biased batch variance
 // (C) for the running-statistics update. The statistics take one pass (moments about the
-// first row, combined in double), the output a second.
+// first row, combined in double), the output a second; y == nullptr: the statistics only (a
+// caller that applies them later: batch_norm_scale_shift, kernels::f32_rows_scale_shift).
 void batch_norm_forward_train(size_t rows, int c, const float* x, const float* gamma,
                               const float* beta, float eps, float* y, float* mean, float* invstd,
                               float* var, ThreadPool* pool, float lo = -kInfinity, float hi = kInfinity);
+// The affine form of the normalization: y = x * scale + shift, scale = invstd * gamma,
+// shift = beta - mean * scale (C each); the floats every batch-norm pass uses.
+void batch_norm_scale_shift(size_t c, const float* gamma, const float* beta, const float* mean, const float* invstd,
+                            float* scale, float* shift);
 // With g = dy where the forward's clamp passed (lo < pre-clamp output < hi, recomputed from x:
 // dy itself is not masked) and xhat = (x - mean) * invstd: dgamma += sum g * xhat;
 // dbeta += sum g; dx += gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)).

@@ -14,6 +14,7 @@
 #include "kernels/conv/conv.h"
 #include "kernels/conv/conv_backward.h"
 #include "kernels/conv/conv_fast.h"
+#include "kernels/conv/pointwise_depthwise.h"
 #include "kernels/fully_connected/fully_connected.h"
 #include "kernels/fully_connected/fully_connected_backward.h"
 #include "kernels/gemm/gemm.h"
@@ -119,6 +120,16 @@ struct NodeState {
   BnInputGradFactors bn_factors;
   // conv2d: the batch norm node whose input gradient this conv's backward computes, or -1.
   int bn_from = -1;
+  // Batch norm whose output is read only by a depthwise conv (node bn_apply_into, through its
+  // fused clamp): in train mode its forward computes the statistics and scale/shift only
+  // (bn_output_deferred), and that conv computes the output from the batch norm's input, a
+  // band of rows at a time, forward (kernels::f32_affine_depthwise) and backward (bn_input).
+  int bn_apply_into = -1;
+  bool bn_output_deferred = false;
+  std::vector<float> bn_scale, bn_shift;
+  kernels::BnFusedClamp bn_apply;  // points into bn_scale, bn_shift
+  // conv2d: the batch norm node whose output this conv computes, or -1.
+  int bn_apply_from = -1;
   // dropout
   AlignedBuffer mask;
   bool dropout_train = false;
@@ -235,6 +246,16 @@ struct Program::Impl {
   void forward_node(size_t i, Mode mode, uint64_t step);
   void backward_node(size_t i);
   kernels::F32BnOutputGrad deferred_bn_grad(int bn);
+  // A conv that computes its input from a batch norm's (bn_apply_from) whose last forward left
+  // it to the conv: that batch norm's scale, shift and clamp, else nullptr; and its input.
+  const kernels::BnFusedClamp* bn_input(const NodeState& conv) const {
+    if (conv.bn_apply_from < 0) return nullptr;
+    const NodeState& bs = states[static_cast<size_t>(conv.bn_apply_from)];
+    return bs.bn_output_deferred ? &bs.bn_apply : nullptr;
+  }
+  const float* bn_input_x(const NodeState& conv) {
+    return data(graph.nodes[static_cast<size_t>(conv.bn_apply_from)].inputs[0]);
+  }
 };
 
 Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -549,6 +570,45 @@ Status Program::Impl::build() {
       states[i].bn_into = prod;
     }
   }
+
+  // Batch norms whose output (through a fused relu/relu6) only a depthwise conv reads: the conv
+  // computes it from the batch norm's input a band of rows at a time, in its forward and in its
+  // filter gradient, so that in train mode the batch norm's forward only takes the statistics
+  // instead of writing its output for the conv to read back (two passes over each such tensor;
+  // see kernels::f32_affine_depthwise). The same bits either way.
+  if (opt.fast_kernels && opt.fuse_bn_apply) {
+    std::vector<int> reader(graph.values.size(), -1);  // the last node that reads each value
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      for (ValueId v : graph.nodes[i].inputs) {
+        if (v != ir::kNoValue) reader[static_cast<size_t>(v)] = static_cast<int>(i);
+      }
+    }
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      if (graph.nodes[i].op != OpType::kBatchNorm) continue;
+      ValueId v = graph.nodes[i].outputs[0];
+      if (readers[static_cast<size_t>(v)] != 1 || !slots[v].batched) continue;
+      int r = reader[static_cast<size_t>(v)];
+      if (states[static_cast<size_t>(r)].fused) {  // the relu whose clamp the batch norm applies
+        v = graph.nodes[static_cast<size_t>(r)].outputs[0];
+        if (readers[static_cast<size_t>(v)] != 1) continue;
+        r = reader[static_cast<size_t>(v)];
+      }
+      const ir::Node& cn = graph.nodes[static_cast<size_t>(r)];
+      NodeState& cs = states[static_cast<size_t>(r)];
+      if (cn.op != OpType::kConv2d || cn.inputs[0] != v || cs.conv.groups != cs.conv.in_c ||
+          cs.conv.out_c != cs.conv.in_c || cs.bn_from >= 0) {
+        continue;
+      }
+      PCV_ASSIGN_OR_RETURN(kernels::F32Conv2dBackwardPlan plan,
+                           kernels::prepare_f32_conv2d_backward_fast(cs.conv, false, /*bn_input=*/true));
+      if (!plan.bn_input) continue;
+      cs.conv_bwd = std::move(plan);
+      cs.bn_apply_from = static_cast<int>(i);
+      states[i].bn_apply_into = r;
+      states[i].bn_scale.resize(states[i].bn_mean.size());
+      states[i].bn_shift.resize(states[i].bn_mean.size());
+    }
+  }
   propagate_needs_grad();
   return Status::ok();
 }
@@ -595,6 +655,13 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       }
       ThreadPool* cpool = conv_pool(pool, p);
       const int threads = cpool != nullptr ? cpool->threads() : 1;
+      if (const kernels::BnFusedClamp* bn = bn_input(st)) {
+        float* scratch_ptr = scratch_floats(kernels::f32_affine_depthwise_scratch_bytes(st.conv_packed, threads) /
+                                            sizeof(float) + 16);
+        kernels::f32_affine_depthwise(st.conv_packed, bn_input_x(st), *bn, st.act_lo, st.act_hi, y, scratch_ptr,
+                                      cpool);
+        break;
+      }
       float* scratch_ptr = scratch_floats(st.conv_packed.scratch_bytes(threads) / sizeof(float) + 16);
       kernels::f32_conv2d_fast(st.conv_packed, x, st.act_lo, st.act_hi, y, scratch_ptr, cpool);
       break;
@@ -624,9 +691,17 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       float* rvar = data(node.inputs[4]);
       const auto& a = node.attr<ir::BatchNormAttrs>();
       st.bn_train = mode == Mode::kTrain;
+      // Train mode with bn_apply_into: the statistics only, the output is the conv's.
+      st.bn_output_deferred = st.bn_train && st.bn_apply_into >= 0;
       if (st.bn_train) {
-        batch_norm_forward_train(rows, static_cast<int>(c), x, gamma, beta, a.epsilon, y, st.bn_mean.data(),
-                                 st.bn_invstd.data(), st.bn_var.data(), pool, st.act_lo, st.act_hi);
+        batch_norm_forward_train(rows, static_cast<int>(c), x, gamma, beta, a.epsilon,
+                                 st.bn_output_deferred ? nullptr : y, st.bn_mean.data(), st.bn_invstd.data(),
+                                 st.bn_var.data(), pool, st.act_lo, st.act_hi);
+        if (st.bn_output_deferred) {
+          batch_norm_scale_shift(c, gamma, beta, st.bn_mean.data(), st.bn_invstd.data(), st.bn_scale.data(),
+                                 st.bn_shift.data());
+          st.bn_apply = {st.bn_scale.data(), st.bn_shift.data(), st.act_lo, st.act_hi};
+        }
         batch_norm_update_running(static_cast<int>(c), rows, a.momentum, st.bn_mean.data(), st.bn_var.data(),
                                   rmean, rvar);
         // The running statistics changed: a later eval forward must see them, which it does
@@ -821,6 +896,9 @@ void Program::Impl::backward_node(size_t i) {
                                             scratch_ptr, cpool, assign, &bn);
           states[static_cast<size_t>(st.bn_from)].bn_deferred = false;
           for (ValueId v : graph.nodes[static_cast<size_t>(st.bn_from)].outputs) release_grad(v);
+        } else if (const kernels::BnFusedClamp* bn = bn_input(st)) {  // a depthwise conv (build)
+          kernels::f32_conv2d_backward_fast(st.conv_bwd, n, bn_input_x(st), data(node.inputs[1]), dy, dx, dw, db,
+                                            scratch_ptr, cpool, assign, nullptr, bn);
         } else {
           kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, dx, dw, db, scratch_ptr,
                                             cpool, assign);
@@ -1084,6 +1162,12 @@ std::vector<Parameter>& Program::parameters() { return impl_->params; }
 int Program::fused_bn_backwards() const {
   int n = 0;
   for (const NodeState& st : impl_->states) n += st.bn_into >= 0 ? 1 : 0;
+  return n;
+}
+
+int Program::fused_bn_applies() const {
+  int n = 0;
+  for (const NodeState& st : impl_->states) n += st.bn_apply_into >= 0 ? 1 : 0;
   return n;
 }
 

@@ -54,6 +54,9 @@ struct ProgramOptions {
   // A 1x1 conv's backward computes the input gradient of the batch norm after it (same bits;
   // false: the batch norm writes it, the conv reads it; for tests and measurements).
   bool fuse_bn_backward = true;
+  // A depthwise conv that reads a batch norm's output computes it from the batch norm's input
+  // (train mode; same bits; false: the batch norm writes it, the conv reads it).
+  bool fuse_bn_apply = true;
 };
 
 // Time spent per node since create() or the last reset_profile() (ProgramOptions::profile).
@@ -124,6 +127,8 @@ class Program {
   // Batch norms whose input gradient the backward of the conv before them computes
   // (ProgramOptions::fuse_bn_backward; 0 when it is off).
   int fused_bn_backwards() const;
+  // Batch norms whose output the depthwise conv after them computes (ProgramOptions::fuse_bn_apply).
+  int fused_bn_applies() const;
 
   // Per-node times, in node order (empty unless ProgramOptions::profile).
   std::vector<NodeTime> profile() const;

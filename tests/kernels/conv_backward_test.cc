@@ -359,6 +359,64 @@ TEST(ConvBackwardFast, BatchNormOutputGradientIsBitIdentical) {
   }
 }
 
+// A depthwise conv whose input is a batch norm's output recomputed a band of rows at a time
+// from the batch norm's input (bn_input) gives the same bits as that output written out
+// (f32_rows_scale_shift) and passed as the input: 3x3 at strides 1 and 2, padding 0 and 1,
+// images of several bands (kDwBackwardBandRows output rows each) and of one, channel tails,
+// several slices, 1 and 2 threads, dX assigned and accumulated, the filter gradient alone, on
+// every target. Shapes without the band path do not take it (plan.bn_input false).
+TEST(ConvBackwardDepthwise, BatchNormInputIsBitIdenticalEveryTarget) {
+  const Case cases[] = {Case{3, 21, 10, 7, 7, 3, 1, 1, 1, 7},  Case{3, 22, 9, 35, 35, 3, 2, 1, 0, 35},
+                        Case{2, 19, 8, 16, 16, 3, 2, 1, 1, 16}, Case{9, 4, 5, 20, 20, 3, 1, 1, 0, 20}};
+  testing::for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
+    for (const Case& cs : cases) {
+      const Conv2dParams p = make_params(cs);
+      SCOPED_TRACE("h=" + std::to_string(p.in_h) + " c=" + std::to_string(p.in_c) + " s=" + std::to_string(p.stride_h));
+      auto plain = prepare_f32_conv2d_backward_fast(p);
+      auto fused = prepare_f32_conv2d_backward_fast(p, false, /*bn_input=*/true);
+      ASSERT_TRUE(plain.has_value() && fused.has_value());
+      ASSERT_TRUE(fused->bn_input);
+      ASSERT_FALSE(plain->bn_input);
+      const size_t C = static_cast<size_t>(p.in_c);
+      const size_t in_elems = static_cast<size_t>(p.batch) * p.in_h * p.in_w * C;
+      const size_t out_elems = static_cast<size_t>(p.batch) * p.out_h * p.out_w * C;
+      const auto x = random_f32(in_elems, 1, -3.f, 9.f), w = random_f32(9 * C, 2), dy = random_f32(out_elems, 3);
+      const auto scale = random_f32(C, 4, 0.25f, 2.f), shift = random_f32(C, 5);
+      const BnFusedClamp affine{scale.data(), shift.data(), 0.f, 6.f};
+      std::vector<float> y(in_elems);  // the batch norm's output
+      f32_rows_scale_shift(in_elems / C, C, x.data(), scale.data(), shift.data(), 0.f, 6.f, y.data());
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        for (int which = 0; which < 3; ++which) {  // dx assigned, dx accumulated, the filter gradient alone
+          std::vector<float> out[2][3];  // plain, fused: dx, dw, db
+          for (int f = 0; f < 2; ++f) {
+            const F32Conv2dBackwardPlan& plan = f == 0 ? *plain : *fused;
+            std::vector<float> scratch(plan.scratch_elems + 1, -7.f);
+            std::vector<float> dx(in_elems, 0.5f), dw(9 * C, 0.f), db(C, 0.f);
+            f32_conv2d_backward_fast(plan, p.batch, f == 0 ? y.data() : x.data(), w.data(), dy.data(),
+                                     which < 2 ? dx.data() : nullptr, dw.data(), which < 2 ? db.data() : nullptr,
+                                     scratch.data(), &pool, which == 0, nullptr, f == 0 ? nullptr : &affine);
+            EXPECT_EQ(scratch.back(), -7.f) << "wrote past the scratch";
+            out[f][0] = dx;
+            out[f][1] = dw;
+            out[f][2] = db;
+          }
+          for (int g = 0; g < 3; ++g) {
+            EXPECT_EQ(std::memcmp(out[0][g].data(), out[1][g].data(), out[0][g].size() * sizeof(float)), 0)
+                << "gradient " << g << " threads " << threads << " which " << which;
+          }
+        }
+      }
+    }
+    // No band path: a 5x5 kernel, a dilated 3x3.
+    EXPECT_FALSE(prepare_f32_conv2d_backward_fast(make_params(Case{1, 9, 9, 8, 8, 5, 1, 1, 2, 8}), false, true)
+                     ->bn_input);
+    EXPECT_FALSE(prepare_f32_conv2d_backward_fast(make_params(Case{1, 9, 9, 8, 8, 3, 1, 2, 2, 8}), false, true)
+                     ->bn_input);
+  });
+}
+
 // An assigned input gradient of 1 MiB or more per image, 64 or more channels, is written with
 // non-temporal stores when dx is vector-aligned: the same values as the plain stores (dx one
 // float off alignment) and as the reference, nothing written past the image.

@@ -2,7 +2,8 @@
 // run one after the other through f32_conv2d_fast (itself checked against a naive conv in
 // conv_fast_test.cc): the results must be bit-identical, for every band size (1 row: every
 // band moves rows; the whole image: one band), stride, kernel, padding, dilation, channel
-// tail, batch and thread count, on every Highway target.
+// tail, batch and thread count, on every Highway target. f32_affine_depthwise (a batch norm's
+// output band by band into a depthwise conv) against the batch norm's pass and the conv.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -145,6 +146,66 @@ TEST(PointwiseDepthwise, RefusesWhatItCannotRun) {
   EXPECT_NE(s.message().find("is not the pointwise output"), std::string::npos) << s.message();
   EXPECT_EQ(fuse_f32_pointwise_depthwise(prepared(pp, w, nullptr), prepared(dp, w, nullptr), -1).status().code(),
             StatusCode::kInvalidArgument);
+}
+
+// f32_affine_depthwise: a batch norm's output (scale, shift, clamp per channel) computed band
+// by band for the depthwise conv, against f32_rows_scale_shift over the batch and then
+// f32_conv2d_fast: bit-identical. Images 300 pixels wide make several bands of the 384 KB
+// buffer (rows shared between bands move to its start), small ones a single band.
+void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2) {
+  const Conv2dParams dp = depthwise_params(t);
+  const size_t in_n = static_cast<size_t>(t.batch) * t.h * t.w * t.c;
+  const std::vector<float> x = random_f32(in_n, seed, -3.f, 9.f);
+  const std::vector<float> scale = random_f32(static_cast<size_t>(t.c), seed + 1, 0.25f, 2.f);
+  const std::vector<float> shift = random_f32(static_cast<size_t>(t.c), seed + 2);
+  const std::vector<float> dw_w = random_f32(static_cast<size_t>(t.c) * t.k * t.k, seed + 3);
+  const std::vector<float> dw_b = random_f32(static_cast<size_t>(t.c), seed + 4);
+  const F32Conv2dPacked dw = prepared(dp, dw_w, dw_b.data());
+  const BnFusedClamp affine{scale.data(), shift.data(), t.pw_min, t.pw_max};
+
+  std::vector<float> mid(in_n);
+  f32_rows_scale_shift(in_n / static_cast<size_t>(t.c), static_cast<size_t>(t.c), x.data(), scale.data(),
+                       shift.data(), t.pw_min, t.pw_max, mid.data());
+  const size_t out_n = static_cast<size_t>(t.batch) * dp.out_h * dp.out_w * t.c;
+  std::vector<float> want(out_n);
+  f32_conv2d_fast(dw, mid.data(), t.dw_min, t.dw_max, want.data(), nullptr, nullptr);
+
+  for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2}) {
+    const int threads = pool != nullptr ? pool->threads() : 1;
+    const float kGuard = 4242.0f;
+    std::vector<float> scratch(f32_affine_depthwise_scratch_bytes(dw, threads) / sizeof(float) + 1, kGuard);
+    std::vector<float> got(out_n + 1, kGuard);
+    f32_affine_depthwise(dw, x.data(), affine, t.dw_min, t.dw_max, got.data(), scratch.data(), pool);
+    EXPECT_EQ(got.back(), kGuard) << "wrote past the output";
+    EXPECT_EQ(scratch.back(), kGuard) << "wrote past the scratch";
+    size_t bad = 0;
+    for (size_t i = 0; i < out_n; ++i) {
+      if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && bad++ < 3) {
+        ADD_FAILURE() << "out[" << i << "] = " << got[i] << ", want " << want[i];
+      }
+    }
+    EXPECT_EQ(bad, 0u) << "batch " << t.batch << " " << t.h << "x" << t.w << "x" << t.c << " k" << t.k << " s"
+                       << t.stride << " d" << t.dilation << " pad " << t.pad_top << "," << t.pad_left << ","
+                       << t.pad_bottom << "," << t.pad_right << " threads " << threads;
+  }
+}
+
+TEST(AffineDepthwise, BitIdenticalToTheBatchNormOutputThenTheConv) {
+  ThreadPool pool2(2);
+  for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
+    uint32_t seed = 1;
+    for (int c : {7, 35}) {
+      for (int stride : {1, 2}) {
+        // Several bands (pw_min/pw_max: the batch norm's clamp), SAME padding at stride 2.
+        check_affine({2, 21, 300, 0, c, 3, stride, 1, 1, 1, 1, 1, 0.f, 6.f, -kInf, kInf}, seed++, &pool2);
+        check_affine({2, 20, 300, 0, c, 3, stride, 1, 0, 0, 1, 1, -kInf, kInf, 0.f, 6.f}, seed++, &pool2);
+        // One band; a 5x5 kernel; dilation.
+        check_affine({3, 11, 9, 0, c, 5, stride, 1, 2, 2, 2, 2, 0.f, 6.f, 0.f, 6.f}, seed++, &pool2);
+        check_affine({1, 9, 7, 0, c, 3, stride, 2, 2, 2, 2, 2, 0.f, 1.f, -1.f, 1.f}, seed++, &pool2);
+      }
+    }
+  });
 }
 
 }  // namespace

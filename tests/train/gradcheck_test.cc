@@ -500,45 +500,60 @@ TEST(Gradcheck, ZooMobileNetV2) {
   }
 }
 
-// A batch norm's input gradient computed inside the backward of the 1x1 conv before it
-// (ProgramOptions::fuse_bn_backward) gives the same bits as the batch norm writing it: every
-// parameter gradient and the input gradient of MobileNetV2 (real relu6 clamps fused into the
-// batch norms; project convs whose batch norm feeds an add), 1 and 2 threads, a second step
-// at a smaller batch than the program's.
-TEST(Program, BatchNormBackwardInConvIsBitIdentical) {
+// The batch-norm fusions give the same bits as the batch norm writing its tensors: a batch
+// norm's input gradient computed inside the backward of the 1x1 conv before it
+// (ProgramOptions::fuse_bn_backward), and a batch norm's output computed by the depthwise conv
+// after it (fuse_bn_apply), each alone and both. Compared: the logits of the train forward and
+// of an eval forward after it (which writes the output), every parameter gradient and the
+// input gradient of MobileNetV2 (real relu6 clamps fused into the batch norms; project convs
+// whose batch norm feeds an add), 1 and 2 threads, a second step at a smaller batch than the
+// program's.
+TEST(Program, BatchNormFusionsAreBitIdentical) {
   auto model = small_mobilenet_v2();
   ASSERT_TRUE(model.has_value());
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
-    std::vector<std::vector<float>> grads[2];
-    for (int fused = 0; fused < 2; ++fused) {
+    std::vector<std::vector<float>> results[4];  // by fusion bits: 1 backward, 2 apply
+    for (int fused = 0; fused < 4; ++fused) {
       ProgramOptions po;
       po.batch = 6;
       po.input_grad = true;
-      po.fuse_bn_backward = fused == 1;
+      po.fuse_bn_backward = (fused & 1) != 0;
+      po.fuse_bn_apply = (fused & 2) != 0;
       auto prog = Program::create(*model, po, &pool);
       ASSERT_TRUE(prog.has_value()) << prog.status().to_string();
       Program& p = **prog;
-      // Every expand, project and conv_last batch norm (17 project, 16 expand, 1 last).
-      EXPECT_EQ(p.fused_bn_backwards(), fused == 1 ? 34 : 0);
+      // Every expand, project and conv_last batch norm (17 project, 16 expand, 1 last) has its
+      // input gradient in the conv before; every expand's and conv1's (block 0 has no expand)
+      // has its output in the depthwise conv after.
+      EXPECT_EQ(p.fused_bn_backwards(), (fused & 1) != 0 ? 34 : 0);
+      EXPECT_EQ(p.fused_bn_applies(), (fused & 2) != 0 ? 17 : 0);
       std::mt19937 rng(5);
       std::uniform_real_distribution<float> d(-1.f, 1.f);
+      auto logits = [&](int n) {
+        results[fused].emplace_back(p.output(0), p.output(0) + p.output_elems_per_sample(0) * static_cast<size_t>(n));
+      };
       for (int n : {6, 4}) {
         const size_t in = p.input_elems_per_sample() * static_cast<size_t>(n);
         for (size_t i = 0; i < in; ++i) p.input()[i] = d(rng);
         p.forward(Mode::kTrain, n, 1);
+        logits(n);
         float* dy = p.output_grad(0);
         for (size_t i = 0; i < p.output_elems_per_sample(0) * static_cast<size_t>(n); ++i) dy[i] = d(rng);
         p.backward();
-        grads[fused].emplace_back(p.input_grad(), p.input_grad() + in);
-        for (Parameter& prm : p.parameters()) grads[fused].emplace_back(prm.grad, prm.grad + prm.size);
+        results[fused].emplace_back(p.input_grad(), p.input_grad() + in);
+        for (Parameter& prm : p.parameters()) results[fused].emplace_back(prm.grad, prm.grad + prm.size);
+        p.forward(Mode::kEval, n, 1);
+        logits(n);
       }
     }
-    ASSERT_EQ(grads[0].size(), grads[1].size());
-    for (size_t t = 0; t < grads[0].size(); ++t) {
-      ASSERT_EQ(grads[0][t].size(), grads[1][t].size());
-      EXPECT_EQ(std::memcmp(grads[0][t].data(), grads[1][t].data(), grads[0][t].size() * sizeof(float)), 0)
-          << "gradient " << t << " (0: the input), threads " << threads;
+    for (int fused = 1; fused < 4; ++fused) {
+      ASSERT_EQ(results[0].size(), results[fused].size());
+      for (size_t t = 0; t < results[0].size(); ++t) {
+        ASSERT_EQ(results[0][t].size(), results[fused][t].size());
+        EXPECT_EQ(std::memcmp(results[0][t].data(), results[fused][t].data(), results[0][t].size() * sizeof(float)), 0)
+            << "result " << t << " (0: logits, 1: the input gradient), fusions " << fused << ", threads " << threads;
+      }
     }
   }
 }

@@ -68,6 +68,10 @@ struct F32Conv2dBackwardPlan {
   // direct_1x1 with room for the output gradient of a chunk, computed from a batch norm's
   // backward (F32BnOutputGrad) instead of read from memory.
   bool bn_output_grad = false;
+  // kDepthwise with room for the band of rows of F32Conv2dBackwardPlan's bn_input (see
+  // f32_conv2d_backward_fast): the conv's input is a batch norm's output, recomputed from the
+  // batch norm's input a band of rows at a time.
+  bool bn_input = false;
   // Scratch floats the run needs (computed by prepare, for the plan's batch).
   size_t scratch_elems = 0;
 };
@@ -92,9 +96,12 @@ struct F32BnOutputGrad {
 
 // Validates the params (as prepare_f32_conv2d_fast does). Errors: invalid_argument.
 // bn_output_grad: reserve the chunk of F32BnOutputGrad (1x1 stride 1 unpadded convs only;
-// ignored for others: plan.bn_output_grad says whether it applies).
+// ignored for others: plan.bn_output_grad says whether it applies). bn_input: reserve the band
+// buffer of a depthwise conv whose input is given as a batch norm's (3x3, dilation 1, stride 1
+// or 2: f32_dwconv_backward_affine_rows() > 0; ignored for others: plan.bn_input says).
 Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& params,
-                                                                  bool bn_output_grad = false);
+                                                                  bool bn_output_grad = false,
+                                                                  bool bn_input = false);
 
 // Runs the backward for `batch` <= plan.params.batch images. scratch: plan.scratch_elems floats
 // (any alignment; contents are overwritten). ACCUMULATES into input_grad, filter_grad and
@@ -103,11 +110,15 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
 // before adding into it).
 // bn: the output gradient comes from a batch norm's backward (output_grad is then ignored);
 // requires plan.bn_output_grad (its scratch holds the chunk).
+// bn_input: the conv's input is clamp(input * scale + shift, lo, hi) per channel, a train-mode
+// batch norm's output recomputed from its input `input` (f32_rows_scale_shift's floats, as the
+// batch norm's forward writes them), for the filter gradient; requires plan.bn_input. The
+// input gradient is the same either way (it does not read the input).
 void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan, int batch, const float* input,
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
                               ThreadPool* pool, bool assign_input_grad = false,
-                              const F32BnOutputGrad* bn = nullptr);
+                              const F32BnOutputGrad* bn = nullptr, const BnFusedClamp* bn_input = nullptr);
 
 // Backward-data as a forward conv, for stride-1, undilated, ungrouped KxK convs (K > 1, each
 // side padded by at most K - 1): dX = conv(dY, W') where W'[ci][ky][kx][co] =
@@ -126,7 +137,17 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_backward_data_as_conv(const Conv2dP
 // gradient; assign_dx: assigns it, never reading it), dwt ((kh * kw, C)) and db (C); each may
 // be nullptr. It may prefetch (never read) the rows after the image's x and dy: the next
 // image's when the caller walks a batch.
+// x_affine (f32_dwconv_backward_affine_rows(p) > 0 only): the conv's input is
+// clamp(x * scale + shift, lo, hi) per channel, computed (f32_rows_scale_shift) a band of rows
+// at a time into x_buf, f32_dwconv_backward_affine_rows(p) * in_w * C floats; the same bits as
+// the backward of that input written out.
 void f32_dwconv_backward_image(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
-                               float* dx, float* dwt, float* db, bool assign_dx = false);
+                               float* dx, float* dwt, float* db, bool assign_dx = false,
+                               const BnFusedClamp* x_affine = nullptr, float* x_buf = nullptr);
+// The 3x3 depthwise backward's band: output rows per band of its filter gradient, and the input
+// rows one band reads (its x_buf rows), 0 for shapes without the band path (not 3x3, dilated,
+// other strides).
+constexpr int kDwBackwardBandRows = 4;
+int f32_dwconv_backward_affine_rows(const Conv2dParams& p);
 
 }  // namespace pcv::kernels

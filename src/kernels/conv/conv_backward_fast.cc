@@ -30,12 +30,13 @@ int slices_for(int batch) { return std::max(1, std::min(batch, kMaxSlices)); }
 //              elems; kGemm: per group transposed, (K, og), or (og, K) with dw_direct), partial bias gradient (out_c),
 //              kGemm with im2col: row offsets of the chunk's pixels (4 x rows size_t)
 //              and the border pixels' (oy, ox) (rows x 2 int); bn_output_grad: the chunk's
-//              output gradient (rows x out_c)
+//              output gradient (rows x out_c); bn_input: the band of input rows
+//              (f32_dwconv_backward_affine_rows x in_w x in_c)
 struct Layout {
   size_t w_panels_per_group = 0;  // floats per group of the packed filter
   size_t cols = 0;                // offset of the patch column offsets in shared
   size_t shared = 0;
-  size_t col = 0, dxcol = 0, dw = 0, db = 0, idx = 0, dy = 0;
+  size_t col = 0, dxcol = 0, dw = 0, db = 0, idx = 0, dy = 0, xbuf = 0;
   size_t per_slice = 0;
   size_t total = 0;  // without the alignment slack
 };
@@ -58,10 +59,13 @@ Layout layout_for(const F32Conv2dBackwardPlan& plan) {
   } else {
     // Shared: the filter transposed to (kh * kw, out_c).
     l.shared = align_up(filter_elems);
+    if (plan.bn_input) {
+      l.xbuf = align_up(static_cast<size_t>(f32_dwconv_backward_affine_rows(p)) * p.in_w * p.in_c);
+    }
   }
   l.dw = align_up(filter_elems);
   l.db = align_up(static_cast<size_t>(p.out_c));
-  l.per_slice = l.col + l.dxcol + l.dw + l.db + l.idx + l.dy;
+  l.per_slice = l.col + l.dxcol + l.dw + l.db + l.idx + l.dy + l.xbuf;
   l.total = l.shared + l.per_slice * static_cast<size_t>(plan.slices);
   return l;
 }
@@ -262,7 +266,7 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
 // One slice of images [n0, n1) on the depthwise path. wt: filter as (kh * kw, out_c).
 void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
                      const float* output_grad, const float* wt, float* input_grad, float* dwt,
-                     float* db, bool assign_dx) {
+                     float* db, bool assign_dx, const BnFusedClamp* x_affine, float* x_buf) {
   const int oc_n = p.out_c;
   const int mult = p.out_c / p.in_c;
   const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
@@ -271,7 +275,8 @@ void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
     const float* x = input + static_cast<size_t>(n) * in_image;
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
     if (mult == 1) {
-      f32_dwconv_backward_image(p, x, output_grad + static_cast<size_t>(n) * out_image, wt, dx, dwt, db, assign_dx);
+      f32_dwconv_backward_image(p, x, output_grad + static_cast<size_t>(n) * out_image, wt, dx, dwt, db, assign_dx,
+                                x_affine, x_buf);
       continue;
     }
     if (dx != nullptr && assign_dx) std::fill(dx, dx + in_image, 0.0f);
@@ -363,7 +368,8 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_backward_data_as_conv(const Conv2dP
   return prepare_f32_conv2d_fast(t, flipped.data(), nullptr);
 }
 
-Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& p, bool bn_output_grad) {
+Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& p, bool bn_output_grad,
+                                                                  bool bn_input) {
   if (p.batch < 1 || p.in_h < 1 || p.in_w < 1 || p.in_c < 1 || p.out_h < 1 || p.out_w < 1 ||
       p.out_c < 1 || p.kernel_h < 1 || p.kernel_w < 1 || p.stride_h < 1 || p.stride_w < 1 ||
       p.dilation_h < 1 || p.dilation_w < 1 || p.groups < 1 || p.in_c % p.groups != 0 ||
@@ -385,6 +391,7 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
   plan.slices = slices_for(p.batch);
   if (p.groups == p.in_c && p.groups > 1) {
     plan.path = F32Conv2dBackwardPlan::Path::kDepthwise;
+    plan.bn_input = bn_input && p.out_c == p.in_c && f32_dwconv_backward_affine_rows(p) > 0;
   } else {
     plan.path = F32Conv2dBackwardPlan::Path::kGemm;
     plan.k = static_cast<size_t>(p.kernel_h) * p.kernel_w * (p.in_c / p.groups);
@@ -415,7 +422,8 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
 void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, const float* input,
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
-                              ThreadPool* pool, bool assign_input_grad, const F32BnOutputGrad* bn) {
+                              ThreadPool* pool, bool assign_input_grad, const F32BnOutputGrad* bn,
+                              const BnFusedClamp* bn_input) {
   if (batch < 1) return;
   F32Conv2dBackwardPlan plan = plan_in;
   plan.params.batch = batch;
@@ -470,7 +478,8 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
                  reinterpret_cast<const size_t*>(shared + l.cols), slice, inner, assign_input_grad, bn);
     } else {
       depthwise_slice(p, n0, n1, input, output_grad, shared, input_grad, want_dw ? dw : nullptr,
-                      want_db ? db : nullptr, assign_input_grad);
+                      want_db ? db : nullptr, assign_input_grad, plan.bn_input ? bn_input : nullptr,
+                      dw + l.dw + l.db + l.idx + l.dy);
     }
   };
   if (S == 1 || pool == nullptr || pool->threads() <= 1) {

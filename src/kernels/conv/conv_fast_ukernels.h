@@ -20,6 +20,11 @@ struct F32DwconvRowArgs {
   // The input comes from memory (a batch past kStreamOutputBytes): the rows the next output
   // row reads are prefetched while this one computes.
   bool prefetch_rows = false;
+  // Bytes to bring into L2 meanwhile, a share per channel block (a caller's next rows: the
+  // input of the band after this one); instead of prefetch_rows's. May lie past any tensor (a
+  // prefetch never faults).
+  uintptr_t prefetch = 0;
+  size_t prefetch_bytes = 0;
 };
 using F32DwconvRowFn = void (*)(const F32DwconvRowArgs& args);
 

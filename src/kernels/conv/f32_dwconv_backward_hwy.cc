@@ -16,6 +16,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "kernels/common/stream_fence.h"
@@ -102,8 +103,9 @@ struct Dw3x3Shape {
 
 // Filter (and bias) gradient of one channel vector [k, k + lanes) over output rows
 // [oy_begin, oy_end): the 9 tap sums stay in registers over the band, then are added to dwt.
+// x holds the input rows from x_row0 on.
 template <int S, bool kDb, bool kFull>
-HWY_INLINE void DwFilterGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT x,
+HWY_INLINE void DwFilterGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT x, int x_row0,
                                 const float* HWY_RESTRICT dy, float* HWY_RESTRICT dwt,
                                 float* HWY_RESTRICT db, size_t k, size_t lanes, int oy_begin, int oy_end) {
   const DF d;
@@ -121,7 +123,7 @@ HWY_INLINE void DwFilterGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT x
     const float* xr[3];
     for (int ky = 0; ky < 3; ++ky) {
       const int iy = iy0 + ky;
-      xr[ky] = iy >= 0 && iy < sh.in_h ? x + static_cast<size_t>(iy) * sh.in_w * c + k : nullptr;
+      xr[ky] = iy >= 0 && iy < sh.in_h ? x + static_cast<size_t>(iy - x_row0) * sh.in_w * c + k : nullptr;
     }
     const float* g_row = dy + static_cast<size_t>(oy) * sh.out_w * c + k;
     for (int ox = 0; ox < sh.out_w; ++ox) {
@@ -153,7 +155,7 @@ HWY_INLINE void DwFilterGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT x
 // 112 pixels x 96 channels: ~430 KB of x and dy), so each row comes from memory once, not
 // once per channel vector. Interleaved with whole-image walks on this machine: 0.65-0.88
 // against 0.71-0.86 ms per 112x112x96 image.
-constexpr int kBandRows = 4;
+constexpr int kBandRows = kDwBackwardBandRows;
 
 // A contiguous byte range to bring into L2 a share at a time. Each channel vector's walk over
 // a band reads one vector per pixel, so rows that come from memory that way arrive a line per
@@ -177,7 +179,7 @@ HWY_INLINE void PrefetchShare(const PrefetchRange& r, size_t i, size_t shares) {
 // Filter (and bias) gradient of output rows [oy0, oy1), every channel vector; meanwhile the
 // next band's rows of x and dy are prefetched, a share per channel vector.
 template <int S, bool kDb>
-void DwFilterGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
+void DwFilterGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT x, int x_row0, const float* HWY_RESTRICT dy,
                       float* HWY_RESTRICT dwt, float* HWY_RESTRICT db, int oy0, int oy1, PrefetchRange px,
                       PrefetchRange pdy) {
   const size_t N = hn::Lanes(DF());
@@ -186,12 +188,12 @@ void DwFilterGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const fl
   for (; k + N <= sh.c; k += N, ++i) {
     PrefetchShare(px, i, vecs);
     PrefetchShare(pdy, i, vecs);
-    DwFilterGradVec<S, kDb, true>(sh, x, dy, dwt, db, k, N, oy0, oy1);
+    DwFilterGradVec<S, kDb, true>(sh, x, x_row0, dy, dwt, db, k, N, oy0, oy1);
   }
   if (k < sh.c) {
     PrefetchShare(px, i, vecs);
     PrefetchShare(pdy, i, vecs);
-    DwFilterGradVec<S, kDb, false>(sh, x, dy, dwt, db, k, sh.c - k, oy0, oy1);
+    DwFilterGradVec<S, kDb, false>(sh, x, x_row0, dy, dwt, db, k, sh.c - k, oy0, oy1);
   }
 }
 
@@ -263,10 +265,12 @@ void DwInputGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT dy, const fl
 // the input gradient of input rows [b * kBandRows * S, (b + 1) * kBandRows * S): the rows of dy
 // both read are still in L2 for the second. Each output's sums keep their order (filter
 // gradient: bands in order; input gradient: per pixel), so the results do not depend on it.
+// x_affine: the filter gradient reads clamp(x * scale + shift) instead of x, each band's rows
+// computed into x_buf (rows it shares with the band before moved to its start).
 template <int S, bool kDb, bool kAssign>
 void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
                      const float* HWY_RESTRICT wt, float* HWY_RESTRICT dx, float* HWY_RESTRICT dwt,
-                     float* HWY_RESTRICT db) {
+                     float* HWY_RESTRICT db, const BnFusedClamp* x_affine, float* HWY_RESTRICT x_buf) {
   const size_t N = hn::Lanes(DF());
   const bool stream = dx != nullptr && kAssign && sh.c % N == 0 && sh.c * sizeof(float) >= kStreamPixelBytes &&
                       reinterpret_cast<uintptr_t>(dx) % (N * sizeof(float)) == 0 &&
@@ -275,6 +279,8 @@ void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const flo
   const int input_bands = dx != nullptr ? (sh.in_h + kBandRows * S - 1) / (kBandRows * S) : 0;
   const size_t in_row = static_cast<size_t>(sh.in_w) * sh.c * sizeof(float);
   const size_t out_row = static_cast<size_t>(sh.out_w) * sh.c * sizeof(float);
+  const size_t row_floats = static_cast<size_t>(sh.in_w) * sh.c;
+  int have_lo = 0, have_hi = 0;  // x_affine: x_buf holds rows [have_lo, have_hi)
   for (int b = 0; b < std::max(filter_bands, input_bands); ++b) {
     if (b < filter_bands) {
       // Prefetched meanwhile: the next band's rows, output rows [oy1, oy2) and the input rows
@@ -296,7 +302,28 @@ void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const flo
         }
         pdy = {dya + static_cast<size_t>(oy1) * out_row, static_cast<size_t>(oy2 - oy1) * out_row};
       }
-      DwFilterGradBand<S, kDb>(sh, x, dy, dwt, db, b * kBandRows, oy1, px, pdy);
+      const float* xb = x;
+      int x_row0 = 0;
+      if (x_affine != nullptr) {
+        const int need_lo = std::max(0, b * kBandRows * S - sh.pad_top);
+        const int need_hi = std::min(sh.in_h, (oy1 - 1) * S - sh.pad_top + 3);
+        if (need_lo >= have_hi) {
+          have_lo = have_hi = need_lo;
+        } else if (need_lo > have_lo) {
+          std::memmove(x_buf, x_buf + static_cast<size_t>(need_lo - have_lo) * row_floats,
+                       static_cast<size_t>(have_hi - need_lo) * row_floats * sizeof(float));
+          have_lo = need_lo;
+        }
+        if (need_hi > have_hi) {
+          f32_rows_scale_shift(static_cast<size_t>(need_hi - have_hi) * sh.in_w, sh.c,
+                               x + static_cast<size_t>(have_hi) * row_floats, x_affine->scale, x_affine->shift,
+                               x_affine->lo, x_affine->hi, x_buf + static_cast<size_t>(have_hi - have_lo) * row_floats);
+          have_hi = need_hi;
+        }
+        xb = x_buf;
+        x_row0 = have_lo;
+      }
+      DwFilterGradBand<S, kDb>(sh, xb, x_row0, dy, dwt, db, b * kBandRows, oy1, px, pdy);
     }
     if (b < input_bands) {
       DwInputGradBand<S, kAssign>(sh, dy, wt, dx, stream, b * kBandRows * S,
@@ -308,7 +335,7 @@ void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const flo
 
 template <int S>
 void DwBackward3x3(const Conv2dParams& p, const float* x, const float* dy, const float* wt, float* dx,
-                   float* dwt, float* db, bool assign_dx) {
+                   float* dwt, float* db, bool assign_dx, const BnFusedClamp* x_affine, float* x_buf) {
   const Dw3x3Shape sh{p.in_h, p.in_w, p.out_h, p.out_w, p.pad_top, p.pad_left, static_cast<size_t>(p.out_c)};
   std::vector<float> unused;
   if (dwt == nullptr && db != nullptr) {  // bias only: the filter sums go to scratch
@@ -316,19 +343,19 @@ void DwBackward3x3(const Conv2dParams& p, const float* x, const float* dy, const
     dwt = unused.data();
   }
   if (db != nullptr) {
-    if (assign_dx) return DwBackwardBands<S, true, true>(sh, x, dy, wt, dx, dwt, db);
-    return DwBackwardBands<S, true, false>(sh, x, dy, wt, dx, dwt, db);
+    if (assign_dx) return DwBackwardBands<S, true, true>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf);
+    return DwBackwardBands<S, true, false>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf);
   }
-  if (assign_dx) return DwBackwardBands<S, false, true>(sh, x, dy, wt, dx, dwt, db);
-  DwBackwardBands<S, false, false>(sh, x, dy, wt, dx, dwt, db);
+  if (assign_dx) return DwBackwardBands<S, false, true>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf);
+  DwBackwardBands<S, false, false>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf);
 }
 
 void F32DwconvBackwardImage(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
-                            float* dx, float* dwt, float* db, bool assign_dx) {
-  if (p.kernel_h == 3 && p.kernel_w == 3 && p.dilation_h == 1 && p.dilation_w == 1 &&
-      p.stride_h == p.stride_w && (p.stride_h == 1 || p.stride_h == 2)) {
-    if (p.stride_h == 1) return DwBackward3x3<1>(p, x, dy, wt, dx, dwt, db, assign_dx);
-    return DwBackward3x3<2>(p, x, dy, wt, dx, dwt, db, assign_dx);
+                            float* dx, float* dwt, float* db, bool assign_dx, const BnFusedClamp* x_affine,
+                            float* x_buf) {
+  if (f32_dwconv_backward_affine_rows(p) > 0) {
+    if (p.stride_h == 1) return DwBackward3x3<1>(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf);
+    return DwBackward3x3<2>(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf);
   }
   if (dx != nullptr && assign_dx) std::fill(dx, dx + static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 0.f);
   const int sel = (dx != nullptr ? 4 : 0) | (dwt != nullptr ? 2 : 0) | (db != nullptr ? 1 : 0);
@@ -352,10 +379,17 @@ HWY_AFTER_NAMESPACE();
 namespace pcv::kernels {
 HWY_EXPORT(F32DwconvBackwardImage);
 
+int f32_dwconv_backward_affine_rows(const Conv2dParams& p) {
+  const bool banded = p.kernel_h == 3 && p.kernel_w == 3 && p.dilation_h == 1 && p.dilation_w == 1 &&
+                      p.stride_h == p.stride_w && (p.stride_h == 1 || p.stride_h == 2);
+  return banded ? std::min(p.in_h, (kDwBackwardBandRows - 1) * p.stride_h + 3) : 0;
+}
+
 void f32_dwconv_backward_image(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
-                               float* dx, float* dwt, float* db, bool assign_dx) {
+                               float* dx, float* dwt, float* db, bool assign_dx, const BnFusedClamp* x_affine,
+                               float* x_buf) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(F32DwconvBackwardImage)(p, x, dy, wt, dx, dwt, db, assign_dx);
+  HWY_DYNAMIC_DISPATCH(F32DwconvBackwardImage)(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf);
 }
 }  // namespace pcv::kernels
 #endif  // HWY_ONCE

@@ -194,7 +194,10 @@ void F32DwconvRow(const F32DwconvRowArgs& p) {
     // inputs streamed to memory.
     const char* next_rows = nullptr;
     size_t next_lines = 0;
-    if (p.prefetch_rows && p.dilation_h == 1) {
+    if (p.prefetch_bytes != 0) {
+      next_rows = reinterpret_cast<const char*>(p.prefetch);
+      next_lines = (p.prefetch_bytes + 63) / 64;
+    } else if (p.prefetch_rows && p.dilation_h == 1) {
       const int lo = std::max({iy0 + kh, 0, p.in_row0});
       const int hi = std::min(iy0 + p.stride_h + kh, p.in_h);
       if (hi > lo) {

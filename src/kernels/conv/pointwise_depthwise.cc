@@ -1,4 +1,4 @@
-// Pointwise + depthwise conv band by band (see pointwise_depthwise.h).
+// Pointwise + depthwise, and batch-norm output + depthwise, band by band (see pointwise_depthwise.h).
 #include "kernels/conv/pointwise_depthwise.h"
 
 #include <fmt/format.h>
@@ -22,6 +22,69 @@ RowSpan input_rows(const Conv2dParams& p, int oy0, int oy1) {
   return {lo, std::max(lo, hi)};
 }
 
+// Rows of the depthwise input one band of band_rows output rows reaches at most.
+int band_buffer_rows(const Conv2dParams& p, int band_rows) {
+  return std::min(p.in_h, (band_rows - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1);
+}
+
+// Band size from a buffer budget: the buffer stays near `bytes`.
+int band_rows_for(const Conv2dParams& b, size_t bytes) {
+  const size_t row_bytes = static_cast<size_t>(b.in_w) * static_cast<size_t>(b.in_c) * sizeof(float);
+  const int fit = static_cast<int>(bytes / row_bytes);  // buffer rows
+  const int reach = (b.kernel_h - 1) * b.dilation_h + 1;
+  return std::min(fit > reach ? (fit - reach) / b.stride_h + 1 : 1, b.out_h);
+}
+
+// The depthwise output rows [begin, end) of the batch (image-major), band by band: for each
+// band, produce(n, lo, hi, dst) writes rows [lo, hi) of image n's depthwise input to dst (the
+// buffer `buf`, band_buffer_rows() rows), then the band's output rows are computed from it.
+// Rows a band shares with the one before are moved to the buffer's start, not produced again.
+// source (may be nullptr): what produce() reads, (batch * H) rows of the depthwise input's
+// size; while a band computes, the rows after it (the next band's) are prefetched, a share per
+// output row.
+template <class Produce>
+void depthwise_bands(const F32Conv2dPacked& depthwise, int band_rows, float* buf, size_t begin, size_t end,
+                     float* output, float dw_min, float dw_max, const float* source, const Produce& produce) {
+  const Conv2dParams& dw = depthwise.params;
+  const size_t row_floats = static_cast<size_t>(dw.in_w) * static_cast<size_t>(dw.in_c);
+  int image = -1, have_lo = 0, have_hi = 0;  // buf holds rows [have_lo, have_hi) of `image`
+  for (size_t row = begin; row < end;) {
+    const int n = static_cast<int>(row / static_cast<size_t>(dw.out_h));
+    const int oy0 = static_cast<int>(row % static_cast<size_t>(dw.out_h));
+    const int oy1 = static_cast<int>(std::min({static_cast<size_t>(oy0 + band_rows),
+                                              static_cast<size_t>(dw.out_h), end - row + static_cast<size_t>(oy0)}));
+    const RowSpan need = input_rows(dw, oy0, oy1);
+    if (n != image || need.lo >= have_hi) {
+      image = n;
+      have_lo = have_hi = need.lo;
+    } else if (need.lo > have_lo) {
+      // Rows this band shares with the last one move to the buffer's start.
+      std::memmove(buf, buf + static_cast<size_t>(need.lo - have_lo) * row_floats,
+                   static_cast<size_t>(have_hi - need.lo) * row_floats * sizeof(float));
+      have_lo = need.lo;
+    }
+    if (need.hi > have_hi) {
+      produce(n, have_hi, need.hi, buf + static_cast<size_t>(have_hi - have_lo) * row_floats);
+      have_hi = need.hi;
+    }
+    // The next band's new rows follow these in the source, also across images.
+    const size_t row_bytes = row_floats * sizeof(float);
+    const uintptr_t next = reinterpret_cast<uintptr_t>(source) +
+                           (static_cast<size_t>(n) * dw.in_h + static_cast<size_t>(need.hi)) * row_bytes;
+    const size_t next_bytes = source != nullptr ? static_cast<size_t>(band_rows) * dw.stride_h * row_bytes : 0;
+    for (int oy = oy0; oy < oy1; ++oy) {
+      float* out = output + (static_cast<size_t>(n) * dw.out_h + static_cast<size_t>(oy)) * dw.out_w * dw.out_c;
+      F32DwconvRowArgs a = depthwise_row_args(depthwise, buf, have_lo, out, oy, dw_min, dw_max);
+      const size_t share0 = next_bytes * static_cast<size_t>(oy - oy0) / static_cast<size_t>(oy1 - oy0);
+      const size_t share1 = next_bytes * static_cast<size_t>(oy + 1 - oy0) / static_cast<size_t>(oy1 - oy0);
+      a.prefetch = next + share0;
+      a.prefetch_bytes = share1 - share0;
+      depthwise.dw_row(a);
+    }
+    row += static_cast<size_t>(oy1 - oy0);
+  }
+}
+
 struct Task {
   const F32PointwiseDepthwise* fused;
   const float* input;
@@ -41,43 +104,47 @@ void run_slot(void* ctx, size_t slot) {
   float* buf = t.scratch + slot * static_cast<size_t>(f.buffer_rows()) * row_floats;
   const size_t rows = static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h);
   const auto [begin, end] = slot_range(rows, slot, t.slots);
-  int image = -1, have_lo = 0, have_hi = 0;  // buf holds rows [have_lo, have_hi) of `image`
-  for (size_t row = begin; row < end;) {
-    const int n = static_cast<int>(row / static_cast<size_t>(dw.out_h));
-    const int oy0 = static_cast<int>(row % static_cast<size_t>(dw.out_h));
-    const int oy1 = static_cast<int>(std::min({static_cast<size_t>(oy0 + f.band_rows),
-                                              static_cast<size_t>(dw.out_h), end - row + static_cast<size_t>(oy0)}));
-    const RowSpan need = input_rows(dw, oy0, oy1);
-    if (n != image || need.lo >= have_hi) {
-      image = n;
-      have_lo = have_hi = need.lo;
-    } else if (need.lo > have_lo) {
-      // Rows this band shares with the last one move to the buffer's start.
-      std::memmove(buf, buf + static_cast<size_t>(need.lo - have_lo) * row_floats,
-                   static_cast<size_t>(have_hi - need.lo) * row_floats * sizeof(float));
-      have_lo = need.lo;
-    }
-    if (need.hi > have_hi) {
-      const size_t m = static_cast<size_t>(need.hi - have_hi) * static_cast<size_t>(pw.in_w);
-      const float* a = t.input + (static_cast<size_t>(n) * pw.in_h + static_cast<size_t>(have_hi)) * pw.in_w * in_pixel;
-      f32_gemm_packed(m, a, in_pixel, f.pointwise.group_gemm[0], buf + static_cast<size_t>(have_hi - have_lo) * row_floats,
-                      static_cast<size_t>(pw.out_c), t.pw_min, t.pw_max, nullptr);
-      have_hi = need.hi;
-    }
-    for (int oy = oy0; oy < oy1; ++oy) {
-      float* out = t.output + (static_cast<size_t>(n) * dw.out_h + static_cast<size_t>(oy)) * dw.out_w * dw.out_c;
-      f.depthwise.dw_row(depthwise_row_args(f.depthwise, buf, have_lo, out, oy, t.dw_min, t.dw_max));
-    }
-    row += static_cast<size_t>(oy1 - oy0);
-  }
+  depthwise_bands(f.depthwise, f.band_rows, buf, begin, end, t.output, t.dw_min, t.dw_max, nullptr,
+                  [&](int n, int lo, int hi, float* dst) {
+                    const size_t m = static_cast<size_t>(hi - lo) * static_cast<size_t>(pw.in_w);
+                    const float* a =
+                        t.input + (static_cast<size_t>(n) * pw.in_h + static_cast<size_t>(lo)) * pw.in_w * in_pixel;
+                    f32_gemm_packed(m, a, in_pixel, f.pointwise.group_gemm[0], dst, static_cast<size_t>(pw.out_c),
+                                    t.pw_min, t.pw_max, nullptr);
+                  });
+}
+
+struct AffineTask {
+  const F32Conv2dPacked* depthwise;
+  int band_rows;
+  const float* input;
+  BnFusedClamp affine;
+  float* output;
+  float* scratch;
+  float dw_min, dw_max;
+  size_t slots;
+};
+
+void run_affine_slot(void* ctx, size_t slot) {
+  const AffineTask& t = *static_cast<const AffineTask*>(ctx);
+  const Conv2dParams& dw = t.depthwise->params;
+  const size_t c = static_cast<size_t>(dw.in_c);
+  const size_t row_floats = static_cast<size_t>(dw.in_w) * c;
+  float* buf = t.scratch + slot * static_cast<size_t>(band_buffer_rows(dw, t.band_rows)) * row_floats;
+  const size_t rows = static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h);
+  const auto [begin, end] = slot_range(rows, slot, t.slots);
+  depthwise_bands(*t.depthwise, t.band_rows, buf, begin, end, t.output, t.dw_min, t.dw_max, t.input,
+                  [&](int n, int lo, int hi, float* dst) {
+                    const float* x =
+                        t.input + (static_cast<size_t>(n) * dw.in_h + static_cast<size_t>(lo)) * row_floats;
+                    f32_rows_scale_shift(static_cast<size_t>(hi - lo) * static_cast<size_t>(dw.in_w), c, x,
+                                         t.affine.scale, t.affine.shift, t.affine.lo, t.affine.hi, dst);
+                  });
 }
 
 }  // namespace
 
-int F32PointwiseDepthwise::buffer_rows() const {
-  const Conv2dParams& p = depthwise.params;
-  return std::min(p.in_h, (band_rows - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1);
-}
+int F32PointwiseDepthwise::buffer_rows() const { return band_buffer_rows(depthwise.params, band_rows); }
 
 size_t F32PointwiseDepthwise::scratch_bytes(int threads) const {
   const Conv2dParams& p = depthwise.params;
@@ -104,13 +171,7 @@ Expected<F32PointwiseDepthwise> fuse_f32_pointwise_depthwise(F32Conv2dPacked poi
   F32PointwiseDepthwise f;
   f.pointwise = std::move(pointwise);
   f.depthwise = std::move(depthwise);
-  if (band_rows == 0) {
-    const size_t row_bytes = static_cast<size_t>(b.in_w) * static_cast<size_t>(b.in_c) * sizeof(float);
-    const int fit = static_cast<int>(kPointwiseDepthwiseBufferBytes / row_bytes);  // buffer rows
-    const int reach = (b.kernel_h - 1) * b.dilation_h + 1;
-    band_rows = fit > reach ? (fit - reach) / b.stride_h + 1 : 1;
-  }
-  f.band_rows = std::min(band_rows, b.out_h);
+  f.band_rows = band_rows == 0 ? band_rows_for(b, kPointwiseDepthwiseBufferBytes) : std::min(band_rows, b.out_h);
   return f;
 }
 
@@ -120,6 +181,26 @@ void f32_pointwise_depthwise(const F32PointwiseDepthwise& fused, const float* in
   const size_t rows = static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h);
   Task task{&fused, input, output, scratch, pw_min, pw_max, dw_min, dw_max, conv_slots(pool, rows)};
   run_conv_slots(pool, task.slots, &run_slot, &task);
+}
+
+}  // namespace pcv::kernels
+
+namespace pcv::kernels {
+
+size_t f32_affine_depthwise_scratch_bytes(const F32Conv2dPacked& depthwise, int threads) {
+  const Conv2dParams& p = depthwise.params;
+  const int rows = band_buffer_rows(p, band_rows_for(p, kPointwiseDepthwiseBufferBytes));
+  return static_cast<size_t>(std::max(threads, 1)) * static_cast<size_t>(rows) * static_cast<size_t>(p.in_w) *
+         static_cast<size_t>(p.in_c) * sizeof(float);
+}
+
+void f32_affine_depthwise(const F32Conv2dPacked& depthwise, const float* input, const BnFusedClamp& affine,
+                          float dw_min, float dw_max, float* output, float* scratch, ThreadPool* pool) {
+  const Conv2dParams& dw = depthwise.params;
+  const size_t rows = static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h);
+  AffineTask task{&depthwise, band_rows_for(dw, kPointwiseDepthwiseBufferBytes), input, affine, output, scratch,
+                  dw_min, dw_max, conv_slots(pool, rows)};
+  run_conv_slots(pool, task.slots, &run_affine_slot, &task);
 }
 
 }  // namespace pcv::kernels

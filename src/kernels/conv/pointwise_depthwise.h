@@ -19,6 +19,7 @@
 
 #include "base/status.h"
 #include "kernels/conv/conv_fast.h"
+#include "kernels/train/train_rows.h"
 
 namespace pcv {
 class ThreadPool;
@@ -51,5 +52,21 @@ Expected<F32PointwiseDepthwise> fuse_f32_pointwise_depthwise(F32Conv2dPacked poi
 // scratch_bytes(pool ? pool->threads() : 1) bytes. Output must not alias input or scratch.
 void f32_pointwise_depthwise(const F32PointwiseDepthwise& fused, const float* input, float pw_min, float pw_max,
                              float dw_min, float dw_max, float* output, float* scratch, ThreadPool* pool);
+
+// A train-mode batch norm's output as a depthwise conv's input, band by band the same way:
+//
+//   x (N, H, W, C) ─► clamp(x * scale + shift, lo, hi) per channel ─► depthwise + clamp ─► y
+//
+// with affine's scale, shift, lo and hi (kernels::BnFusedClamp; scale must be set). The rows a
+// band reaches are computed with f32_rows_scale_shift into the slot's buffer, so the batch
+// norm's output is neither written to memory nor read back: in training it is two passes
+// over a tensor of up to 154 MB (MobileNetV2's block 1 at batch 32) that the batch norm's
+// forward no longer makes. Bit-identical to f32_rows_scale_shift over the batch, then
+// f32_conv2d_fast (depthwise: the kDepthwise path). scratch:
+// f32_affine_depthwise_scratch_bytes(depthwise, pool ? pool->threads() : 1) bytes. Output must
+// not alias input or scratch.
+size_t f32_affine_depthwise_scratch_bytes(const F32Conv2dPacked& depthwise, int threads);
+void f32_affine_depthwise(const F32Conv2dPacked& depthwise, const float* input, const BnFusedClamp& affine,
+                          float dw_min, float dw_max, float* output, float* scratch, ThreadPool* pool);
 
 }  // namespace pcv::kernels
