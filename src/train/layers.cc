@@ -186,7 +186,8 @@ void batch_norm_forward_train(size_t rows, int c, const float* x, const float* g
 
 void batch_norm_backward_train_factors(size_t rows, int c, const float* x, const float* gamma, const float* beta,
                                        const float* mean, const float* invstd, const float* dy, float* dgamma,
-                                       float* dbeta, ThreadPool* pool, float lo, float hi, BnInputGradFactors* f) {
+                                       float* dbeta, ThreadPool* pool, float lo, float hi, BnInputGradFactors* f,
+                                       const double* sum_dy, const double* sum_dyx) {
   const size_t C = static_cast<size_t>(c);
   // The fused clamp's mask, recomputed from x (see kernels::BnFusedClamp).
   f->lo = lo;
@@ -199,20 +200,28 @@ void batch_norm_backward_train_factors(size_t rows, int c, const float* x, const
     batch_norm_scale_shift(C, gamma, beta, mean, invstd, f->scale.data(), f->shift.data());
   }
   const kernels::BnFusedClamp clamp = f->clamp();
-  // sum(g) and sum(g * xhat) per channel.
-  std::vector<float> part(kReduceSlices * 2 * C, 0.f);
-  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
-    float* sdy = part.data() + s * 2 * C;
-    kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, clamp, sdy, sdy + C);
-  });
+  // sum(g) and sum(g * xhat) per channel (unless the caller has them).
+  std::vector<float> part;
+  if (sum_dy == nullptr) {
+    part.assign(kReduceSlices * 2 * C, 0.f);
+    for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
+      float* sdy = part.data() + s * 2 * C;
+      kernels::f32_bn_grad_sums(e - b, C, x + b * C, dy + b * C, mean, invstd, clamp, sdy, sdy + C);
+    });
+  }
   f->mdy.resize(C);
   f->mdyx.resize(C);
   f->coef.resize(C);
   for (size_t k = 0; k < C; ++k) {
     double a = 0.0, bsum = 0.0;
-    for (int s = 0; s < kReduceSlices; ++s) {
-      a += part[s * 2 * C + k];
-      bsum += part[s * 2 * C + C + k];
+    if (sum_dy != nullptr) {
+      a = sum_dy[k];
+      bsum = sum_dyx[k];
+    } else {
+      for (int s = 0; s < kReduceSlices; ++s) {
+        a += part[s * 2 * C + k];
+        bsum += part[s * 2 * C + C + k];
+      }
     }
     if (dbeta != nullptr) dbeta[k] += static_cast<float>(a);  // accumulates
     if (dgamma != nullptr) dgamma[k] += static_cast<float>(bsum);
@@ -225,10 +234,11 @@ void batch_norm_backward_train_factors(size_t rows, int c, const float* x, const
 void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma, const float* beta,
                                const float* mean, const float* invstd, const float* dy, float* dx,
                                float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx, float lo,
-                               float hi) {
+                               float hi, const double* sum_dy, const double* sum_dyx) {
   const size_t C = static_cast<size_t>(c);
   BnInputGradFactors f;
-  batch_norm_backward_train_factors(rows, c, x, gamma, beta, mean, invstd, dy, dgamma, dbeta, pool, lo, hi, &f);
+  batch_norm_backward_train_factors(rows, c, x, gamma, beta, mean, invstd, dy, dgamma, dbeta, pool, lo, hi, &f,
+                                    sum_dy, sum_dyx);
   if (dx == nullptr) return;
   const kernels::BnFusedClamp clamp = f.clamp();
   const bool stream = stream_output(rows * C);

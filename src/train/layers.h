@@ -77,11 +77,14 @@ void batch_norm_scale_shift(size_t c, const float* gamma, const float* beta, con
 // dy itself is not masked) and xhat = (x - mean) * invstd: dgamma += sum g * xhat;
 // dbeta += sum g; dx += gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)).
 // lo, hi, gamma, beta, mean, invstd: the forward's. assign_dx: dx = instead of dx += (the
-// caller knows dx holds nothing yet: saves zeroing it and reading it back).
+// caller knows dx holds nothing yet: saves zeroing it and reading it back). sum_dy, sum_dyx
+// (C each, or nullptr): sum g and sum g * xhat taken by the caller (kernels::F32BnGradSums:
+// the same values as the pass they replace), so that the backward skips its sums pass.
 void batch_norm_backward_train(size_t rows, int c, const float* x, const float* gamma, const float* beta,
                                const float* mean, const float* invstd, const float* dy, float* dx,
                                float* dgamma, float* dbeta, ThreadPool* pool, bool assign_dx = false,
-                               float lo = -kInfinity, float hi = kInfinity);
+                               float lo = -kInfinity, float hi = kInfinity, const double* sum_dy = nullptr,
+                               const double* sum_dyx = nullptr);
 // The per-channel factors of that input gradient, for a caller that computes it later a chunk
 // at a time with kernels::f32_bn_grad_input (kernels::F32BnOutputGrad: the backward of the 1x1
 // conv whose output the batch norm reads). clamp() points into scale and shift.
@@ -95,7 +98,8 @@ struct BnInputGradFactors {
 // batch_norm_backward_train without dx: dgamma and dbeta accumulated, dx's factors in *f.
 void batch_norm_backward_train_factors(size_t rows, int c, const float* x, const float* gamma, const float* beta,
                                        const float* mean, const float* invstd, const float* dy, float* dgamma,
-                                       float* dbeta, ThreadPool* pool, float lo, float hi, BnInputGradFactors* f);
+                                       float* dbeta, ThreadPool* pool, float lo, float hi, BnInputGradFactors* f,
+                                       const double* sum_dy = nullptr, const double* sum_dyx = nullptr);
 // Eval mode (running statistics): y = clamp((x - mean) * invstd * gamma + beta, lo, hi),
 // invstd from the running variance; backward (of the unclamped part: the caller masks dy
 // first): dx += dy * gamma * invstd, dgamma += sum dy * xhat, dbeta += sum dy. `invstd` (C)

@@ -128,6 +128,10 @@ struct NodeState {
   bool bn_output_deferred = false;
   std::vector<float> bn_scale, bn_shift;
   kernels::BnFusedClamp bn_apply;  // points into bn_scale, bn_shift
+  // The sums of this batch norm's backward, taken by that conv's backward where it computes
+  // their gradient (kernels::F32BnGradSums; bn_sums_ready until this backward uses them).
+  std::vector<double> bn_sum_dy, bn_sum_dyx;
+  bool bn_sums_ready = false;
   // conv2d: the batch norm node whose output this conv computes, or -1.
   int bn_apply_from = -1;
   // dropout
@@ -575,7 +579,9 @@ Status Program::Impl::build() {
   // computes it from the batch norm's input a band of rows at a time, in its forward and in its
   // filter gradient, so that in train mode the batch norm's forward only takes the statistics
   // instead of writing its output for the conv to read back (two passes over each such tensor;
-  // see kernels::f32_affine_depthwise). The same bits either way.
+  // see kernels::f32_affine_depthwise). Its backward takes the batch norm's sums where it
+  // computes their gradient, so the batch norm's backward makes no pass of its own over them
+  // (kernels::F32BnGradSums). The same bits either way.
   if (opt.fast_kernels && opt.fuse_bn_apply) {
     std::vector<int> reader(graph.values.size(), -1);  // the last node that reads each value
     for (size_t i = 0; i < graph.nodes.size(); ++i) {
@@ -595,18 +601,26 @@ Status Program::Impl::build() {
       }
       const ir::Node& cn = graph.nodes[static_cast<size_t>(r)];
       NodeState& cs = states[static_cast<size_t>(r)];
-      if (cn.op != OpType::kConv2d || cn.inputs[0] != v || cs.conv.groups != cs.conv.in_c ||
-          cs.conv.out_c != cs.conv.in_c || cs.bn_from >= 0) {
-        continue;
-      }
+      if (cn.op != OpType::kConv2d || cn.inputs[0] != v) continue;
+      const kernels::Conv2dParams& cp = cs.conv;
+      const bool depthwise = cp.groups == cp.in_c && cp.out_c == cp.in_c;
+      // A 1x1 conv (the kGemm1x1 path) only where the tensor is large (fuse_bn_apply_1x1_min_bytes,
+      // by default kStreamOutputBytes: the batch norm streams such an output to memory): it
+      // computes chunks of rows, one GEMM each, per thread, and smaller tensors are in cache.
+      const bool pointwise = cs.conv_bwd.direct_1x1 && cp.groups == 1 &&
+                             static_cast<size_t>(cp.batch) * cp.in_h * cp.in_w * cp.in_c * sizeof(float) >=
+                                 opt.fuse_bn_apply_1x1_min_bytes;
+      if (!depthwise && !pointwise) continue;
       PCV_ASSIGN_OR_RETURN(kernels::F32Conv2dBackwardPlan plan,
-                           kernels::prepare_f32_conv2d_backward_fast(cs.conv, false, /*bn_input=*/true));
+                           kernels::prepare_f32_conv2d_backward_fast(cp, cs.bn_from >= 0, /*bn_input=*/true));
       if (!plan.bn_input) continue;
       cs.conv_bwd = std::move(plan);
       cs.bn_apply_from = static_cast<int>(i);
       states[i].bn_apply_into = r;
       states[i].bn_scale.resize(states[i].bn_mean.size());
       states[i].bn_shift.resize(states[i].bn_mean.size());
+      states[i].bn_sum_dy.resize(states[i].bn_mean.size());
+      states[i].bn_sum_dyx.resize(states[i].bn_mean.size());
     }
   }
   propagate_needs_grad();
@@ -656,10 +670,17 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       ThreadPool* cpool = conv_pool(pool, p);
       const int threads = cpool != nullptr ? cpool->threads() : 1;
       if (const kernels::BnFusedClamp* bn = bn_input(st)) {
-        float* scratch_ptr = scratch_floats(kernels::f32_affine_depthwise_scratch_bytes(st.conv_packed, threads) /
-                                            sizeof(float) + 16);
-        kernels::f32_affine_depthwise(st.conv_packed, bn_input_x(st), *bn, st.act_lo, st.act_hi, y, scratch_ptr,
+        const bool dw = st.conv_packed.path == kernels::F32Conv2dPacked::Path::kDepthwise;  // else kGemm1x1
+        const size_t bytes = dw ? kernels::f32_affine_depthwise_scratch_bytes(st.conv_packed, threads)
+                                : kernels::f32_affine_conv1x1_scratch_bytes(st.conv_packed, threads);
+        float* scratch_ptr = scratch_floats(bytes / sizeof(float) + 16);
+        if (dw) {
+          kernels::f32_affine_depthwise(st.conv_packed, bn_input_x(st), *bn, st.act_lo, st.act_hi, y, scratch_ptr,
+                                        cpool);
+        } else {
+          kernels::f32_affine_conv1x1(st.conv_packed, bn_input_x(st), *bn, st.act_lo, st.act_hi, y, scratch_ptr,
                                       cpool);
+        }
         break;
       }
       float* scratch_ptr = scratch_floats(st.conv_packed.scratch_bytes(threads) / sizeof(float) + 16);
@@ -890,18 +911,31 @@ void Program::Impl::backward_node(size_t i) {
           const int threads = cpool != nullptr ? cpool->threads() : 1;
           scratch_ptr = scratch_floats(st.dx_packed.scratch_bytes(threads) / sizeof(float) + 16);
           kernels::f32_conv2d_fast(st.dx_packed, dy, -kInf, kInf, dx, scratch_ptr, cpool);
-        } else if (dy_from_bn) {  // never with dx_as_conv (build)
-          const kernels::F32BnOutputGrad bn = deferred_bn_grad(st.bn_from);
-          kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), nullptr, dx, dw, db,
-                                            scratch_ptr, cpool, assign, &bn);
-          states[static_cast<size_t>(st.bn_from)].bn_deferred = false;
-          for (ValueId v : graph.nodes[static_cast<size_t>(st.bn_from)].outputs) release_grad(v);
-        } else if (const kernels::BnFusedClamp* bn = bn_input(st)) {  // a depthwise conv (build)
-          kernels::f32_conv2d_backward_fast(st.conv_bwd, n, bn_input_x(st), data(node.inputs[1]), dy, dx, dw, db,
-                                            scratch_ptr, cpool, assign, nullptr, bn);
         } else {
-          kernels::f32_conv2d_backward_fast(st.conv_bwd, n, x, data(node.inputs[1]), dy, dx, dw, db, scratch_ptr,
-                                            cpool, assign);
+          // Fusions (never with dx_as_conv, build): dY from the batch norm after this conv
+          // (bn_from); X from the batch norm before it (bn_apply_from), and that batch norm's
+          // sums where they come out the same as its own pass: the batch cuts into slices of
+          // whole images as the batch norm cuts its rows.
+          kernels::F32BnOutputGrad out_bn;
+          if (dy_from_bn) out_bn = deferred_bn_grad(st.bn_from);
+          const kernels::BnFusedClamp* in_bn = bn_input(st);
+          kernels::F32BnGradSums sums;
+          bool with_sums = false;
+          if (in_bn != nullptr) {
+            NodeState& bs = states[static_cast<size_t>(st.bn_apply_from)];
+            with_sums = dx != nullptr && assign && n % kernels::kBnSumsSlices == 0 &&
+                        kernels::kBnSumsSlices == kReduceSlices;
+            bs.bn_sums_ready = with_sums;
+            sums = {bs.bn_mean.data(), bs.bn_invstd.data(), bs.bn_sum_dy.data(), bs.bn_sum_dyx.data()};
+          }
+          kernels::f32_conv2d_backward_fast(st.conv_bwd, n, in_bn != nullptr ? bn_input_x(st) : x,
+                                            data(node.inputs[1]), dy_from_bn ? nullptr : dy, dx, dw, db, scratch_ptr,
+                                            cpool, assign, dy_from_bn ? &out_bn : nullptr, in_bn,
+                                            with_sums ? &sums : nullptr);
+          if (dy_from_bn) {
+            states[static_cast<size_t>(st.bn_from)].bn_deferred = false;
+            for (ValueId v : graph.nodes[static_cast<size_t>(st.bn_from)].outputs) release_grad(v);
+          }
         }
       }
       break;
@@ -924,12 +958,17 @@ void Program::Impl::backward_node(size_t i) {
       const size_t c = st.bn_mean.size();
       const size_t rows = n_out / c;
       const float* gamma = data(node.inputs[1]);
+      // The sums from the backward of the depthwise conv that computed this output (bn_apply_into).
+      const double* sum_dy = st.bn_sums_ready ? st.bn_sum_dy.data() : nullptr;
+      const double* sum_dyx = st.bn_sums_ready ? st.bn_sum_dyx.data() : nullptr;
+      st.bn_sums_ready = false;
       if (st.bn_train && st.bn_into >= 0 && slots[xin].needs_grad) {
         // dx is computed by the backward of the conv that produced x (bn_into), which runs
         // later and releases this node's output gradient: only the sums here.
         batch_norm_backward_train_factors(rows, static_cast<int>(c), x, gamma, data(node.inputs[2]),
                                           st.bn_mean.data(), st.bn_invstd.data(), dy, grad_for(node.inputs[1]),
-                                          grad_for(node.inputs[2]), pool, st.act_lo, st.act_hi, &st.bn_factors);
+                                          grad_for(node.inputs[2]), pool, st.act_lo, st.act_hi, &st.bn_factors,
+                                          sum_dy, sum_dyx);
         st.bn_deferred = true;
       } else if (st.bn_train) {
         bool assign = false;
@@ -937,7 +976,8 @@ void Program::Impl::backward_node(size_t i) {
         float* dgamma = grad_for(node.inputs[1]);
         float* dbeta = grad_for(node.inputs[2]);
         batch_norm_backward_train(rows, static_cast<int>(c), x, gamma, data(node.inputs[2]), st.bn_mean.data(),
-                                  st.bn_invstd.data(), dy, dx, dgamma, dbeta, pool, assign, st.act_lo, st.act_hi);
+                                  st.bn_invstd.data(), dy, dx, dgamma, dbeta, pool, assign, st.act_lo, st.act_hi,
+                                  sum_dy, sum_dyx);
       } else {
         float* dx = grad_for(xin);
         float* dgamma = grad_for(node.inputs[1]);

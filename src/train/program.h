@@ -33,6 +33,7 @@
 
 #include "base/status.h"
 #include "ir/graph.h"
+#include "kernels/common/stream_fence.h"
 
 namespace pcv {
 class ThreadPool;
@@ -54,9 +55,14 @@ struct ProgramOptions {
   // A 1x1 conv's backward computes the input gradient of the batch norm after it (same bits;
   // false: the batch norm writes it, the conv reads it; for tests and measurements).
   bool fuse_bn_backward = true;
-  // A depthwise conv that reads a batch norm's output computes it from the batch norm's input
-  // (train mode; same bits; false: the batch norm writes it, the conv reads it).
+  // A depthwise conv that reads a batch norm's output computes it from the batch norm's input,
+  // and in its backward that batch norm's sums where it computes their gradient (train mode;
+  // the sums at batches that are multiples of 8; same bits; false: the batch norm writes its
+  // output, the conv reads it, the batch norm takes its sums in a pass of its own).
   bool fuse_bn_apply = true;
+  // ... into a 1x1 conv only where the batch norm's output would have this many bytes or more
+  // at the program's batch (smaller ones stay in cache between the two; 0: every one, tests).
+  size_t fuse_bn_apply_1x1_min_bytes = kernels::kStreamOutputBytes;
 };
 
 // Time spent per node since create() or the last reset_profile() (ProgramOptions::profile).

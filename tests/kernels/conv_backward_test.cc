@@ -417,6 +417,137 @@ TEST(ConvBackwardDepthwise, BatchNormInputIsBitIdenticalEveryTarget) {
   });
 }
 
+// The train-mode batch norm's own sums pass (as layers.cc runs it: f32_bn_grad_sums over 8
+// slices of rows, the partials added in double in slice order) over rows of its input x and
+// output gradient g: sum_dy and sum_dyx must be the same bits.
+void expect_batch_norm_pass_sums(size_t rows, size_t C, const float* x, const float* g, const float* mean,
+                                 const float* invstd, const BnFusedClamp& mask, const std::vector<double>& sum_dy,
+                                 const std::vector<double>& sum_dyx) {
+  std::vector<float> part(8 * 2 * C, 0.f);
+  for (size_t s = 0; s < 8; ++s) {
+    const size_t b = rows * s / 8, e = rows * (s + 1) / 8;
+    f32_bn_grad_sums(e - b, C, x + b * C, g + b * C, mean, invstd, mask, part.data() + s * 2 * C,
+                     part.data() + s * 2 * C + C);
+  }
+  for (size_t k = 0; k < C; ++k) {
+    double a = 0.0, b = 0.0;
+    for (size_t s = 0; s < 8; ++s) {
+      a += part[s * 2 * C + k];
+      b += part[s * 2 * C + C + k];
+    }
+    ASSERT_EQ(sum_dy[k], a) << "channel " << k;
+    ASSERT_EQ(sum_dyx[k], b) << "channel " << k;
+  }
+}
+
+// The batch norm's backward sums taken where the depthwise conv computes its input gradient
+// (F32BnGradSums) are those of the batch norm's own pass (f32_bn_grad_sums over 8 slices of
+// rows, added in double) bit for bit when the batch is a multiple of 8, with and without the
+// clamp, streamed input gradient or not, channel tails, 1 and 2 threads, on every target; the
+// input and filter gradients are unchanged.
+TEST(ConvBackwardDepthwise, BatchNormSumsAreTheBatchNormsEveryTarget) {
+  const Case cases[] = {Case{8, 9, 10, 24, 24, 3, 2, 1, 1, 24}, Case{16, 6, 5, 7, 7, 3, 1, 1, 1, 7},
+                        Case{8, 64, 64, 64, 64, 3, 1, 1, 1, 64}};  // 1 MiB images: streamed dx
+  testing::for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
+    for (const Case& cs : cases) {
+      const Conv2dParams p = make_params(cs);
+      SCOPED_TRACE("batch=" + std::to_string(p.batch) + " c=" + std::to_string(p.in_c));
+      auto plan = prepare_f32_conv2d_backward_fast(p, false, /*bn_input=*/true);
+      ASSERT_TRUE(plan.has_value() && plan->bn_input);
+      const size_t C = static_cast<size_t>(p.in_c);
+      const size_t in_elems = static_cast<size_t>(p.batch) * p.in_h * p.in_w * C;
+      const size_t out_elems = static_cast<size_t>(p.batch) * p.out_h * p.out_w * C;
+      const auto x = random_f32(in_elems, 1, -3.f, 9.f), w = random_f32(9 * C, 2), dy = random_f32(out_elems, 3);
+      const auto scale = random_f32(C, 4, 0.25f, 2.f), shift = random_f32(C, 5), mean = random_f32(C, 6);
+      const auto invstd = random_f32(C, 7, 0.5f, 2.f);
+      for (bool clamped : {true, false}) {
+        const float lo = clamped ? 0.f : -std::numeric_limits<float>::infinity();
+        const float hi = clamped ? 6.f : std::numeric_limits<float>::infinity();
+        const BnFusedClamp affine{scale.data(), shift.data(), lo, hi};
+        for (int threads : {1, 2}) {
+          ThreadPool pool(threads);
+          AlignedBuffer dx_buf[2] = {AlignedBuffer(in_elems * sizeof(float)), AlignedBuffer(in_elems * sizeof(float))};
+          std::vector<float> dw[2], db[2];
+          std::vector<double> sum_dy(C, -1.0), sum_dyx(C, -1.0);
+          for (int f = 0; f < 2; ++f) {
+            std::vector<float> scratch(plan->scratch_elems);
+            dw[f].assign(9 * C, 0.f);
+            db[f].assign(C, 0.f);
+            const F32BnGradSums sums{mean.data(), invstd.data(), sum_dy.data(), sum_dyx.data()};
+            f32_conv2d_backward_fast(*plan, p.batch, x.data(), w.data(), dy.data(),
+                                     reinterpret_cast<float*>(dx_buf[f].data()), dw[f].data(), db[f].data(),
+                                     scratch.data(), &pool, /*assign_input_grad=*/true, nullptr, &affine,
+                                     f == 1 ? &sums : nullptr);
+          }
+          const float* dx = reinterpret_cast<const float*>(dx_buf[0].data());
+          EXPECT_EQ(std::memcmp(dx, dx_buf[1].data(), in_elems * sizeof(float)), 0);
+          EXPECT_EQ(dw[0], dw[1]);
+          EXPECT_EQ(db[0], db[1]);
+          SCOPED_TRACE("clamped " + std::to_string(clamped) + " threads " + std::to_string(threads));
+          expect_batch_norm_pass_sums(in_elems / C, C, x.data(), dx, mean.data(), invstd.data(),
+                                      clamped ? affine : BnFusedClamp{}, sum_dy, sum_dyx);
+        }
+      }
+    }
+  });
+}
+
+// A 1x1 conv whose input is a batch norm's output recomputed a chunk at a time (bn_input): the
+// same input, filter and bias gradients as with that output written out, alone and with the
+// output gradient from the batch norm after it (F32BnOutputGrad); the batch norm's sums
+// (F32BnGradSums) are its own pass's bit for bit at a batch of 8. Chunks across images (several
+// per slice), a channel tail, 1 and 2 threads.
+TEST(ConvBackwardFast, BatchNormInput1x1IsBitIdentical) {
+  for (const Case& cs : {Case{8, 24, 24, 35, 24, 1, 1, 1, 0, 1}, Case{3, 7, 7, 16, 40, 1, 1, 1, 0, 1}}) {
+    const Conv2dParams p = make_params(cs);
+    SCOPED_TRACE("batch=" + std::to_string(p.batch) + " in_c=" + std::to_string(p.in_c));
+    const size_t Ci = static_cast<size_t>(p.in_c), Co = static_cast<size_t>(p.out_c);
+    const size_t rows = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
+    const auto x = random_f32(rows * Ci, 1, -3.f, 9.f), w = random_f32(Co * Ci, 2), dy = random_f32(rows * Co, 3);
+    const auto scale = random_f32(Ci, 4, 0.25f, 2.f), shift = random_f32(Ci, 5), mean = random_f32(Ci, 6);
+    const auto invstd = random_f32(Ci, 7, 0.5f, 2.f);
+    const BnFusedClamp affine{scale.data(), shift.data(), 0.f, 6.f};
+    std::vector<float> y(rows * Ci);
+    f32_rows_scale_shift(rows, Ci, x.data(), scale.data(), shift.data(), 0.f, 6.f, y.data());
+    // The batch norm after the conv, for the output gradient: its input, gradient and factors.
+    const auto bx = random_f32(rows * Co, 8), bdy = random_f32(rows * Co, 9), f = random_f32(Co, 10);
+    const F32BnOutputGrad out_bn{bx.data(), bdy.data(), f.data(), f.data(), BnFusedClamp{}, f.data(), f.data(),
+                                 f.data()};
+    for (bool with_out_bn : {false, true}) {
+      auto plain = prepare_f32_conv2d_backward_fast(p, with_out_bn);
+      auto fused = prepare_f32_conv2d_backward_fast(p, with_out_bn, /*bn_input=*/true);
+      ASSERT_TRUE(plain.has_value() && fused.has_value());
+      ASSERT_TRUE(fused->bn_input);
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        std::vector<float> out[2][3];
+        std::vector<double> sum_dy(Ci, -1.0), sum_dyx(Ci, -1.0);
+        for (int v = 0; v < 2; ++v) {
+          const F32Conv2dBackwardPlan& plan = v == 0 ? *plain : *fused;
+          std::vector<float> scratch(plan.scratch_elems);
+          std::vector<float> dx(rows * Ci, 0.5f), dw(Co * Ci, 0.f), db(Co, 0.f);
+          const F32BnGradSums sums{mean.data(), invstd.data(), sum_dy.data(), sum_dyx.data()};
+          f32_conv2d_backward_fast(plan, p.batch, v == 0 ? y.data() : x.data(), w.data(), dy.data(), dx.data(),
+                                   dw.data(), db.data(), scratch.data(), &pool, /*assign=*/true,
+                                   with_out_bn ? &out_bn : nullptr, v == 0 ? nullptr : &affine,
+                                   v == 0 ? nullptr : &sums);
+          out[v][0] = dx;
+          out[v][1] = dw;
+          out[v][2] = db;
+        }
+        for (int g = 0; g < 3; ++g) {
+          EXPECT_EQ(std::memcmp(out[0][g].data(), out[1][g].data(), out[0][g].size() * sizeof(float)), 0)
+              << "gradient " << g << " threads " << threads << " out_bn " << with_out_bn;
+        }
+        if (p.batch % 8 != 0) continue;  // the sums match the batch norm's pass at multiples of 8
+        expect_batch_norm_pass_sums(rows, Ci, x.data(), out[0][0].data(), mean.data(), invstd.data(), affine, sum_dy,
+                                    sum_dyx);
+      }
+    }
+  }
+}
+
 // An assigned input gradient of 1 MiB or more per image, 64 or more channels, is written with
 // non-temporal stores when dx is vector-aligned: the same values as the plain stores (dx one
 // float off alignment) and as the reference, nothing written past the image.

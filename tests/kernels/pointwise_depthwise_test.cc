@@ -208,5 +208,44 @@ TEST(AffineDepthwise, BitIdenticalToTheBatchNormOutputThenTheConv) {
   });
 }
 
+// f32_affine_conv1x1 against f32_rows_scale_shift over the batch, then f32_conv2d_fast:
+// bit-identical, over chunks that span images (several per thread) and a channel tail.
+TEST(AffineConv1x1, BitIdenticalToTheBatchNormOutputThenTheConv) {
+  ThreadPool pool2(2);
+  for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
+    uint32_t seed = 1;
+    for (const Case& t : {Case{2, 15, 17, 300, 24, 1, 1, 1, 0, 0, 0, 0, 0.f, 6.f, -kInf, kInf},
+                          Case{3, 16, 16, 7, 35, 1, 1, 1, 0, 0, 0, 0, -kInf, kInf, 0.f, 6.f}}) {
+      const Conv2dParams pp = pointwise_params(t);
+      const size_t rows = static_cast<size_t>(t.batch) * t.h * t.w;
+      const std::vector<float> x = random_f32(rows * t.in_c, seed, -3.f, 9.f);
+      const std::vector<float> scale = random_f32(static_cast<size_t>(t.in_c), seed + 1, 0.25f, 2.f);
+      const std::vector<float> shift = random_f32(static_cast<size_t>(t.in_c), seed + 2);
+      const std::vector<float> w = random_f32(static_cast<size_t>(t.c) * t.in_c, seed + 3);
+      const std::vector<float> b = random_f32(static_cast<size_t>(t.c), seed + 4);
+      seed += 5;
+      const F32Conv2dPacked conv = prepared(pp, w, b.data());
+      std::vector<float> mid(rows * t.in_c), want(rows * t.c);
+      f32_rows_scale_shift(rows, static_cast<size_t>(t.in_c), x.data(), scale.data(), shift.data(), t.pw_min,
+                           t.pw_max, mid.data());
+      f32_conv2d_fast(conv, mid.data(), t.dw_min, t.dw_max, want.data(), nullptr, nullptr);
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+        const int threads = pool != nullptr ? pool->threads() : 1;
+        const float kGuard = 4242.0f;
+        std::vector<float> scratch(f32_affine_conv1x1_scratch_bytes(conv, threads) / sizeof(float) + 1, kGuard);
+        std::vector<float> got(rows * t.c + 1, kGuard);
+        f32_affine_conv1x1(conv, x.data(), {scale.data(), shift.data(), t.pw_min, t.pw_max}, t.dw_min, t.dw_max,
+                           got.data(), scratch.data(), pool);
+        EXPECT_EQ(got.back(), kGuard) << "wrote past the output";
+        EXPECT_EQ(scratch.back(), kGuard) << "wrote past the scratch";
+        got.pop_back();
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
+            << t.in_c << " -> " << t.c << " threads " << threads;
+      }
+    }
+  });
+}
+
 }  // namespace
 }  // namespace pcv::kernels

@@ -516,24 +516,26 @@ TEST(Program, BatchNormFusionsAreBitIdentical) {
     std::vector<std::vector<float>> results[4];  // by fusion bits: 1 backward, 2 apply
     for (int fused = 0; fused < 4; ++fused) {
       ProgramOptions po;
-      po.batch = 6;
+      po.batch = 8;
       po.input_grad = true;
       po.fuse_bn_backward = (fused & 1) != 0;
       po.fuse_bn_apply = (fused & 2) != 0;
+      po.fuse_bn_apply_1x1_min_bytes = 0;
       auto prog = Program::create(*model, po, &pool);
       ASSERT_TRUE(prog.has_value()) << prog.status().to_string();
       Program& p = **prog;
       // Every expand, project and conv_last batch norm (17 project, 16 expand, 1 last) has its
-      // input gradient in the conv before; every expand's and conv1's (block 0 has no expand)
-      // has its output in the depthwise conv after.
+      // input gradient in the conv before. The output in the conv after: every expand's and
+      // conv1's (block 0 has no expand) in the depthwise conv, every depthwise's in the project
+      // conv, and block 0's and block 16's project in the next 1x1 conv (the others feed an add).
       EXPECT_EQ(p.fused_bn_backwards(), (fused & 1) != 0 ? 34 : 0);
-      EXPECT_EQ(p.fused_bn_applies(), (fused & 2) != 0 ? 17 : 0);
+      EXPECT_EQ(p.fused_bn_applies(), (fused & 2) != 0 ? 36 : 0);
       std::mt19937 rng(5);
       std::uniform_real_distribution<float> d(-1.f, 1.f);
       auto logits = [&](int n) {
         results[fused].emplace_back(p.output(0), p.output(0) + p.output_elems_per_sample(0) * static_cast<size_t>(n));
       };
-      for (int n : {6, 4}) {
+      for (int n : {8, 4}) {
         const size_t in = p.input_elems_per_sample() * static_cast<size_t>(n);
         for (size_t i = 0; i < in; ++i) p.input()[i] = d(rng);
         p.forward(Mode::kTrain, n, 1);

@@ -68,9 +68,9 @@ struct F32Conv2dBackwardPlan {
   // direct_1x1 with room for the output gradient of a chunk, computed from a batch norm's
   // backward (F32BnOutputGrad) instead of read from memory.
   bool bn_output_grad = false;
-  // kDepthwise with room for the band of rows of F32Conv2dBackwardPlan's bn_input (see
-  // f32_conv2d_backward_fast): the conv's input is a batch norm's output, recomputed from the
-  // batch norm's input a band of rows at a time.
+  // Room for the input of a conv that reads a batch norm's output, recomputed from the batch
+  // norm's input (bn_input of f32_conv2d_backward_fast): a band of rows (kDepthwise) or a
+  // chunk (direct_1x1) at a time, and the batch norm's sums.
   bool bn_input = false;
   // Scratch floats the run needs (computed by prepare, for the plan's batch).
   size_t scratch_elems = 0;
@@ -94,11 +94,30 @@ struct F32BnOutputGrad {
   const float* mdyx = nullptr;
 };
 
+// The sums of the backward of the train-mode batch norm whose output a conv reads (bn_input),
+// taken where the conv's backward computes that output's gradient (its input gradient,
+// assigned; the depthwise conv per pixel as it stores it, the 1x1 conv per chunk of rows while
+// they are in cache) instead of in a pass of the batch norm's own: with g = the input
+// gradient where the batch norm's clamp passed (recomputed from its input) and xhat =
+// (x - mean) * invstd, sum_dy[k] = sum g and sum_dyx[k] = sum g * xhat, per slice over its
+// pixels in order in float (f32_bn_grad_sums's operations), the slices' partials added in
+// double in slice order. That is the batch norm's own sums pass, bit for bit, when the batch
+// cuts into kBnSumsSlices slices of whole images (batch a multiple of it), as the batch norm
+// cuts its rows.
+constexpr int kBnSumsSlices = 8;
+struct F32BnGradSums {
+  const float* mean = nullptr;
+  const float* invstd = nullptr;
+  double* sum_dy = nullptr;   // (C), assigned
+  double* sum_dyx = nullptr;  // (C), assigned
+};
+
 // Validates the params (as prepare_f32_conv2d_fast does). Errors: invalid_argument.
 // bn_output_grad: reserve the chunk of F32BnOutputGrad (1x1 stride 1 unpadded convs only;
-// ignored for others: plan.bn_output_grad says whether it applies). bn_input: reserve the band
-// buffer of a depthwise conv whose input is given as a batch norm's (3x3, dilation 1, stride 1
-// or 2: f32_dwconv_backward_affine_rows() > 0; ignored for others: plan.bn_input says).
+// ignored for others: plan.bn_output_grad says whether it applies). bn_input: reserve the
+// buffers of a conv whose input is given as a batch norm's: depthwise 3x3, dilation 1, stride 1
+// or 2 (f32_dwconv_backward_affine_rows() > 0), or 1x1 stride 1 unpadded (direct_1x1); ignored
+// for others (plan.bn_input says).
 Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dParams& params,
                                                                   bool bn_output_grad = false,
                                                                   bool bn_input = false);
@@ -114,11 +133,14 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
 // batch norm's output recomputed from its input `input` (f32_rows_scale_shift's floats, as the
 // batch norm's forward writes them), for the filter gradient; requires plan.bn_input. The
 // input gradient is the same either way (it does not read the input).
+// bn_sums (with bn_input, input_grad assigned): that batch norm's backward sums, see
+// F32BnGradSums.
 void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan, int batch, const float* input,
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
                               ThreadPool* pool, bool assign_input_grad = false,
-                              const F32BnOutputGrad* bn = nullptr, const BnFusedClamp* bn_input = nullptr);
+                              const F32BnOutputGrad* bn = nullptr, const BnFusedClamp* bn_input = nullptr,
+                              const F32BnGradSums* bn_sums = nullptr);
 
 // Backward-data as a forward conv, for stride-1, undilated, ungrouped KxK convs (K > 1, each
 // side padded by at most K - 1): dX = conv(dY, W') where W'[ci][ky][kx][co] =
@@ -140,10 +162,19 @@ Expected<F32Conv2dPacked> prepare_f32_conv2d_backward_data_as_conv(const Conv2dP
 // x_affine (f32_dwconv_backward_affine_rows(p) > 0 only): the conv's input is
 // clamp(x * scale + shift, lo, hi) per channel, computed (f32_rows_scale_shift) a band of rows
 // at a time into x_buf, f32_dwconv_backward_affine_rows(p) * in_w * C floats; the same bits as
-// the backward of that input written out.
+// the backward of that input written out. bn_sums (with x_affine and dx assigned): the batch
+// norm's backward sums over this image's pixels (F32BnGradSums) added to the float partials
+// sdy and sdyx (C each).
+struct F32BnSumsPartial {
+  const float* mean = nullptr;
+  const float* invstd = nullptr;
+  float* sdy = nullptr;
+  float* sdyx = nullptr;
+};
 void f32_dwconv_backward_image(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
                                float* dx, float* dwt, float* db, bool assign_dx = false,
-                               const BnFusedClamp* x_affine = nullptr, float* x_buf = nullptr);
+                               const BnFusedClamp* x_affine = nullptr, float* x_buf = nullptr,
+                               const F32BnSumsPartial* bn_sums = nullptr);
 // The 3x3 depthwise backward's band: output rows per band of its filter gradient, and the input
 // rows one band reads (its x_buf rows), 0 for shapes without the band path (not 3x3, dilated,
 // other strides).

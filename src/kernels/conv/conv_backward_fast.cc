@@ -14,6 +14,7 @@ namespace pcv::kernels {
 namespace {
 
 constexpr int kMaxSlices = 8;
+static_assert(kMaxSlices == kBnSumsSlices, "the slices must cut a batch as the batch norm cuts its rows");
 constexpr size_t kAlignElems = 16;  // 64 bytes
 // Rows per chunk of a 1x1 stride-1 conv (direct_1x1): f32_gemm_atb_acc's K block.
 constexpr size_t kDirectRows = 256;
@@ -31,12 +32,13 @@ int slices_for(int batch) { return std::max(1, std::min(batch, kMaxSlices)); }
 //              kGemm with im2col: row offsets of the chunk's pixels (4 x rows size_t)
 //              and the border pixels' (oy, ox) (rows x 2 int); bn_output_grad: the chunk's
 //              output gradient (rows x out_c); bn_input: the band of input rows
-//              (f32_dwconv_backward_affine_rows x in_w x in_c)
+//              (f32_dwconv_backward_affine_rows x in_w x in_c) and the batch norm's sums
+//              (2 x in_c)
 struct Layout {
   size_t w_panels_per_group = 0;  // floats per group of the packed filter
   size_t cols = 0;                // offset of the patch column offsets in shared
   size_t shared = 0;
-  size_t col = 0, dxcol = 0, dw = 0, db = 0, idx = 0, dy = 0, xbuf = 0;
+  size_t col = 0, dxcol = 0, dw = 0, db = 0, idx = 0, dy = 0, xbuf = 0, sums = 0;
   size_t per_slice = 0;
   size_t total = 0;  // without the alignment slack
 };
@@ -56,16 +58,21 @@ Layout layout_for(const F32Conv2dBackwardPlan& plan) {
     l.dxcol = plan.direct_1x1 ? 0 : align_up(plan.rows * plan.k);
     l.idx = plan.direct_1x1 ? 0 : align_up(2 * 5 * plan.rows);
     l.dy = plan.bn_output_grad ? align_up(plan.rows * static_cast<size_t>(p.out_c)) : 0;
+    if (plan.bn_input) {
+      l.xbuf = align_up(plan.rows * static_cast<size_t>(p.in_c));
+      l.sums = align_up(2 * static_cast<size_t>(p.in_c));
+    }
   } else {
     // Shared: the filter transposed to (kh * kw, out_c).
     l.shared = align_up(filter_elems);
     if (plan.bn_input) {
       l.xbuf = align_up(static_cast<size_t>(f32_dwconv_backward_affine_rows(p)) * p.in_w * p.in_c);
+      l.sums = align_up(2 * static_cast<size_t>(p.in_c));
     }
   }
   l.dw = align_up(filter_elems);
   l.db = align_up(static_cast<size_t>(p.out_c));
-  l.per_slice = l.col + l.dxcol + l.dw + l.db + l.idx + l.dy + l.xbuf;
+  l.per_slice = l.col + l.dxcol + l.dw + l.db + l.idx + l.dy + l.xbuf + l.sums;
   l.total = l.shared + l.per_slice * static_cast<size_t>(plan.slices);
   return l;
 }
@@ -170,7 +177,8 @@ void col2im_add(const Conv2dParams& p, const float* dxcol, size_t m0, size_t row
 void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int n1,
                 const float* input, const float* output_grad, float* input_grad, bool want_dw,
                 bool want_db, const float* w_packed, const size_t* patch_cols, float* slice,
-                ThreadPool* pool, bool assign_dx, const F32BnOutputGrad* bn) {
+                ThreadPool* pool, bool assign_dx, const F32BnOutputGrad* bn, const BnFusedClamp* x_affine,
+                float* x_buf, const F32BnSumsPartial* sums) {
   const Conv2dParams& p = plan.params;
   const F32GemmUkernel uk = f32_gemm_acc_ukernel(plan.k);
   const size_t og = static_cast<size_t>(p.out_c / p.groups);
@@ -197,6 +205,13 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
     for (size_t m0 = 0; m0 < total; m0 += plan.rows) {
       const size_t rows = std::min(plan.rows, total - m0);
       const size_t at = first + m0 * p.out_c;
+      // x_affine: the chunk's X computed from the batch norm's input into x_buf.
+      const float* xc = x + m0 * p.in_c;
+      if (x_affine != nullptr && want_dw) {
+        f32_rows_scale_shift(rows, static_cast<size_t>(p.in_c), xc, x_affine->scale, x_affine->shift, x_affine->lo,
+                             x_affine->hi, x_buf);
+        xc = x_buf;
+      }
       const float* dy = dy_chunk;
       if (bn != nullptr) {
         f32_bn_grad_input(rows, static_cast<size_t>(p.out_c), bn->x + at, bn->dy + at, bn->mean, bn->invstd,
@@ -207,7 +222,7 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
       if (want_db) f32_column_sums(rows, static_cast<size_t>(p.out_c), dy, db);
       for (int g = 0; g < p.groups; ++g) {
         const float* dy_g = dy + static_cast<size_t>(g) * og;
-        const float* x_g = x + m0 * p.in_c + static_cast<size_t>(g) * cg;
+        const float* x_g = xc + static_cast<size_t>(g) * cg;
         if (want_dw) {
           float* dw_g = dwt + g * group_dw;
           if (plan.dw_direct) {
@@ -222,6 +237,10 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
           f32_gemm_acc_panels(rows, dy_g, p.out_c, wp, og, plan.k, uk, dx + m0 * p.in_c + g * cg, p.in_c,
                               pool, assign_dx);
         }
+      }
+      if (sums != nullptr) {  // the chunk's dX rows, while in cache
+        f32_bn_grad_sums(rows, static_cast<size_t>(p.in_c), x + m0 * p.in_c, dx + m0 * p.in_c, sums->mean,
+                         sums->invstd, *x_affine, sums->sdy, sums->sdyx);
       }
     }
     return;
@@ -266,7 +285,8 @@ void gemm_slice(const F32Conv2dBackwardPlan& plan, const Layout& l, int n0, int 
 // One slice of images [n0, n1) on the depthwise path. wt: filter as (kh * kw, out_c).
 void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
                      const float* output_grad, const float* wt, float* input_grad, float* dwt,
-                     float* db, bool assign_dx, const BnFusedClamp* x_affine, float* x_buf) {
+                     float* db, bool assign_dx, const BnFusedClamp* x_affine, float* x_buf,
+                     const F32BnSumsPartial* sums) {
   const int oc_n = p.out_c;
   const int mult = p.out_c / p.in_c;
   const size_t in_image = static_cast<size_t>(p.in_h) * p.in_w * p.in_c;
@@ -276,7 +296,7 @@ void depthwise_slice(const Conv2dParams& p, int n0, int n1, const float* input,
     float* dx = input_grad != nullptr ? input_grad + static_cast<size_t>(n) * in_image : nullptr;
     if (mult == 1) {
       f32_dwconv_backward_image(p, x, output_grad + static_cast<size_t>(n) * out_image, wt, dx, dwt, db, assign_dx,
-                                x_affine, x_buf);
+                                x_affine, x_buf, sums);
       continue;
     }
     if (dx != nullptr && assign_dx) std::fill(dx, dx + in_image, 0.0f);
@@ -414,6 +434,7 @@ Expected<F32Conv2dBackwardPlan> prepare_f32_conv2d_backward_fast(const Conv2dPar
     // backward 15.7 -> 12.8 ms at 2 threads).
     plan.dw_direct = plan.direct_1x1 && (static_cast<size_t>(p.out_c / p.groups) < plan.k || plan.k % 32 == 0);
     plan.bn_output_grad = bn_output_grad && plan.direct_1x1;
+    plan.bn_input = bn_input && plan.direct_1x1;
   }
   plan.scratch_elems = layout_for(plan).total + kAlignElems;
   return plan;
@@ -423,7 +444,7 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
                               const float* filter, const float* output_grad, float* input_grad,
                               float* filter_grad, float* bias_grad, float* scratch,
                               ThreadPool* pool, bool assign_input_grad, const F32BnOutputGrad* bn,
-                              const BnFusedClamp* bn_input) {
+                              const BnFusedClamp* bn_input, const F32BnGradSums* bn_sums) {
   if (batch < 1) return;
   F32Conv2dBackwardPlan plan = plan_in;
   plan.params.batch = batch;
@@ -465,6 +486,8 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     }
   }
 
+  const bool sums_on = plan.bn_input && bn_input != nullptr && bn_sums != nullptr && input_grad != nullptr &&
+                       assign_input_grad;
   auto run_slice = [&](size_t s, ThreadPool* inner) {
     const int n0 = static_cast<int>(static_cast<int64_t>(batch) * static_cast<int64_t>(s) / S);
     const int n1 = static_cast<int>(static_cast<int64_t>(batch) * static_cast<int64_t>(s + 1) / S);
@@ -473,13 +496,20 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     float* db = dw + l.dw;
     if (want_dw) std::fill(dw, dw + filter_elems, 0.0f);
     if (want_db) std::fill(db, db + p.out_c, 0.0f);
+    float* xbuf = dw + l.dw + l.db + l.idx + l.dy;
+    F32BnSumsPartial sums;
+    if (sums_on) {
+      sums = {bn_sums->mean, bn_sums->invstd, xbuf + l.xbuf, xbuf + l.xbuf + p.in_c};
+      std::fill(sums.sdy, sums.sdy + 2 * static_cast<size_t>(p.in_c), 0.0f);
+    }
     if (plan.path == F32Conv2dBackwardPlan::Path::kGemm) {
       gemm_slice(plan, l, n0, n1, input, output_grad, input_grad, want_dw, want_db, shared,
-                 reinterpret_cast<const size_t*>(shared + l.cols), slice, inner, assign_input_grad, bn);
+                 reinterpret_cast<const size_t*>(shared + l.cols), slice, inner, assign_input_grad, bn,
+                 plan.bn_input ? bn_input : nullptr, xbuf, sums_on ? &sums : nullptr);
     } else {
       depthwise_slice(p, n0, n1, input, output_grad, shared, input_grad, want_dw ? dw : nullptr,
-                      want_db ? db : nullptr, assign_input_grad, plan.bn_input ? bn_input : nullptr,
-                      dw + l.dw + l.db + l.idx + l.dy);
+                      want_db ? db : nullptr, assign_input_grad, plan.bn_input ? bn_input : nullptr, xbuf,
+                      sums_on ? &sums : nullptr);
     }
   };
   if (S == 1 || pool == nullptr || pool->threads() <= 1) {
@@ -534,6 +564,18 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     for (int s = 0; s < S; ++s) {
       const float* db = partial(s) + l.dw;
       for (int c = 0; c < p.out_c; ++c) bias_grad[c] += db[c];
+    }
+  }
+  if (sums_on) {
+    for (int c = 0; c < p.in_c; ++c) {
+      double a = 0.0, b = 0.0;
+      for (int s = 0; s < S; ++s) {
+        const float* part = partial(s) + l.dw + l.db + l.idx + l.dy + l.xbuf;
+        a += part[c];
+        b += part[p.in_c + c];
+      }
+      bn_sums->sum_dy[c] = a;
+      bn_sums->sum_dyx[c] = b;
     }
   }
 }

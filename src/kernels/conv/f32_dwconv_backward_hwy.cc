@@ -16,7 +16,6 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "kernels/common/stream_fence.h"
@@ -103,9 +102,9 @@ struct Dw3x3Shape {
 
 // Filter (and bias) gradient of one channel vector [k, k + lanes) over output rows
 // [oy_begin, oy_end): the 9 tap sums stay in registers over the band, then are added to dwt.
-// x holds the input rows from x_row0 on.
+// x holds every input row (x_ring 0), or a ring of x_ring rows: row iy at iy % x_ring.
 template <int S, bool kDb, bool kFull>
-HWY_INLINE void DwFilterGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT x, int x_row0,
+HWY_INLINE void DwFilterGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT x, int x_ring,
                                 const float* HWY_RESTRICT dy, float* HWY_RESTRICT dwt,
                                 float* HWY_RESTRICT db, size_t k, size_t lanes, int oy_begin, int oy_end) {
   const DF d;
@@ -123,7 +122,8 @@ HWY_INLINE void DwFilterGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT x
     const float* xr[3];
     for (int ky = 0; ky < 3; ++ky) {
       const int iy = iy0 + ky;
-      xr[ky] = iy >= 0 && iy < sh.in_h ? x + static_cast<size_t>(iy - x_row0) * sh.in_w * c + k : nullptr;
+      const int slot = x_ring > 0 ? iy % x_ring : iy;
+      xr[ky] = iy >= 0 && iy < sh.in_h ? x + static_cast<size_t>(slot) * sh.in_w * c + k : nullptr;
     }
     const float* g_row = dy + static_cast<size_t>(oy) * sh.out_w * c + k;
     for (int ox = 0; ox < sh.out_w; ++ox) {
@@ -179,7 +179,7 @@ HWY_INLINE void PrefetchShare(const PrefetchRange& r, size_t i, size_t shares) {
 // Filter (and bias) gradient of output rows [oy0, oy1), every channel vector; meanwhile the
 // next band's rows of x and dy are prefetched, a share per channel vector.
 template <int S, bool kDb>
-void DwFilterGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT x, int x_row0, const float* HWY_RESTRICT dy,
+void DwFilterGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT x, int x_ring, const float* HWY_RESTRICT dy,
                       float* HWY_RESTRICT dwt, float* HWY_RESTRICT db, int oy0, int oy1, PrefetchRange px,
                       PrefetchRange pdy) {
   const size_t N = hn::Lanes(DF());
@@ -188,26 +188,50 @@ void DwFilterGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT x, int x_ro
   for (; k + N <= sh.c; k += N, ++i) {
     PrefetchShare(px, i, vecs);
     PrefetchShare(pdy, i, vecs);
-    DwFilterGradVec<S, kDb, true>(sh, x, x_row0, dy, dwt, db, k, N, oy0, oy1);
+    DwFilterGradVec<S, kDb, true>(sh, x, x_ring, dy, dwt, db, k, N, oy0, oy1);
   }
   if (k < sh.c) {
     PrefetchShare(px, i, vecs);
     PrefetchShare(pdy, i, vecs);
-    DwFilterGradVec<S, kDb, false>(sh, x, x_row0, dy, dwt, db, k, sh.c - k, oy0, oy1);
+    DwFilterGradVec<S, kDb, false>(sh, x, x_ring, dy, dwt, db, k, sh.c - k, oy0, oy1);
   }
 }
 
 // Input gradient of one channel vector, gathered per input pixel: the sum over the taps that
 // read it of dy * w (the filter vectors of the row's taps in registers), stored once.
 // kStream (assigning full, aligned vectors only): non-temporal stores.
-template <int S, bool kAssign, bool kFull, bool kStream = false>
+// kSums (assigning): also the batch norm's backward sums over the pixels (BnSums), in pixel
+// order, added to the partials in memory: g = the input gradient where the batch norm's clamp
+// passed (recomputed from its input x), sum g and sum g * (x - mean) * invstd, with
+// f32_bn_grad_sums's operations in its order, so the same floats.
+struct BnSums {
+  const float* x;  // the batch norm's input: the image's (in_h, in_w, c)
+  BnFusedClamp clamp;
+  const float* mean;
+  const float* invstd;
+  float* sdy;
+  float* sdyx;
+};
+
+template <int S, bool kAssign, bool kFull, bool kStream = false, bool kSums = false>
 HWY_INLINE void DwInputGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT dy,
                                const float* HWY_RESTRICT wt, float* HWY_RESTRICT dx, size_t k,
-                               size_t lanes, int iy_begin, int iy_end) {
+                               size_t lanes, int iy_begin, int iy_end, const BnSums* sums = nullptr) {
   const DF d;
   const size_t c = sh.c;
   VF w[9];
   for (int t = 0; t < 9; ++t) w[t] = LoadL<kFull>(d, wt + static_cast<size_t>(t) * c + k, lanes);
+  VF sa = hn::Zero(d), sb = hn::Zero(d), scale = sa, shift = sa, mean = sa, invstd = sa, lo = sa, hi = sa;
+  if constexpr (kSums) {
+    sa = LoadL<kFull>(d, sums->sdy + k, lanes);
+    sb = LoadL<kFull>(d, sums->sdyx + k, lanes);
+    scale = LoadL<kFull>(d, sums->clamp.scale + k, lanes);
+    shift = LoadL<kFull>(d, sums->clamp.shift + k, lanes);
+    mean = LoadL<kFull>(d, sums->mean + k, lanes);
+    invstd = LoadL<kFull>(d, sums->invstd + k, lanes);
+    lo = hn::Set(d, sums->clamp.lo);
+    hi = hn::Set(d, sums->clamp.hi);
+  }
   for (int iy = iy_begin; iy < iy_end; ++iy) {
     // The output row that reads input row iy through tap row ky, if any.
     const float* dyr[3];
@@ -217,6 +241,7 @@ HWY_INLINE void DwInputGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT dy
       dyr[ky] = ok ? dy + static_cast<size_t>(num / S) * sh.out_w * c + k : nullptr;
     }
     float* o = dx + static_cast<size_t>(iy) * sh.in_w * c + k;
+    const float* xs = kSums ? sums->x + static_cast<size_t>(iy) * sh.in_w * c + k : nullptr;
     for (int ix = 0; ix < sh.in_w; ++ix, o += c) {
       VF sum = hn::Zero(d);
       HWY_UNROLL(3)
@@ -234,7 +259,18 @@ HWY_INLINE void DwInputGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT dy
       } else {
         StoreL<kFull>(kAssign ? sum : hn::Add(LoadL<kFull>(d, o, lanes), sum), d, o, lanes);
       }
+      if constexpr (kSums) {
+        const VF xv = LoadL<kFull>(d, xs + static_cast<size_t>(ix) * c, lanes);
+        const VF pre = hn::MulAdd(xv, scale, shift);
+        const VF g = hn::And(hn::VecFromMask(d, hn::And(hn::Gt(pre, lo), hn::Lt(pre, hi))), sum);
+        sa = hn::Add(sa, g);
+        sb = hn::MulAdd(g, hn::Mul(hn::Sub(xv, mean), invstd), sb);
+      }
     }
+  }
+  if constexpr (kSums) {
+    StoreL<kFull>(sa, d, sums->sdy + k, lanes);
+    StoreL<kFull>(sb, d, sums->sdyx + k, lanes);
   }
 }
 
@@ -250,9 +286,18 @@ constexpr size_t kStreamPixelBytes = 256;
 // Input gradient of input rows [iy0, iy1), every channel vector.
 template <int S, bool kAssign>
 void DwInputGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT dy, const float* HWY_RESTRICT wt,
-                     float* HWY_RESTRICT dx, bool stream, int iy0, int iy1) {
+                     float* HWY_RESTRICT dx, bool stream, int iy0, int iy1, const BnSums* sums) {
   const size_t N = hn::Lanes(DF());
   size_t k = 0;
+  if (kAssign && sums != nullptr) {
+    if (stream) {
+      for (; k < sh.c; k += N) DwInputGradVec<S, true, true, true, true>(sh, dy, wt, dx, k, N, iy0, iy1, sums);
+      return;
+    }
+    for (; k + N <= sh.c; k += N) DwInputGradVec<S, true, true, false, true>(sh, dy, wt, dx, k, N, iy0, iy1, sums);
+    if (k < sh.c) DwInputGradVec<S, true, false, false, true>(sh, dy, wt, dx, k, sh.c - k, iy0, iy1, sums);
+    return;
+  }
   if (kAssign && stream) {
     for (; k < sh.c; k += N) DwInputGradVec<S, true, true, true>(sh, dy, wt, dx, k, N, iy0, iy1);
     return;
@@ -266,11 +311,12 @@ void DwInputGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT dy, const fl
 // both read are still in L2 for the second. Each output's sums keep their order (filter
 // gradient: bands in order; input gradient: per pixel), so the results do not depend on it.
 // x_affine: the filter gradient reads clamp(x * scale + shift) instead of x, each band's rows
-// computed into x_buf (rows it shares with the band before moved to its start).
+// computed into the ring x_buf (rows it shares with the band before kept there).
 template <int S, bool kDb, bool kAssign>
 void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const float* HWY_RESTRICT dy,
                      const float* HWY_RESTRICT wt, float* HWY_RESTRICT dx, float* HWY_RESTRICT dwt,
-                     float* HWY_RESTRICT db, const BnFusedClamp* x_affine, float* HWY_RESTRICT x_buf) {
+                     float* HWY_RESTRICT db, const BnFusedClamp* x_affine, float* HWY_RESTRICT x_buf,
+                     const BnSums* sums) {
   const size_t N = hn::Lanes(DF());
   const bool stream = dx != nullptr && kAssign && sh.c % N == 0 && sh.c * sizeof(float) >= kStreamPixelBytes &&
                       reinterpret_cast<uintptr_t>(dx) % (N * sizeof(float)) == 0 &&
@@ -280,7 +326,9 @@ void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const flo
   const size_t in_row = static_cast<size_t>(sh.in_w) * sh.c * sizeof(float);
   const size_t out_row = static_cast<size_t>(sh.out_w) * sh.c * sizeof(float);
   const size_t row_floats = static_cast<size_t>(sh.in_w) * sh.c;
-  int have_lo = 0, have_hi = 0;  // x_affine: x_buf holds rows [have_lo, have_hi)
+  // x_affine: x_buf is a ring of `ring` rows (row iy at iy % ring) that holds rows up to have_hi.
+  const int ring = std::min(sh.in_h, (kBandRows - 1) * S + 3);
+  int have_hi = 0;
   for (int b = 0; b < std::max(filter_bands, input_bands); ++b) {
     if (b < filter_bands) {
       // Prefetched meanwhile: the next band's rows, output rows [oy1, oy2) and the input rows
@@ -303,31 +351,28 @@ void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const flo
         pdy = {dya + static_cast<size_t>(oy1) * out_row, static_cast<size_t>(oy2 - oy1) * out_row};
       }
       const float* xb = x;
-      int x_row0 = 0;
+      int x_ring = 0;
       if (x_affine != nullptr) {
-        const int need_lo = std::max(0, b * kBandRows * S - sh.pad_top);
+        // The rows the band reads that the ring does not hold yet (the ring keeps the ones it
+        // shares with the band before).
         const int need_hi = std::min(sh.in_h, (oy1 - 1) * S - sh.pad_top + 3);
-        if (need_lo >= have_hi) {
-          have_lo = have_hi = need_lo;
-        } else if (need_lo > have_lo) {
-          std::memmove(x_buf, x_buf + static_cast<size_t>(need_lo - have_lo) * row_floats,
-                       static_cast<size_t>(have_hi - need_lo) * row_floats * sizeof(float));
-          have_lo = need_lo;
-        }
-        if (need_hi > have_hi) {
-          f32_rows_scale_shift(static_cast<size_t>(need_hi - have_hi) * sh.in_w, sh.c,
+        have_hi = std::max(have_hi, std::max(0, b * kBandRows * S - sh.pad_top));
+        for (; have_hi < need_hi;) {
+          const int slot = have_hi % ring;
+          const int rows = std::min(need_hi - have_hi, ring - slot);  // up to the ring's end
+          f32_rows_scale_shift(static_cast<size_t>(rows) * sh.in_w, sh.c,
                                x + static_cast<size_t>(have_hi) * row_floats, x_affine->scale, x_affine->shift,
-                               x_affine->lo, x_affine->hi, x_buf + static_cast<size_t>(have_hi - have_lo) * row_floats);
-          have_hi = need_hi;
+                               x_affine->lo, x_affine->hi, x_buf + static_cast<size_t>(slot) * row_floats);
+          have_hi += rows;
         }
         xb = x_buf;
-        x_row0 = have_lo;
+        x_ring = ring;
       }
-      DwFilterGradBand<S, kDb>(sh, xb, x_row0, dy, dwt, db, b * kBandRows, oy1, px, pdy);
+      DwFilterGradBand<S, kDb>(sh, xb, x_ring, dy, dwt, db, b * kBandRows, oy1, px, pdy);
     }
     if (b < input_bands) {
       DwInputGradBand<S, kAssign>(sh, dy, wt, dx, stream, b * kBandRows * S,
-                                  std::min(sh.in_h, (b + 1) * kBandRows * S));
+                                  std::min(sh.in_h, (b + 1) * kBandRows * S), sums);
     }
   }
   if (stream) stream_fence();
@@ -335,7 +380,14 @@ void DwBackwardBands(const Dw3x3Shape sh, const float* HWY_RESTRICT x, const flo
 
 template <int S>
 void DwBackward3x3(const Conv2dParams& p, const float* x, const float* dy, const float* wt, float* dx,
-                   float* dwt, float* db, bool assign_dx, const BnFusedClamp* x_affine, float* x_buf) {
+                   float* dwt, float* db, bool assign_dx, const BnFusedClamp* x_affine, float* x_buf,
+                   const F32BnSumsPartial* bn_sums) {
+  BnSums sums_args;
+  const BnSums* sums = nullptr;
+  if (bn_sums != nullptr && x_affine != nullptr && assign_dx && dx != nullptr) {
+    sums_args = {x, *x_affine, bn_sums->mean, bn_sums->invstd, bn_sums->sdy, bn_sums->sdyx};
+    sums = &sums_args;
+  }
   const Dw3x3Shape sh{p.in_h, p.in_w, p.out_h, p.out_w, p.pad_top, p.pad_left, static_cast<size_t>(p.out_c)};
   std::vector<float> unused;
   if (dwt == nullptr && db != nullptr) {  // bias only: the filter sums go to scratch
@@ -343,19 +395,19 @@ void DwBackward3x3(const Conv2dParams& p, const float* x, const float* dy, const
     dwt = unused.data();
   }
   if (db != nullptr) {
-    if (assign_dx) return DwBackwardBands<S, true, true>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf);
-    return DwBackwardBands<S, true, false>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf);
+    if (assign_dx) return DwBackwardBands<S, true, true>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf, sums);
+    return DwBackwardBands<S, true, false>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf, sums);
   }
-  if (assign_dx) return DwBackwardBands<S, false, true>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf);
-  DwBackwardBands<S, false, false>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf);
+  if (assign_dx) return DwBackwardBands<S, false, true>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf, sums);
+  DwBackwardBands<S, false, false>(sh, x, dy, wt, dx, dwt, db, x_affine, x_buf, sums);
 }
 
 void F32DwconvBackwardImage(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
                             float* dx, float* dwt, float* db, bool assign_dx, const BnFusedClamp* x_affine,
-                            float* x_buf) {
+                            float* x_buf, const F32BnSumsPartial* bn_sums) {
   if (f32_dwconv_backward_affine_rows(p) > 0) {
-    if (p.stride_h == 1) return DwBackward3x3<1>(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf);
-    return DwBackward3x3<2>(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf);
+    if (p.stride_h == 1) return DwBackward3x3<1>(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf, bn_sums);
+    return DwBackward3x3<2>(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf, bn_sums);
   }
   if (dx != nullptr && assign_dx) std::fill(dx, dx + static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 0.f);
   const int sel = (dx != nullptr ? 4 : 0) | (dwt != nullptr ? 2 : 0) | (db != nullptr ? 1 : 0);
@@ -387,9 +439,9 @@ int f32_dwconv_backward_affine_rows(const Conv2dParams& p) {
 
 void f32_dwconv_backward_image(const Conv2dParams& p, const float* x, const float* dy, const float* wt,
                                float* dx, float* dwt, float* db, bool assign_dx, const BnFusedClamp* x_affine,
-                               float* x_buf) {
+                               float* x_buf, const F32BnSumsPartial* bn_sums) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(F32DwconvBackwardImage)(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf);
+  HWY_DYNAMIC_DISPATCH(F32DwconvBackwardImage)(p, x, dy, wt, dx, dwt, db, assign_dx, x_affine, x_buf, bn_sums);
 }
 }  // namespace pcv::kernels
 #endif  // HWY_ONCE

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/thread_pool.h"
+#include "kernels/common/stream_fence.h"
 
 namespace pcv::kernels {
 
@@ -142,6 +143,36 @@ void run_affine_slot(void* ctx, size_t slot) {
                   });
 }
 
+// Rows per chunk of f32_affine_conv1x1: the chunk's K floats per row near 256 KB.
+size_t affine_1x1_rows(const Conv2dParams& p) {
+  return std::clamp<size_t>((size_t{64} << 10) / static_cast<size_t>(p.in_c), 8, 256);
+}
+
+struct Affine1x1Task {
+  const F32Conv2dPacked* conv;
+  const float* input;
+  BnFusedClamp affine;
+  float* output;
+  float* scratch;
+  float min, max;
+  size_t rows, chunk, slots;
+  bool stream;  // the output is past kStreamOutputBytes (as f32_conv2d_fast streams it)
+};
+
+void run_affine_1x1_slot(void* ctx, size_t slot) {
+  const Affine1x1Task& t = *static_cast<const Affine1x1Task*>(ctx);
+  const Conv2dParams& p = t.conv->params;
+  const size_t k = static_cast<size_t>(p.in_c), n = static_cast<size_t>(p.out_c);
+  float* buf = t.scratch + slot * t.chunk * k;
+  const size_t chunks = (t.rows + t.chunk - 1) / t.chunk;
+  const auto [c0, c1] = slot_range(chunks, slot, t.slots);
+  for (size_t m0 = c0 * t.chunk; m0 < std::min(t.rows, c1 * t.chunk); m0 += t.chunk) {
+    const size_t m = std::min(t.chunk, t.rows - m0);
+    f32_rows_scale_shift(m, k, t.input + m0 * k, t.affine.scale, t.affine.shift, t.affine.lo, t.affine.hi, buf);
+    f32_gemm_packed_chunk(m, buf, k, t.conv->group_gemm[0], t.output + m0 * n, n, t.min, t.max, t.stream);
+  }
+}
+
 }  // namespace
 
 int F32PointwiseDepthwise::buffer_rows() const { return band_buffer_rows(depthwise.params, band_rows); }
@@ -201,6 +232,26 @@ void f32_affine_depthwise(const F32Conv2dPacked& depthwise, const float* input, 
   AffineTask task{&depthwise, band_rows_for(dw, kPointwiseDepthwiseBufferBytes), input, affine, output, scratch,
                   dw_min, dw_max, conv_slots(pool, rows)};
   run_conv_slots(pool, task.slots, &run_affine_slot, &task);
+}
+
+}  // namespace pcv::kernels
+
+namespace pcv::kernels {
+
+size_t f32_affine_conv1x1_scratch_bytes(const F32Conv2dPacked& conv, int threads) {
+  return static_cast<size_t>(std::max(threads, 1)) * affine_1x1_rows(conv.params) *
+         static_cast<size_t>(conv.params.in_c) * sizeof(float);
+}
+
+void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp& affine, float act_min,
+                        float act_max, float* output, float* scratch, ThreadPool* pool) {
+  const Conv2dParams& p = conv.params;
+  const size_t rows = static_cast<size_t>(p.batch) * static_cast<size_t>(p.in_h) * static_cast<size_t>(p.in_w);
+  const size_t chunk = affine_1x1_rows(p);
+  Affine1x1Task task{&conv, input, affine, output, scratch, act_min, act_max, rows, chunk,
+                     conv_slots(pool, (rows + chunk - 1) / chunk),
+                     rows * static_cast<size_t>(p.out_c) * sizeof(float) >= kStreamOutputBytes};
+  run_conv_slots(pool, task.slots, &run_affine_1x1_slot, &task);
 }
 
 }  // namespace pcv::kernels

@@ -1,3 +1,7 @@
+// Convs that compute their input where they read it, so that it never goes to memory: a 1x1
+// conv's output (inference), or a train-mode batch norm's output (training; after the first
+// fusion below).
+//
 // A 1x1 convolution followed by a depthwise convolution (MobileNetV2's expand + depthwise), run
 // band by band so that the expanded tensor never goes to memory:
 //
@@ -68,5 +72,14 @@ void f32_pointwise_depthwise(const F32PointwiseDepthwise& fused, const float* in
 size_t f32_affine_depthwise_scratch_bytes(const F32Conv2dPacked& depthwise, int threads);
 void f32_affine_depthwise(const F32Conv2dPacked& depthwise, const float* input, const BnFusedClamp& affine,
                           float dw_min, float dw_max, float* output, float* scratch, ThreadPool* pool);
+
+// The same for a 1x1 conv (the kGemm1x1 path): each thread computes a chunk of rows of the
+// batch norm's output into its buffer (~256 KB, in L2) and runs the GEMM on it. Bit-identical
+// to f32_rows_scale_shift over the batch, then f32_conv2d_fast (the GEMM's sums over K do not
+// depend on which rows it is given). scratch: f32_affine_conv1x1_scratch_bytes(conv, pool ?
+// pool->threads() : 1) bytes.
+size_t f32_affine_conv1x1_scratch_bytes(const F32Conv2dPacked& conv, int threads);
+void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp& affine, float act_min,
+                        float act_max, float* output, float* scratch, ThreadPool* pool);
 
 }  // namespace pcv::kernels

@@ -309,6 +309,13 @@ void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB&
   gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0, nullptr, stream_c(m, b.n, c, ldc)}, pool);
 }
 
+void f32_gemm_packed_chunk(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c, size_t ldc,
+                           float min, float max, bool stream) {
+  if (m == 0) return;
+  stream = stream && reinterpret_cast<uintptr_t>(c) % 64 == 0 && ldc * sizeof(float) % 64 == 0;
+  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0, nullptr, stream}, nullptr);
+}
+
 void f32_gemm_packed_add(size_t m, const float* a, size_t lda, const F32GemmPackedB& b,
                          const float* r, size_t ldr, float* c, size_t ldc, float min, float max,
                          ThreadPool* pool) {

@@ -127,6 +127,12 @@ Expected<F32GemmPackedB> pack_f32_gemm_b(size_t k, size_t n, const float* b, siz
 // for ownership and then evicted before its reader comes.
 void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c,
                      size_t ldc, float min, float max, ThreadPool* pool);
+// f32_gemm_packed on the caller's thread for a chunk of rows of a larger C that the caller
+// writes a chunk at a time: `stream` (the whole C is past kStreamOutputBytes) writes it with
+// non-temporal stores where its rows are 64-byte aligned, as f32_gemm_packed would the whole
+// (the same values; fenced before return).
+void f32_gemm_packed_chunk(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c, size_t ldc,
+                           float min, float max, bool stream);
 // C = clamp((A * B + bias) + R, min, max), R (M, N) with row stride ldr: a GEMM and an ADD of
 // a same-shape tensor (a residual connection) in one pass, with the rounding of the two ops
 // run one after the other. R may not alias C.
