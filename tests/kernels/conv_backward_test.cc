@@ -297,6 +297,15 @@ TEST(ConvBackwardFast, FilterGradientOrientationsAreBitIdentical) {
   }
 }
 
+// The input, filter and bias gradients of two runs, out[0] and out[1], are the same bits.
+void expect_same_gradients(const std::vector<float> (&out)[2][3], const std::string& what) {
+  for (int g = 0; g < 3; ++g) {
+    ASSERT_EQ(out[0][g].size(), out[1][g].size());
+    EXPECT_EQ(std::memcmp(out[0][g].data(), out[1][g].data(), out[0][g].size() * sizeof(float)), 0)
+        << "gradient " << g << " " << what;
+  }
+}
+
 // A batch norm's input gradient computed a chunk at a time inside a 1x1 conv's backward
 // (F32BnOutputGrad) gives the same bits as f32_bn_grad_input written out and passed as dY:
 // chunks across images (7x7 images, 256-row chunks), several slices, a channel tail, with and
@@ -348,11 +357,8 @@ TEST(ConvBackwardFast, BatchNormOutputGradientIsBitIdentical) {
             out[f][1] = dw;
             out[f][2] = db;
           }
-          for (int g = 0; g < 3; ++g) {
-            ASSERT_EQ(out[0][g].size(), out[1][g].size());
-            EXPECT_EQ(std::memcmp(out[0][g].data(), out[1][g].data(), out[0][g].size() * sizeof(float)), 0)
-                << "gradient " << g << " clamped " << clamped << " threads " << threads << " assign " << assign;
-          }
+          expect_same_gradients(out, "clamped " + std::to_string(clamped) + " threads " + std::to_string(threads) +
+                                         " assign " + std::to_string(assign));
         }
       }
     }
@@ -402,10 +408,7 @@ TEST(ConvBackwardDepthwise, BatchNormInputIsBitIdenticalEveryTarget) {
             out[f][1] = dw;
             out[f][2] = db;
           }
-          for (int g = 0; g < 3; ++g) {
-            EXPECT_EQ(std::memcmp(out[0][g].data(), out[1][g].data(), out[0][g].size() * sizeof(float)), 0)
-                << "gradient " << g << " threads " << threads << " which " << which;
-          }
+          expect_same_gradients(out, "threads " + std::to_string(threads) + " which " + std::to_string(which));
         }
       }
     }
@@ -536,10 +539,7 @@ TEST(ConvBackwardFast, BatchNormInput1x1IsBitIdentical) {
           out[v][1] = dw;
           out[v][2] = db;
         }
-        for (int g = 0; g < 3; ++g) {
-          EXPECT_EQ(std::memcmp(out[0][g].data(), out[1][g].data(), out[0][g].size() * sizeof(float)), 0)
-              << "gradient " << g << " threads " << threads << " out_bn " << with_out_bn;
-        }
+        expect_same_gradients(out, "threads " + std::to_string(threads) + " out_bn " + std::to_string(with_out_bn));
         if (p.batch % 8 != 0) continue;  // the sums match the batch norm's pass at multiples of 8
         expect_batch_norm_pass_sums(rows, Ci, x.data(), out[0][0].data(), mean.data(), invstd.data(), affine, sum_dy,
                                     sum_dyx);

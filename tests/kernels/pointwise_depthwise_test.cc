@@ -61,6 +61,17 @@ F32Conv2dPacked prepared(const Conv2dParams& p, const std::vector<float>& w, con
   return packed.has_value() ? std::move(packed).value() : F32Conv2dPacked{};
 }
 
+// Outputs of n whose bits differ from want's (the first 3 reported).
+size_t mismatches(const float* got, const float* want, size_t n) {
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && bad++ < 3) {
+      ADD_FAILURE() << "out[" << i << "] = " << got[i] << ", want " << want[i];
+    }
+  }
+  return bad;
+}
+
 void check(const Case& t, uint32_t seed, ThreadPool* pool2) {
   const Conv2dParams pp = pointwise_params(t), dp = depthwise_params(t);
   const std::vector<float> x = random_f32(static_cast<size_t>(t.batch) * t.h * t.w * t.in_c, seed);
@@ -92,12 +103,7 @@ void check(const Case& t, uint32_t seed, ThreadPool* pool2) {
       EXPECT_EQ(got.back(), kGuard) << "wrote past the output";
       EXPECT_EQ(scratch.back(), kGuard) << "wrote past the scratch";
       got.pop_back();
-      size_t bad = 0;
-      for (size_t i = 0; i < out_n; ++i) {
-        if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && bad++ < 3) {
-          ADD_FAILURE() << "out[" << i << "] = " << got[i] << ", want " << want[i];
-        }
-      }
+      const size_t bad = mismatches(got.data(), want.data(), out_n);
       EXPECT_EQ(bad, 0u) << "batch " << t.batch << " " << t.h << "x" << t.w << "x" << t.in_c << " -> " << t.c << " k"
                          << t.k << " s" << t.stride << " d" << t.dilation << " pad " << t.pad_top << ","
                          << t.pad_left << "," << t.pad_bottom << "," << t.pad_right << " band " << fused->band_rows
@@ -178,12 +184,7 @@ void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2) {
     f32_affine_depthwise(dw, x.data(), affine, t.dw_min, t.dw_max, got.data(), scratch.data(), pool);
     EXPECT_EQ(got.back(), kGuard) << "wrote past the output";
     EXPECT_EQ(scratch.back(), kGuard) << "wrote past the scratch";
-    size_t bad = 0;
-    for (size_t i = 0; i < out_n; ++i) {
-      if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && bad++ < 3) {
-        ADD_FAILURE() << "out[" << i << "] = " << got[i] << ", want " << want[i];
-      }
-    }
+    const size_t bad = mismatches(got.data(), want.data(), out_n);
     EXPECT_EQ(bad, 0u) << "batch " << t.batch << " " << t.h << "x" << t.w << "x" << t.c << " k" << t.k << " s"
                        << t.stride << " d" << t.dilation << " pad " << t.pad_top << "," << t.pad_left << ","
                        << t.pad_bottom << "," << t.pad_right << " threads " << threads;

@@ -41,6 +41,10 @@ struct Layout {
   size_t col = 0, dxcol = 0, dw = 0, db = 0, idx = 0, dy = 0, xbuf = 0, sums = 0;
   size_t per_slice = 0;
   size_t total = 0;  // without the alignment slack
+  // Offsets in a slice of its filter gradient partial and of the band or chunk buffer (the
+  // batch norm's sums follow the buffer).
+  size_t dw_at() const { return col + dxcol; }
+  size_t xbuf_at() const { return col + dxcol + dw + db + idx + dy; }
 };
 
 Layout layout_for(const F32Conv2dBackwardPlan& plan) {
@@ -492,11 +496,11 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     const int n0 = static_cast<int>(static_cast<int64_t>(batch) * static_cast<int64_t>(s) / S);
     const int n1 = static_cast<int>(static_cast<int64_t>(batch) * static_cast<int64_t>(s + 1) / S);
     float* slice = slices + s * l.per_slice;
-    float* dw = slice + l.col + l.dxcol;
+    float* dw = slice + l.dw_at();
     float* db = dw + l.dw;
     if (want_dw) std::fill(dw, dw + filter_elems, 0.0f);
     if (want_db) std::fill(db, db + p.out_c, 0.0f);
-    float* xbuf = dw + l.dw + l.db + l.idx + l.dy;
+    float* xbuf = slice + l.xbuf_at();
     F32BnSumsPartial sums;
     if (sums_on) {
       sums = {bn_sums->mean, bn_sums->invstd, xbuf + l.xbuf, xbuf + l.xbuf + p.in_c};
@@ -523,7 +527,7 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
   // pool, and the (K, og) partials are transposed a block of rows at a time, each read of a
   // partial a run of consecutive floats: conv_last's 8 partials of 1.6 MB took 4.4 ms on one
   // thread with a strided read per element.
-  auto partial = [&](int s) { return slices + static_cast<size_t>(s) * l.per_slice + l.col + l.dxcol; };
+  auto partial = [&](int s) { return slices + static_cast<size_t>(s) * l.per_slice + l.dw_at(); };
   if (want_dw) {
     const size_t rows_total = static_cast<size_t>(p.out_c);
     const size_t row_elems = filter_elems / rows_total;  // K per output channel
@@ -570,7 +574,7 @@ void f32_conv2d_backward_fast(const F32Conv2dBackwardPlan& plan_in, int batch, c
     for (int c = 0; c < p.in_c; ++c) {
       double a = 0.0, b = 0.0;
       for (int s = 0; s < S; ++s) {
-        const float* part = partial(s) + l.dw + l.db + l.idx + l.dy + l.xbuf;
+        const float* part = slices + static_cast<size_t>(s) * l.per_slice + l.xbuf_at() + l.xbuf;
         a += part[c];
         b += part[p.in_c + c];
       }

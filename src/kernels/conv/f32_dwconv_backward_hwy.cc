@@ -21,6 +21,7 @@
 #include "kernels/common/stream_fence.h"
 #include "kernels/conv/conv_backward.h"
 #include "kernels/gemm/load_partial-inl.h"
+#include "kernels/train/bn_terms-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pcv::kernels {
@@ -203,7 +204,7 @@ void DwFilterGradBand(const Dw3x3Shape sh, const float* HWY_RESTRICT x, int x_ri
 // kSums (assigning): also the batch norm's backward sums over the pixels (BnSums), in pixel
 // order, added to the partials in memory: g = the input gradient where the batch norm's clamp
 // passed (recomputed from its input x), sum g and sum g * (x - mean) * invstd, with
-// f32_bn_grad_sums's operations in its order, so the same floats.
+// f32_bn_grad_sums's operations (bn_terms-inl.h) in its order, so the same floats.
 struct BnSums {
   const float* x;  // the batch norm's input: the image's (in_h, in_w, c)
   BnFusedClamp clamp;
@@ -261,10 +262,7 @@ HWY_INLINE void DwInputGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT dy
       }
       if constexpr (kSums) {
         const VF xv = LoadL<kFull>(d, xs + static_cast<size_t>(ix) * c, lanes);
-        const VF pre = hn::MulAdd(xv, scale, shift);
-        const VF g = hn::And(hn::VecFromMask(d, hn::And(hn::Gt(pre, lo), hn::Lt(pre, hi))), sum);
-        sa = hn::Add(sa, g);
-        sb = hn::MulAdd(g, hn::Mul(hn::Sub(xv, mean), invstd), sb);
+        BnSumsAdd(PassInside(d, BnPreClamp(xv, scale, shift), lo, hi, sum), BnXhat(xv, mean, invstd), sa, sb);
       }
     }
   }

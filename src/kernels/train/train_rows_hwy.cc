@@ -12,6 +12,7 @@
 
 #include "kernels/common/stream_fence.h"
 #include "kernels/gemm/load_partial-inl.h"
+#include "kernels/train/bn_terms-inl.h"
 #include "kernels/train/train_rows.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -25,12 +26,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::CappedTag<float, 8>;
 using VF = hn::Vec<DF>;
 
-// g where lo < v < hi, else 0. As a bitwise AND with the comparison's vector: on the Zen 5
-// this was measured on, the zero-masked load that IfThenElseZero compiles to under AVX-512
-// made the masked batch-norm passes 3x slower.
-HWY_INLINE VF PassInside(const DF d, VF v, VF lo, VF hi, VF g) {
-  return hn::And(hn::VecFromMask(d, hn::And(hn::Gt(v, lo), hn::Lt(v, hi))), g);
-}
 
 void ClampGradMask(size_t n, const float* HWY_RESTRICT y, float lo, float hi, float* HWY_RESTRICT dy) {
   const DF d;
@@ -174,7 +169,7 @@ void ColumnShiftedMoments(size_t rows, size_t c, const float* HWY_RESTRICT x, co
 // RowsScaleShift, so the same floats.
 HWY_INLINE VF PreClamp(const DF d, const float* HWY_RESTRICT x, const float* HWY_RESTRICT scale,
                        const float* HWY_RESTRICT shift, size_t k, size_t lanes) {
-  return hn::MulAdd(LoadLanes(d, x, lanes), LoadLanes(d, scale + k, lanes), LoadLanes(d, shift + k, lanes));
+  return BnPreClamp(LoadLanes(d, x, lanes), LoadLanes(d, scale + k, lanes), LoadLanes(d, shift + k, lanes));
 }
 
 // The batch-norm backward's per-element inputs: g = dy (where the fused clamp passed, with
@@ -185,7 +180,7 @@ HWY_INLINE void GradAndXhat(const DF d, const float* HWY_RESTRICT xr, const floa
                             const BnFusedClamp& clamp, VF lo, VF hi, size_t k, size_t lanes, VF& g, VF& xhat) {
   g = LoadLanes(d, dyr, lanes);
   if (kMask) g = PassInside(d, PreClamp(d, xr, clamp.scale, clamp.shift, k, lanes), lo, hi, g);
-  xhat = hn::Mul(hn::Sub(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes)), LoadLanes(d, invstd + k, lanes));
+  xhat = BnXhat(LoadLanes(d, xr, lanes), LoadLanes(d, mean + k, lanes), LoadLanes(d, invstd + k, lanes));
 }
 
 template <bool kMask>
@@ -197,8 +192,7 @@ void BnGradSumsT(size_t rows, size_t c, const float* HWY_RESTRICT x, const float
   ColumnReduce2(rows, c, sdy, sdyx, [&](size_t r, size_t k, size_t lanes, VF& a, VF& b) HWY_ATTR {
     VF g, xhat;
     GradAndXhat<kMask>(d, x + r * c + k, dy + r * c + k, mean, invstd, clamp, lo, hi, k, lanes, g, xhat);
-    a = hn::Add(a, g);
-    b = hn::MulAdd(g, xhat, b);
+    BnSumsAdd(g, xhat, a, b);
   });
 }
 
