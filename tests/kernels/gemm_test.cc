@@ -116,8 +116,8 @@ void for_each_target(Fn fn) {
 // the result is within a sequential dot product's error of the double sum.
 TEST(GemmF32AtbAcc, TailsEveryTarget) {
   for_each_target([&](const F32GemmUkernels&) {
-    for (size_t m : {1, 5, 8, 13, 16, 27}) {
-      for (size_t n : {1, 7, 16, 24, 33, 64}) {
+    for (size_t m : {1, 5, 8, 13, 16, 27, 50}) {
+      for (size_t n : {1, 7, 16, 24, 33, 64, 130}) {
         for (size_t k : {1, 9, 256, 600}) {
           SCOPED_TRACE("m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
           const size_t lda = m + (k % 2), ldb = n + 3, ldc = n + 1;
@@ -152,13 +152,42 @@ TEST(GemmF32AtbAcc, TailsEveryTarget) {
   });
 }
 
+// Wide C (AVX-512: 48 rows or more, strips of 64 columns) goes through B copied into a packed
+// strip and a larger tile; narrow column ranges never do. The same products in the same order
+// either way: C computed whole equals C computed 32 columns at a time, bit for bit.
+TEST(GemmF32AtbAcc, PackedStripsEqualNarrowColumnsEveryTarget) {
+  for_each_target([&](const F32GemmUkernels&) {
+    for (size_t m : {48, 53, 100}) {
+      for (size_t n : {64, 130, 200}) {
+        for (size_t k : {1, 255, 300}) {
+          SCOPED_TRACE("m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+          const size_t lda = m + 1, ldb = n + 5, ldc = n + 2;
+          std::mt19937 rng(static_cast<uint32_t>(m * 17 + n * 5 + k));
+          std::uniform_real_distribution<float> dist(-1.f, 1.f);
+          std::vector<float> a(k * lda), b(k * ldb), c(m * ldc);
+          for (auto& v : a) v = dist(rng);
+          for (auto& v : b) v = dist(rng);
+          for (auto& v : c) v = dist(rng);
+          std::vector<float> want = c;
+          for (size_t j0 = 0; j0 < n; j0 += 32) {
+            f32_gemm_atb_acc(m, std::min<size_t>(32, n - j0), k, a.data(), lda, b.data() + j0, ldb, want.data() + j0,
+                             ldc);
+          }
+          f32_gemm_atb_acc(m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc);
+          ASSERT_EQ(c, want);
+        }
+      }
+    }
+  });
+}
+
 // f32_gemm_atb_acc_gather reads A's and B's rows and A's columns at listed offsets (scattered,
 // overlapping, out of order). Copied into strided arrays the same values must give the
 // strided kernel's result bit for bit: same products, same order.
 TEST(GemmF32AtbAcc, GatherEqualsStridedCopy) {
   for_each_target([&](const F32GemmUkernels&) {
-    for (size_t m : {1, 3, 9, 27, 40}) {
-      for (size_t n : {5, 16, 32, 45}) {
+    for (size_t m : {1, 3, 9, 27, 40, 61}) {
+      for (size_t n : {5, 16, 32, 45, 70}) {
         for (size_t k : {1, 7, 300}) {
           for (bool identity_cols : {false, true}) {
             SCOPED_TRACE("m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
