@@ -151,17 +151,22 @@ void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool) {
 
 void batch_norm_forward_train(size_t rows, int c, const float* x, const float* gamma,
                               const float* beta, float eps, float* y, float* mean, float* invstd,
-                              float* var, ThreadPool* pool, float lo, float hi) {
+                              float* var, ThreadPool* pool, float lo, float hi, const float* moments) {
   const size_t C = static_cast<size_t>(c);
   // One pass: per-slice moments about the first row (float within a slice, double across
   // slices). The first row is a sample of each channel's distribution, so the shifted sums
   // stay the size of the spread and s2/n - (s1/n)^2 does not cancel.
   const float* pivot = x;
-  std::vector<float> part(kReduceSlices * 2 * C, 0.f);
-  for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
-    float* s1 = part.data() + s * 2 * C;
-    kernels::f32_column_shifted_moments(e - b, C, x + b * C, pivot, s1, s1 + C);
-  });
+  std::vector<float> own;
+  if (moments == nullptr) {
+    own.assign(kReduceSlices * 2 * C, 0.f);
+    for_slices(pool, rows, C, [&](size_t s, size_t b, size_t e) {
+      float* s1 = own.data() + s * 2 * C;
+      kernels::f32_column_shifted_moments(e - b, C, x + b * C, pivot, s1, s1 + C);
+    });
+    moments = own.data();
+  }
+  const float* part = moments;
   const double n = static_cast<double>(rows);
   for (size_t k = 0; k < C; ++k) {
     double s1 = 0.0, s2 = 0.0;

@@ -66,9 +66,14 @@ void add_inplace(size_t n, const float* src, float* dst, ThreadPool* pool);
 // (C) for the running-statistics update. The statistics take one pass (moments about the
 // first row, combined in double), the output a second; y == nullptr: the statistics only (a
 // caller that applies them later: batch_norm_scale_shift, kernels::f32_rows_scale_shift).
+// moments (optional): the statistics pass's partials, taken by the producer of x as it wrote
+// it (kernels::f32_conv1x1_moments): per slice s of kReduceSlices (rows [rows * s / S,
+// rows * (s + 1) / S)), the sums about x's first row at moments + s * 2 * C and the sums of
+// squares at + C; the pass is then skipped, the same bits.
 void batch_norm_forward_train(size_t rows, int c, const float* x, const float* gamma,
                               const float* beta, float eps, float* y, float* mean, float* invstd,
-                              float* var, ThreadPool* pool, float lo = -kInfinity, float hi = kInfinity);
+                              float* var, ThreadPool* pool, float lo = -kInfinity, float hi = kInfinity,
+                              const float* moments = nullptr);
 // The affine form of the normalization: y = x * scale + shift, scale = invstd * gamma,
 // shift = beta - mean * scale (C each); the floats every batch-norm pass uses.
 void batch_norm_scale_shift(size_t c, const float* gamma, const float* beta, const float* mean, const float* invstd,

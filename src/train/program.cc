@@ -134,6 +134,14 @@ struct NodeState {
   bool bn_sums_ready = false;
   // conv2d: the batch norm node whose output this conv computes, or -1.
   int bn_apply_from = -1;
+  // conv2d (1x1): the batch norm node that reads its output (ProgramOptions::fuse_bn_stats), or
+  // -1. In a train-mode forward the conv takes that batch norm's statistics partials as it writes
+  // the output (kernels::f32_conv1x1_moments) into the batch norm's bn_moments and sets
+  // bn_moments_ready, which the batch norm's forward then uses instead of its own pass.
+  int bn_stats_into = -1;
+  std::vector<float> bn_moments;
+  bool bn_moments_ready = false;
+  bool bn_moments_used = false;  // the last train-mode forward used them
   // dropout
   AlignedBuffer mask;
   bool dropout_train = false;
@@ -623,6 +631,24 @@ Status Program::Impl::build() {
       states[i].bn_sum_dyx.resize(states[i].bn_mean.size());
     }
   }
+  // 1x1 convs whose output a batch norm reads: the conv takes the batch norm's statistics as it
+  // writes its output, a chunk of rows at a time while they are in cache, so that the batch
+  // norm's forward makes no pass over the tensor for them (see kernels::f32_conv1x1_moments).
+  if (opt.fast_kernels && opt.fuse_bn_stats) {
+    static_assert(kernels::kBnMomentsSlices == kReduceSlices, "the conv must cut the rows as the batch norm does");
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      if (graph.nodes[i].op != OpType::kBatchNorm) continue;
+      const ValueId v = graph.nodes[i].inputs[0];
+      const int prod = graph.producer(v);
+      if (prod < 0 || !slots[v].batched || slots[v].alias_of != ir::kNoValue) continue;
+      NodeState& ps = states[static_cast<size_t>(prod)];
+      if (graph.nodes[static_cast<size_t>(prod)].op != OpType::kConv2d || !ps.conv_bwd.direct_1x1 ||
+          ps.conv.groups != 1) {
+        continue;
+      }
+      ps.bn_stats_into = static_cast<int>(i);
+    }
+  }
   propagate_needs_grad();
   return Status::ok();
 }
@@ -669,6 +695,19 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       }
       ThreadPool* cpool = conv_pool(pool, p);
       const int threads = cpool != nullptr ? cpool->threads() : 1;
+      if (mode == Mode::kTrain && st.bn_stats_into >= 0 &&
+          st.conv_packed.path == kernels::F32Conv2dPacked::Path::kGemm1x1 &&
+          n_out * sizeof(float) >= opt.fuse_bn_stats_min_bytes) {
+        NodeState& bs = states[static_cast<size_t>(st.bn_stats_into)];
+        const kernels::BnFusedClamp* bn = bn_input(st);
+        const size_t bytes = kernels::f32_conv1x1_moments_scratch_bytes(st.conv_packed, bn != nullptr, threads);
+        float* scratch_ptr = scratch_floats(bytes / sizeof(float) + 16);
+        bs.bn_moments.resize(static_cast<size_t>(kReduceSlices) * 2 * static_cast<size_t>(p.out_c));
+        kernels::f32_conv1x1_moments(st.conv_packed, bn != nullptr ? bn_input_x(st) : x, bn, st.act_lo, st.act_hi, y,
+                                     bs.bn_moments.data(), scratch_ptr, cpool);
+        bs.bn_moments_ready = true;
+        break;
+      }
       if (const kernels::BnFusedClamp* bn = bn_input(st)) {
         const bool dw = st.conv_packed.path == kernels::F32Conv2dPacked::Path::kDepthwise;  // else kGemm1x1
         const size_t bytes = dw ? kernels::f32_affine_depthwise_scratch_bytes(st.conv_packed, threads)
@@ -714,10 +753,14 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       st.bn_train = mode == Mode::kTrain;
       // Train mode with bn_apply_into: the statistics only, the output is the conv's.
       st.bn_output_deferred = st.bn_train && st.bn_apply_into >= 0;
+      // The statistics partials its producer took in this forward (bn_stats_into), if any.
+      st.bn_moments_used = st.bn_train && st.bn_moments_ready;
+      st.bn_moments_ready = false;
       if (st.bn_train) {
         batch_norm_forward_train(rows, static_cast<int>(c), x, gamma, beta, a.epsilon,
                                  st.bn_output_deferred ? nullptr : y, st.bn_mean.data(), st.bn_invstd.data(),
-                                 st.bn_var.data(), pool, st.act_lo, st.act_hi);
+                                 st.bn_var.data(), pool, st.act_lo, st.act_hi,
+                                 st.bn_moments_used ? st.bn_moments.data() : nullptr);
         if (st.bn_output_deferred) {
           batch_norm_scale_shift(c, gamma, beta, st.bn_mean.data(), st.bn_invstd.data(), st.bn_scale.data(),
                                  st.bn_shift.data());
@@ -1208,6 +1251,12 @@ int Program::fused_bn_backwards() const {
 int Program::fused_bn_applies() const {
   int n = 0;
   for (const NodeState& st : impl_->states) n += st.bn_apply_into >= 0 ? 1 : 0;
+  return n;
+}
+
+int Program::fused_bn_stats() const {
+  int n = 0;
+  for (const NodeState& st : impl_->states) n += st.bn_moments_used ? 1 : 0;
   return n;
 }
 

@@ -63,6 +63,12 @@ struct ProgramOptions {
   // ... into a 1x1 conv only where the batch norm's output would have this many bytes or more
   // at the program's batch (smaller ones stay in cache between the two; 0: every one, tests).
   size_t fuse_bn_apply_1x1_min_bytes = kernels::kStreamOutputBytes;
+  // A 1x1 conv whose output a batch norm reads takes that batch norm's statistics as it writes
+  // the output, in train mode, where the output has this many bytes or more at the active batch
+  // (smaller ones stay in cache for the batch norm's pass; 0: every one, tests). Same bits;
+  // false: the batch norm makes its own pass.
+  bool fuse_bn_stats = true;
+  size_t fuse_bn_stats_min_bytes = kernels::kStreamOutputBytes;
 };
 
 // Time spent per node since create() or the last reset_profile() (ProgramOptions::profile).
@@ -135,6 +141,9 @@ class Program {
   int fused_bn_backwards() const;
   // Batch norms whose output the depthwise conv after them computes (ProgramOptions::fuse_bn_apply).
   int fused_bn_applies() const;
+  // Batch norms whose statistics the conv before them took in the last forward
+  // (ProgramOptions::fuse_bn_stats; train mode only: 0 after an eval-mode forward).
+  int fused_bn_stats() const;
 
   // Per-node times, in node order (empty unless ProgramOptions::profile).
   std::vector<NodeTime> profile() const;

@@ -26,6 +26,7 @@
 #include "kernels/common/stream_fence.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemm/gemm_backward.h"
+#include "kernels/train/train_rows.h"
 
 namespace pcv::kernels {
 namespace {
@@ -428,6 +429,39 @@ TEST(GemmF32MinmaxHwy, StreamedOutputEqualsPlain) {
     }
     EXPECT_EQ(mismatches, 0u) << uk.isa;
     EXPECT_EQ(streamed[m * ld_stream], 12345.f);
+  });
+}
+
+// kF32GemmMoments: the chunk's rows added to a batch norm's one-pass statistics from the
+// microkernels' registers give the same bits as f32_column_shifted_moments over the stored
+// rows, continuing sums already there; every microkernel family, row tails (m not a multiple
+// of any tile height, 1 row), column tails and partial panels, a clamp, two K blocks, on every
+// target.
+TEST(GemmF32MinmaxHwy, MomentsEqualTheRowPassEveryTarget) {
+  std::mt19937 rng(9);
+  for_each_target([&](const F32GemmUkernels&) {
+    for (F32GemmUkernelChoice choice : kAllUkernels) {
+      for (size_t m : {1, 5, 13, 50}) {
+        for (size_t n : {3, 16, 35, 70, 130}) {
+          for (size_t k : {7, 700}) {
+            SCOPED_TRACE("m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+            std::vector<float> a = random_vec(m * k, rng), b = random_vec(k * n, rng), bias = random_vec(n, rng);
+            auto packed = pack_f32_gemm_b(k, n, b.data(), n, bias.data(), F32GemmBLayout::kKN, choice);
+            ASSERT_TRUE(packed.has_value());
+            const float lo = k == 7 ? -0.5f : -kInf, hi = k == 7 ? 0.5f : kInf;
+            const std::vector<float> pivot = random_vec(n, rng), s0 = random_vec(2 * n, rng);
+            std::vector<float> c(m * n), want = s0, got = s0;
+            f32_gemm_packed(m, a.data(), k, *packed, c.data(), n, lo, hi, nullptr);
+            f32_column_shifted_moments(m, n, c.data(), pivot.data(), want.data(), want.data() + n);
+            std::vector<float> c2(m * n);
+            const F32GemmMoments mom{pivot.data(), got.data(), got.data() + n};
+            f32_gemm_packed_chunk(m, a.data(), k, *packed, c2.data(), n, lo, hi, /*stream=*/false, &mom);
+            EXPECT_EQ(c2, c) << packed->ukernel.name;
+            EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << packed->ukernel.name;
+          }
+        }
+      }
+    }
   });
 }
 

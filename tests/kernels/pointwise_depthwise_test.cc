@@ -209,6 +209,18 @@ TEST(AffineDepthwise, BitIdenticalToTheBatchNormOutputThenTheConv) {
   });
 }
 
+// A 1x1 conv's random input (rows x in_c), batch-norm scale and shift, weights and bias (bias
+// around bias_mid), from seeds seed .. seed + 4.
+struct AffineConvInputs {
+  std::vector<float> x, scale, shift, w, b;
+};
+AffineConvInputs affine_conv_inputs(const Case& t, size_t rows, uint32_t seed, float bias_mid) {
+  const size_t in_c = static_cast<size_t>(t.in_c), c = static_cast<size_t>(t.c);
+  return {random_f32(rows * in_c, seed, -3.f, 9.f), random_f32(in_c, seed + 1, 0.25f, 2.f),
+          random_f32(in_c, seed + 2), random_f32(c * in_c, seed + 3),
+          random_f32(c, seed + 4, bias_mid - 1.f, bias_mid + 1.f)};
+}
+
 // f32_affine_conv1x1 against f32_rows_scale_shift over the batch, then f32_conv2d_fast:
 // bit-identical, over chunks that span images (several per thread) and a channel tail.
 TEST(AffineConv1x1, BitIdenticalToTheBatchNormOutputThenTheConv) {
@@ -220,13 +232,10 @@ TEST(AffineConv1x1, BitIdenticalToTheBatchNormOutputThenTheConv) {
                           Case{3, 16, 16, 7, 35, 1, 1, 1, 0, 0, 0, 0, -kInf, kInf, 0.f, 6.f}}) {
       const Conv2dParams pp = pointwise_params(t);
       const size_t rows = static_cast<size_t>(t.batch) * t.h * t.w;
-      const std::vector<float> x = random_f32(rows * t.in_c, seed, -3.f, 9.f);
-      const std::vector<float> scale = random_f32(static_cast<size_t>(t.in_c), seed + 1, 0.25f, 2.f);
-      const std::vector<float> shift = random_f32(static_cast<size_t>(t.in_c), seed + 2);
-      const std::vector<float> w = random_f32(static_cast<size_t>(t.c) * t.in_c, seed + 3);
-      const std::vector<float> b = random_f32(static_cast<size_t>(t.c), seed + 4);
+      const AffineConvInputs in = affine_conv_inputs(t, rows, seed, 0.f);
+      const std::vector<float>&x = in.x, &scale = in.scale, &shift = in.shift;
       seed += 5;
-      const F32Conv2dPacked conv = prepared(pp, w, b.data());
+      const F32Conv2dPacked conv = prepared(pp, in.w, in.b.data());
       std::vector<float> mid(rows * t.in_c), want(rows * t.c);
       f32_rows_scale_shift(rows, static_cast<size_t>(t.in_c), x.data(), scale.data(), shift.data(), t.pw_min,
                            t.pw_max, mid.data());
@@ -243,6 +252,65 @@ TEST(AffineConv1x1, BitIdenticalToTheBatchNormOutputThenTheConv) {
         got.pop_back();
         EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0)
             << t.in_c << " -> " << t.c << " threads " << threads;
+      }
+    }
+  });
+}
+
+// The conv's output and the batch norm's statistics partials over it: the same bits as
+// f32_conv2d_fast (after the batch norm's output, with affine), then f32_column_shifted_moments
+// over each of the 8 slices of its rows about its first row. Cases: with and without the input
+// affine; output channels within two vectors (the moments in registers), past them with a tail,
+// and whole vectors; several chunks per slice (in_c 300: 218-row chunks, 384-row slices), and
+// fewer rows than slices (empty slices stay zero).
+TEST(Conv1x1Moments, BitIdenticalToTheConvThenTheBatchNormsMoments) {
+  ThreadPool pool2(2);
+  for_each_hwy_target([&](const char* isa) {
+    SCOPED_TRACE(std::string("isa ") + isa);
+    uint32_t seed = 7;
+    for (const Case& t : {Case{3, 32, 32, 300, 24, 1, 1, 1, 0, 0, 0, 0, 0.f, 6.f, -kInf, kInf},
+                          Case{3, 32, 32, 300, 35, 1, 1, 1, 0, 0, 0, 0, -kInf, kInf, 0.f, 6.f},
+                          Case{2, 9, 11, 16, 64, 1, 1, 1, 0, 0, 0, 0, -kInf, kInf, -kInf, kInf},
+                          Case{1, 1, 5, 8, 40, 1, 1, 1, 0, 0, 0, 0, -kInf, kInf, -kInf, kInf}}) {
+      for (bool with_affine : {false, true}) {
+        const Conv2dParams pp = pointwise_params(t);
+        const size_t rows = static_cast<size_t>(t.batch) * t.h * t.w, c = static_cast<size_t>(t.c);
+        const AffineConvInputs in = affine_conv_inputs(t, rows, seed, 3.f);  // moments about a far-off mean
+        const std::vector<float>&x = in.x, &scale = in.scale, &shift = in.shift;
+        seed += 5;
+        const F32Conv2dPacked conv = prepared(pp, in.w, in.b.data());
+        std::vector<float> mid = x, want(rows * c);
+        if (with_affine) {
+          f32_rows_scale_shift(rows, static_cast<size_t>(t.in_c), x.data(), scale.data(), shift.data(), t.pw_min,
+                               t.pw_max, mid.data());
+        }
+        f32_conv2d_fast(conv, mid.data(), t.dw_min, t.dw_max, want.data(), nullptr, nullptr);
+        const size_t S = kBnMomentsSlices;
+        std::vector<float> want_moments(S * 2 * c, 0.f);
+        for (size_t s = 0; s < S; ++s) {
+          const size_t r0 = rows * s / S, r1 = rows * (s + 1) / S;
+          f32_column_shifted_moments(r1 - r0, c, want.data() + r0 * c, want.data(), want_moments.data() + s * 2 * c,
+                                     want_moments.data() + s * 2 * c + c);
+        }
+        const BnFusedClamp affine{scale.data(), shift.data(), t.pw_min, t.pw_max};
+        for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+          const int threads = pool != nullptr ? pool->threads() : 1;
+          SCOPED_TRACE(std::to_string(t.in_c) + " -> " + std::to_string(t.c) + (with_affine ? " affine" : "") +
+                       " threads " + std::to_string(threads));
+          const float kGuard = 4242.0f;
+          std::vector<float> scratch(f32_conv1x1_moments_scratch_bytes(conv, with_affine, threads) / sizeof(float) + 1,
+                                     kGuard);
+          std::vector<float> got(rows * c + 1, kGuard), moments(S * 2 * c + 1, kGuard);
+          f32_conv1x1_moments(conv, x.data(), with_affine ? &affine : nullptr, t.dw_min, t.dw_max, got.data(),
+                              moments.data(), scratch.data(), pool);
+          EXPECT_EQ(got.back(), kGuard) << "wrote past the output";
+          EXPECT_EQ(moments.back(), kGuard) << "wrote past the moments";
+          EXPECT_EQ(scratch.back(), kGuard) << "wrote past the scratch";
+          got.pop_back();
+          moments.pop_back();
+          EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
+          EXPECT_EQ(std::memcmp(moments.data(), want_moments.data(), want_moments.size() * sizeof(float)), 0);
+        }
       }
     }
   });

@@ -513,14 +513,17 @@ TEST(Program, BatchNormFusionsAreBitIdentical) {
   ASSERT_TRUE(model.has_value());
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
-    std::vector<std::vector<float>> results[4];  // by fusion bits: 1 backward, 2 apply
-    for (int fused = 0; fused < 4; ++fused) {
+    std::vector<std::vector<float>> results[8];  // by fusion bits: 1 backward, 2 apply, 4 statistics
+    const int kFusions[] = {0, 1, 2, 3, 4, 7};
+    for (int fused : kFusions) {
       ProgramOptions po;
       po.batch = 8;
       po.input_grad = true;
       po.fuse_bn_backward = (fused & 1) != 0;
       po.fuse_bn_apply = (fused & 2) != 0;
       po.fuse_bn_apply_1x1_min_bytes = 0;
+      po.fuse_bn_stats = (fused & 4) != 0;
+      po.fuse_bn_stats_min_bytes = 0;
       auto prog = Program::create(*model, po, &pool);
       ASSERT_TRUE(prog.has_value()) << prog.status().to_string();
       Program& p = **prog;
@@ -539,6 +542,8 @@ TEST(Program, BatchNormFusionsAreBitIdentical) {
         const size_t in = p.input_elems_per_sample() * static_cast<size_t>(n);
         for (size_t i = 0; i < in; ++i) p.input()[i] = d(rng);
         p.forward(Mode::kTrain, n, 1);
+        // The statistics: every batch norm after a 1x1 conv (16 expand, 17 project, conv_last).
+        EXPECT_EQ(p.fused_bn_stats(), (fused & 4) != 0 ? 34 : 0);
         logits(n);
         float* dy = p.output_grad(0);
         for (size_t i = 0; i < p.output_elems_per_sample(0) * static_cast<size_t>(n); ++i) dy[i] = d(rng);
@@ -546,10 +551,11 @@ TEST(Program, BatchNormFusionsAreBitIdentical) {
         results[fused].emplace_back(p.input_grad(), p.input_grad() + in);
         for (Parameter& prm : p.parameters()) results[fused].emplace_back(prm.grad, prm.grad + prm.size);
         p.forward(Mode::kEval, n, 1);
+        EXPECT_EQ(p.fused_bn_stats(), 0);
         logits(n);
       }
     }
-    for (int fused = 1; fused < 4; ++fused) {
+    for (int fused : kFusions) {
       ASSERT_EQ(results[0].size(), results[fused].size());
       for (size_t t = 0; t < results[0].size(); ++t) {
         ASSERT_EQ(results[0][t].size(), results[fused][t].size());

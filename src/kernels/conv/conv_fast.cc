@@ -352,7 +352,8 @@ void direct_row(const DirectTask& t, size_t row, float* col, float* out_row) {
       float* c = out_row + static_cast<size_t>(ox) * cout + n0;
       const float* a0 = image + (static_cast<size_t>(ox) * p.stride_w - p.pad_left) * cin;
       if (ky_begin == ky_end) {  // every tap in the padding: bias only (as the zero im2col row)
-        uk.fn(rows, ncols, 0, a0, lda, w + nr, w, c, cout, t.min, t.max, kF32GemmInitBias | kF32GemmClamp, nullptr, 0);
+        uk.fn(rows, ncols, 0, a0, lda, w + nr, w, c, cout, t.min, t.max, kF32GemmInitBias | kF32GemmClamp, nullptr, 0,
+              nullptr);
         continue;
       }
       for (int ky = ky_begin; ky < ky_end; ++ky) {
@@ -360,7 +361,7 @@ void direct_row(const DirectTask& t, size_t row, float* col, float* out_row) {
         const float* a = a0 + static_cast<size_t>(iy0 + ky) * p.in_w * cin;
         // A block of kernel rows with taps in the padding contributes exact zeros: skipped.
         uk.fn(rows, ncols, row_k, a, lda, w + nr + static_cast<size_t>(ky) * row_k * nr, w, c, cout, t.min, t.max,
-              flags, nullptr, 0);
+              flags, nullptr, 0, nullptr);
       }
     }
   }
@@ -373,7 +374,7 @@ void direct_row(const DirectTask& t, size_t row, float* col, float* out_row) {
         const float* w = b.panel(panel);
         const size_t n0 = panel * nr;
         uk.fn(rows, std::min(nr, cout - n0), k, col, k, w + nr, w, out_row + static_cast<size_t>(ox) * cout + n0, cout,
-              t.min, t.max, kF32GemmInitBias | kF32GemmClamp, nullptr, 0);
+              t.min, t.max, kF32GemmInitBias | kF32GemmClamp, nullptr, 0, nullptr);
       }
     }
   };

@@ -255,3 +255,76 @@ void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const B
 }
 
 }  // namespace pcv::kernels
+
+namespace pcv::kernels {
+namespace {
+
+size_t align16(size_t floats) { return (floats + 15) / 16 * 16; }
+
+struct Moments1x1Task {
+  const F32Conv2dPacked* conv;
+  const float* input;
+  const BnFusedClamp* affine;
+  float* output;
+  float* moments;
+  const float* pivot;
+  float* scratch;  // affine: per slot, a chunk of the batch norm's output
+  float min, max;
+  size_t rows, chunk, slots;
+  bool stream;
+};
+
+// The chunk's GEMM input: the input rows themselves, or (affine) the batch norm's output
+// computed from them into buf.
+const float* chunk_input(const Moments1x1Task& t, size_t m0, size_t m, float* buf) {
+  const size_t k = static_cast<size_t>(t.conv->params.in_c);
+  if (t.affine == nullptr) return t.input + m0 * k;
+  f32_rows_scale_shift(m, k, t.input + m0 * k, t.affine->scale, t.affine->shift, t.affine->lo, t.affine->hi, buf);
+  return buf;
+}
+
+void run_moments_1x1_slot(void* ctx, size_t slot) {
+  const Moments1x1Task& t = *static_cast<const Moments1x1Task*>(ctx);
+  const size_t k = static_cast<size_t>(t.conv->params.in_c), c = static_cast<size_t>(t.conv->params.out_c);
+  float* buf = t.scratch + slot * align16(t.chunk * k);
+  const size_t S = kBnMomentsSlices;
+  const auto [s0, s1] = slot_range(S, slot, t.slots);
+  for (size_t s = s0; s < s1; ++s) {
+    float* m1 = t.moments + s * 2 * c;
+    std::fill(m1, m1 + 2 * c, 0.0f);
+    const F32GemmMoments mom{t.pivot, m1, m1 + c};
+    const size_t b = t.rows * s / S, e = t.rows * (s + 1) / S;
+    for (size_t m0 = b; m0 < e; m0 += t.chunk) {
+      const size_t m = std::min(t.chunk, e - m0);
+      f32_gemm_packed_chunk(m, chunk_input(t, m0, m, buf), k, t.conv->group_gemm[0], t.output + m0 * c, c, t.min,
+                            t.max, t.stream, &mom);
+    }
+  }
+}
+
+}  // namespace
+
+size_t f32_conv1x1_moments_scratch_bytes(const F32Conv2dPacked& conv, bool affine, int threads) {
+  const Conv2dParams& p = conv.params;
+  const size_t per_slot = affine ? align16(affine_1x1_rows(p) * static_cast<size_t>(p.in_c)) : 0;
+  return (align16(static_cast<size_t>(p.out_c)) + static_cast<size_t>(std::max(threads, 1)) * per_slot) *
+         sizeof(float);
+}
+
+void f32_conv1x1_moments(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp* affine, float act_min,
+                         float act_max, float* output, float* moments, float* scratch, ThreadPool* pool) {
+  const Conv2dParams& p = conv.params;
+  const size_t rows = static_cast<size_t>(p.batch) * static_cast<size_t>(p.in_h) * static_cast<size_t>(p.in_w);
+  if (rows == 0) return;
+  const size_t k = static_cast<size_t>(p.in_c), c = static_cast<size_t>(p.out_c);
+  float* pivot = scratch;
+  Moments1x1Task task{&conv,   input,   affine, output, moments, pivot, scratch + align16(c), act_min, act_max,
+                      rows,    affine_1x1_rows(p), conv_slots(pool, static_cast<size_t>(kBnMomentsSlices)),
+                      rows * c * sizeof(float) >= kStreamOutputBytes};
+  // The pivot, the output's first row, before any slice takes moments about it.
+  f32_gemm_packed_chunk(1, chunk_input(task, 0, 1, task.scratch), k, conv.group_gemm[0], pivot, c, act_min, act_max,
+                        /*stream=*/false);
+  run_conv_slots(pool, task.slots, &run_moments_1x1_slot, &task);
+}
+
+}  // namespace pcv::kernels

@@ -1,6 +1,7 @@
 // Convs that compute their input where they read it, so that it never goes to memory: a 1x1
 // conv's output (inference), or a train-mode batch norm's output (training; after the first
-// fusion below).
+// fusion below); and a 1x1 conv that takes the statistics of the batch norm after it as it
+// writes its output (training; the last function here).
 //
 // A 1x1 convolution followed by a depthwise convolution (MobileNetV2's expand + depthwise), run
 // band by band so that the expanded tensor never goes to memory:
@@ -81,5 +82,21 @@ void f32_affine_depthwise(const F32Conv2dPacked& depthwise, const float* input, 
 size_t f32_affine_conv1x1_scratch_bytes(const F32Conv2dPacked& conv, int threads);
 void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp& affine, float act_min,
                         float act_max, float* output, float* scratch, ThreadPool* pool);
+
+// A 1x1 conv (the kGemm1x1 path) whose output a train-mode batch norm reads next: writes the
+// output as f32_conv2d_fast does (as f32_affine_conv1x1 does with `affine`), and the batch
+// norm's statistics over it as its own pass takes them: the output rows cut into S =
+// kBnMomentsSlices slices [rows * s / S, rows * (s + 1) / S), each slice's
+// f32_column_shifted_moments about the output's first row, from zeros, into moments + s * 2 *
+// out_c (s1) and + out_c (s2). Each thread takes whole slices, a chunk of rows per GEMM, whose
+// microkernels add the rows to the sums from their registers as they store them
+// (kF32GemmMoments; streamed as f32_conv2d_fast streams an output of kStreamOutputBytes or
+// more), so that the batch norm makes no pass over the tensor. The same bits: the GEMM's sums
+// do not depend on which rows it is given, and each slice's moments get its rows in order.
+// scratch: f32_conv1x1_moments_scratch_bytes(conv, affine != nullptr, pool ? pool->threads() : 1).
+inline constexpr int kBnMomentsSlices = 8;  // the batch norm's (train/layers.h kReduceSlices)
+size_t f32_conv1x1_moments_scratch_bytes(const F32Conv2dPacked& conv, bool affine, int threads);
+void f32_conv1x1_moments(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp* affine, float act_min,
+                         float act_max, float* output, float* moments, float* scratch, ThreadPool* pool);
 
 }  // namespace pcv::kernels

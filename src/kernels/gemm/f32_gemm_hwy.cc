@@ -25,7 +25,7 @@ template <size_t MR, size_t NRV>
 void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a, size_t lda,
                    const float* HWY_RESTRICT w, const float* HWY_RESTRICT bias,
                    float* HWY_RESTRICT c, size_t ldc, float min, float max, uint32_t flags,
-                   const float* HWY_RESTRICT r, size_t ldr) {
+                   const float* HWY_RESTRICT r, size_t ldr, const F32GemmMoments* moments) {
   using D = hn::ScalableTag<float>;
   using V = hn::Vec<D>;
   const D d;
@@ -87,6 +87,30 @@ void F32GemmMinmax(size_t mr, size_t nr, size_t kc, const float* HWY_RESTRICT a,
     for (size_t i = 0; i < MR; ++i) {
       HWY_UNROLL(4)
       for (size_t j = 0; j < NRV; ++j) acc[i][j] = hn::Min(hn::Max(acc[i][j], vmin), vmax);
+    }
+  }
+
+  if (flags & kF32GemmMoments) {
+    HWY_UNROLL(4)
+    for (size_t j = 0; j < NRV; ++j) {
+      const size_t col = j * N;
+      if (col >= nr) continue;
+      const V p = LoadColumns(d, moments->pivot, col, nr);
+      V s1 = LoadColumns(d, moments->s1, col, nr), s2 = LoadColumns(d, moments->s2, col, nr);
+      HWY_UNROLL(16)
+      for (size_t i = 0; i < MR; ++i) {
+        if (i >= mr) continue;
+        const V t = hn::Sub(acc[i][j], p);
+        s1 = hn::Add(s1, t);
+        s2 = hn::MulAdd(t, t, s2);
+      }
+      if (col + N <= nr) {
+        hn::StoreU(s1, d, moments->s1 + col);
+        hn::StoreU(s2, d, moments->s2 + col);
+      } else {
+        StorePartial(s1, d, moments->s1 + col, nr - col);
+        StorePartial(s2, d, moments->s2 + col, nr - col);
+      }
     }
   }
 

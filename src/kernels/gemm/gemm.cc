@@ -152,6 +152,7 @@ struct GemmTask {
   size_t ldr;
   const F32GemmUkernel* uk;  // b->ukernel or b->short_rows
   bool stream;               // kF32GemmStreamC on the last K block
+  const F32GemmMoments* moments = nullptr;  // kF32GemmMoments on the last K block (one thread)
 };
 
 // Whether C (m, n) with row stride ldc is large enough, and its rows aligned, for
@@ -184,11 +185,14 @@ void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols
                           b.k * b.n * sizeof(float) >= (2u << 20);
     const uint32_t flags = (k0 == 0 ? kF32GemmInitBias : 0u) | (last ? kF32GemmClamp : 0u) |
                            (last && t.r != nullptr ? kF32GemmAddResidual : 0u) |
-                           (last && t.stream ? kF32GemmStreamC : 0u);
+                           (last && t.stream ? kF32GemmStreamC : 0u) |
+                           (last && t.moments != nullptr ? kF32GemmMoments : 0u);
     for (size_t n = n0; n < n0 + cols; n += nr) {
       const float* panel = b.panel(n / nr);
       const float* w = panel + nr + k0 * nr;
       const size_t ncols = std::min(nr, n0 + cols - n);
+      F32GemmMoments mom{};
+      if (t.moments != nullptr) mom = {t.moments->pivot + n, t.moments->s1 + n, t.moments->s2 + n};
       // The next panel's K block, fetched into L2 a share per row block, so the row blocks
       // after this panel find it there rather than stalling on L3 at its start: 1024^3 with
       // the 6x64 kernel, best of 60, 172 -> 182 GFLOP/s. Only where a panel block overflows L1
@@ -221,7 +225,7 @@ void gemm_tile(const GemmTask& t, size_t m0, size_t n0, size_t rows, size_t cols
           }
         }
         uk.fn(mrows, ncols, kc, t.a + m * t.lda + k0, t.lda, w, panel, t.c + m * t.ldc + n,
-              t.ldc, t.min, t.max, flags, t.r != nullptr ? t.r + m * t.ldr + n : nullptr, t.ldr);
+              t.ldc, t.min, t.max, flags, t.r != nullptr ? t.r + m * t.ldr + n : nullptr, t.ldr, &mom);
       }
     }
   }
@@ -255,7 +259,7 @@ void gemm_driver(GemmTask task, ThreadPool* pool) {
   const size_t m = task.m;
   const F32GemmPackedB& b = *task.b;
   const size_t threads = pool != nullptr && pool->multi_threaded() ? static_cast<size_t>(pool->threads()) : 1;
-  if (m == 1 && b.gemv != nullptr && task.r == nullptr && !task.stream) {
+  if (m == 1 && b.gemv != nullptr && task.r == nullptr && !task.stream && task.moments == nullptr) {
     GemvTask g{&task, std::min(threads, b.panels())};
     if (g.parts <= 1) {
       gemv_part(&g, 0);
@@ -310,10 +314,10 @@ void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB&
 }
 
 void f32_gemm_packed_chunk(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c, size_t ldc,
-                           float min, float max, bool stream) {
+                           float min, float max, bool stream, const F32GemmMoments* moments) {
   if (m == 0) return;
   stream = stream && reinterpret_cast<uintptr_t>(c) % 64 == 0 && ldc * sizeof(float) % 64 == 0;
-  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0, nullptr, stream}, nullptr);
+  gemm_driver(GemmTask{a, lda, &b, c, ldc, m, min, max, nullptr, 0, nullptr, stream, moments}, nullptr);
 }
 
 void f32_gemm_packed_add(size_t m, const float* a, size_t lda, const F32GemmPackedB& b,

@@ -56,10 +56,20 @@ inline constexpr uint32_t kF32GemmAddResidual = 4;
 //        kF32GemmStreamC stores full tiles (nr == NR) with non-temporal stores (the caller
 //        guarantees every row c + i * ldc vector-aligned and fences after its last tile).
 inline constexpr uint32_t kF32GemmStreamC = 8;
+//        kF32GemmMoments (the last K block): each stored row i < mr, in row order, adds
+//        t = C[i][j] - pivot[j] to s1[j] and t * t to s2[j] (MulAdd) for j < nr: a batch
+//        norm's one-pass statistics (f32_column_shifted_moments's operations) taken from the
+//        registers, the pointers at the tile's first column.
+inline constexpr uint32_t kF32GemmMoments = 16;
+struct F32GemmMoments {
+  const float* pivot;
+  float* s1;
+  float* s2;
+};
 using F32GemmUkernelFn = void (*)(size_t mr, size_t nr, size_t kc, const float* a, size_t lda,
                                   const float* w, const float* bias, float* c, size_t ldc,
                                   float min, float max, uint32_t flags, const float* r,
-                                  size_t ldr);
+                                  size_t ldr, const F32GemmMoments* moments);
 struct F32GemmUkernel {
   const char* name = nullptr;  // "f32_gemm_minmax_8x32__hwy"
   size_t mr = 0, nr = 0;
@@ -130,9 +140,11 @@ void f32_gemm_packed(size_t m, const float* a, size_t lda, const F32GemmPackedB&
 // f32_gemm_packed on the caller's thread for a chunk of rows of a larger C that the caller
 // writes a chunk at a time: `stream` (the whole C is past kStreamOutputBytes) writes it with
 // non-temporal stores where its rows are 64-byte aligned, as f32_gemm_packed would the whole
-// (the same values; fenced before return).
+// (the same values; fenced before return). moments (optional, N floats each): also adds the
+// chunk's rows, in order, to a batch norm's one-pass statistics about `pivot` (kF32GemmMoments),
+// as f32_column_shifted_moments over the written rows would: the same floats.
 void f32_gemm_packed_chunk(size_t m, const float* a, size_t lda, const F32GemmPackedB& b, float* c, size_t ldc,
-                           float min, float max, bool stream);
+                           float min, float max, bool stream, const F32GemmMoments* moments = nullptr);
 // C = clamp((A * B + bias) + R, min, max), R (M, N) with row stride ldr: a GEMM and an ADD of
 // a same-shape tensor (a residual connection) in one pass, with the rounding of the two ops
 // run one after the other. R may not alias C.

@@ -47,7 +47,7 @@ void acc_tile(const PanelSource& b, const float* a, size_t lda, float* c, size_t
       for (size_t m = m0; m < m0 + rows; m += mr) {
         const size_t mrows = std::min(mr, m0 + rows - m);
         b.uk.fn(mrows, ncols, kc, a + m * lda + k0, lda, w, kZeroBias, c + m * ldc + n, ldc, -kInf,
-                kInf, flags, nullptr, 0);
+                kInf, flags, nullptr, 0, nullptr);
       }
     }
   }
