@@ -631,9 +631,11 @@ Status Program::Impl::build() {
       states[i].bn_sum_dyx.resize(states[i].bn_mean.size());
     }
   }
-  // 1x1 convs whose output a batch norm reads: the conv takes the batch norm's statistics as it
-  // writes its output, a chunk of rows at a time while they are in cache, so that the batch
-  // norm's forward makes no pass over the tensor for them (see kernels::f32_conv1x1_moments).
+  // 1x1 and depthwise convs whose output a batch norm reads: the conv takes the batch norm's
+  // statistics as it writes its output, so that the batch norm's forward makes no pass over the
+  // tensor for them (kernels::f32_conv1x1_moments: from the GEMM's registers;
+  // f32_affine_depthwise_moments: each output row while it is in cache, where the conv computes
+  // its input from a batch norm's and the batch is a multiple of 8).
   if (opt.fast_kernels && opt.fuse_bn_stats) {
     static_assert(kernels::kBnMomentsSlices == kReduceSlices, "the conv must cut the rows as the batch norm does");
     for (size_t i = 0; i < graph.nodes.size(); ++i) {
@@ -642,10 +644,10 @@ Status Program::Impl::build() {
       const int prod = graph.producer(v);
       if (prod < 0 || !slots[v].batched || slots[v].alias_of != ir::kNoValue) continue;
       NodeState& ps = states[static_cast<size_t>(prod)];
-      if (graph.nodes[static_cast<size_t>(prod)].op != OpType::kConv2d || !ps.conv_bwd.direct_1x1 ||
-          ps.conv.groups != 1) {
-        continue;
-      }
+      const kernels::Conv2dParams& cp = ps.conv;
+      const bool pointwise = ps.conv_bwd.direct_1x1 && cp.groups == 1;
+      const bool depthwise = cp.groups == cp.in_c && cp.out_c == cp.in_c && cp.groups > 1;
+      if (graph.nodes[static_cast<size_t>(prod)].op != OpType::kConv2d || (!pointwise && !depthwise)) continue;
       ps.bn_stats_into = static_cast<int>(i);
     }
   }
@@ -695,18 +697,28 @@ void Program::Impl::forward_node(size_t i, Mode mode, uint64_t step) {
       }
       ThreadPool* cpool = conv_pool(pool, p);
       const int threads = cpool != nullptr ? cpool->threads() : 1;
-      if (mode == Mode::kTrain && st.bn_stats_into >= 0 &&
-          st.conv_packed.path == kernels::F32Conv2dPacked::Path::kGemm1x1 &&
-          n_out * sizeof(float) >= opt.fuse_bn_stats_min_bytes) {
-        NodeState& bs = states[static_cast<size_t>(st.bn_stats_into)];
+      // The statistics of the batch norm that reads the output (bn_stats_into), as it is written.
+      if (mode == Mode::kTrain && st.bn_stats_into >= 0 && n_out * sizeof(float) >= opt.fuse_bn_stats_min_bytes) {
         const kernels::BnFusedClamp* bn = bn_input(st);
-        const size_t bytes = kernels::f32_conv1x1_moments_scratch_bytes(st.conv_packed, bn != nullptr, threads);
-        float* scratch_ptr = scratch_floats(bytes / sizeof(float) + 16);
-        bs.bn_moments.resize(static_cast<size_t>(kReduceSlices) * 2 * static_cast<size_t>(p.out_c));
-        kernels::f32_conv1x1_moments(st.conv_packed, bn != nullptr ? bn_input_x(st) : x, bn, st.act_lo, st.act_hi, y,
-                                     bs.bn_moments.data(), scratch_ptr, cpool);
-        bs.bn_moments_ready = true;
-        break;
+        const bool dw = st.conv_packed.path == kernels::F32Conv2dPacked::Path::kDepthwise && bn != nullptr &&
+                        n % kReduceSlices == 0;
+        if (dw || st.conv_packed.path == kernels::F32Conv2dPacked::Path::kGemm1x1) {
+          NodeState& bs = states[static_cast<size_t>(st.bn_stats_into)];
+          bs.bn_moments.resize(static_cast<size_t>(kReduceSlices) * 2 * static_cast<size_t>(p.out_c));
+          const size_t bytes =
+              dw ? kernels::f32_affine_depthwise_moments_scratch_bytes(st.conv_packed, threads)
+                 : kernels::f32_conv1x1_moments_scratch_bytes(st.conv_packed, bn != nullptr, threads);
+          float* scratch_ptr = scratch_floats(bytes / sizeof(float) + 16);
+          if (dw) {
+            kernels::f32_affine_depthwise_moments(st.conv_packed, bn_input_x(st), *bn, st.act_lo, st.act_hi, y,
+                                                  bs.bn_moments.data(), scratch_ptr, cpool);
+          } else {
+            kernels::f32_conv1x1_moments(st.conv_packed, bn != nullptr ? bn_input_x(st) : x, bn, st.act_lo,
+                                         st.act_hi, y, bs.bn_moments.data(), scratch_ptr, cpool);
+          }
+          bs.bn_moments_ready = true;
+          break;
+        }
       }
       if (const kernels::BnFusedClamp* bn = bn_input(st)) {
         const bool dw = st.conv_packed.path == kernels::F32Conv2dPacked::Path::kDepthwise;  // else kGemm1x1

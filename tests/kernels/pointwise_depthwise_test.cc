@@ -157,7 +157,10 @@ TEST(PointwiseDepthwise, RefusesWhatItCannotRun) {
 // f32_affine_depthwise: a batch norm's output (scale, shift, clamp per channel) computed band
 // by band for the depthwise conv, against f32_rows_scale_shift over the batch and then
 // f32_conv2d_fast: bit-identical. Images 300 pixels wide make several bands of the 384 KB
-// buffer (rows shared between bands move to its start), small ones a single band.
+// buffer (rows shared between bands move to its start), small ones a single band. And
+// f32_affine_depthwise_moments: the same output, and the batch norm's statistics partials
+// equal to f32_column_shifted_moments over each of the output's 8 slices about its first pixel
+// (taken row by row where the batch is a multiple of 8, in a pass after otherwise).
 void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2) {
   const Conv2dParams dp = depthwise_params(t);
   const size_t in_n = static_cast<size_t>(t.batch) * t.h * t.w * t.c;
@@ -175,6 +178,13 @@ void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2) {
   const size_t out_n = static_cast<size_t>(t.batch) * dp.out_h * dp.out_w * t.c;
   std::vector<float> want(out_n);
   f32_conv2d_fast(dw, mid.data(), t.dw_min, t.dw_max, want.data(), nullptr, nullptr);
+  const size_t c = static_cast<size_t>(t.c), rows = out_n / c, S = kBnMomentsSlices;
+  std::vector<float> want_moments(S * 2 * c, 0.f);
+  for (size_t s = 0; s < S; ++s) {
+    const size_t r0 = rows * s / S, r1 = rows * (s + 1) / S;
+    f32_column_shifted_moments(r1 - r0, c, want.data() + r0 * c, want.data(), want_moments.data() + s * 2 * c,
+                               want_moments.data() + s * 2 * c + c);
+  }
 
   for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2}) {
     const int threads = pool != nullptr ? pool->threads() : 1;
@@ -188,6 +198,18 @@ void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2) {
     EXPECT_EQ(bad, 0u) << "batch " << t.batch << " " << t.h << "x" << t.w << "x" << t.c << " k" << t.k << " s"
                        << t.stride << " d" << t.dilation << " pad " << t.pad_top << "," << t.pad_left << ","
                        << t.pad_bottom << "," << t.pad_right << " threads " << threads;
+
+    std::vector<float> mscratch(f32_affine_depthwise_moments_scratch_bytes(dw, threads) / sizeof(float) + 1, kGuard);
+    std::vector<float> mgot(out_n + 1, kGuard), moments(S * 2 * c + 1, kGuard);
+    f32_affine_depthwise_moments(dw, x.data(), affine, t.dw_min, t.dw_max, mgot.data(), moments.data(),
+                                 mscratch.data(), pool);
+    EXPECT_EQ(mgot.back(), kGuard) << "moments: wrote past the output";
+    EXPECT_EQ(moments.back(), kGuard) << "moments: wrote past the moments";
+    EXPECT_EQ(mscratch.back(), kGuard) << "moments: wrote past the scratch";
+    EXPECT_EQ(mismatches(mgot.data(), want.data(), out_n), 0u) << "moments: output, batch " << t.batch;
+    EXPECT_EQ(mismatches(moments.data(), want_moments.data(), S * 2 * c), 0u)
+        << "moments, batch " << t.batch << " " << t.h << "x" << t.w << "x" << t.c << " s" << t.stride << " threads "
+        << threads;
   }
 }
 
@@ -204,6 +226,9 @@ TEST(AffineDepthwise, BitIdenticalToTheBatchNormOutputThenTheConv) {
         // One band; a 5x5 kernel; dilation.
         check_affine({3, 11, 9, 0, c, 5, stride, 1, 2, 2, 2, 2, 0.f, 6.f, 0.f, 6.f}, seed++, &pool2);
         check_affine({1, 9, 7, 0, c, 3, stride, 2, 2, 2, 2, 2, 0.f, 1.f, -1.f, 1.f}, seed++, &pool2);
+        // Batches of whole-image slices (the moments row by row): several bands, one band.
+        check_affine({8, 21, 300, 0, c, 3, stride, 1, 1, 1, 1, 1, 0.f, 6.f, -kInf, kInf}, seed++, &pool2);
+        check_affine({16, 7, 9, 0, c, 3, stride, 1, 1, 1, 1, 1, -kInf, kInf, 0.f, 6.f}, seed++, &pool2);
       }
     }
   });

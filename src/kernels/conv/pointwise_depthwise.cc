@@ -42,10 +42,14 @@ int band_rows_for(const Conv2dParams& b, size_t bytes) {
 // Rows a band shares with the one before are moved to the buffer's start, not produced again.
 // source (may be nullptr): what produce() reads, (batch * H) rows of the depthwise input's
 // size; while a band computes, the rows after it (the next band's) are prefetched, a share per
-// output row.
-template <class Produce>
+// output row. row_done(n, out) after each output row (out: its out_w x out_c floats, in cache).
+struct NoRowHook {
+  void operator()(int, const float*) const {}
+};
+template <class Produce, class RowDone = NoRowHook>
 void depthwise_bands(const F32Conv2dPacked& depthwise, int band_rows, float* buf, size_t begin, size_t end,
-                     float* output, float dw_min, float dw_max, const float* source, const Produce& produce) {
+                     float* output, float dw_min, float dw_max, const float* source, const Produce& produce,
+                     const RowDone& row_done = RowDone()) {
   const Conv2dParams& dw = depthwise.params;
   const size_t row_floats = static_cast<size_t>(dw.in_w) * static_cast<size_t>(dw.in_c);
   int image = -1, have_lo = 0, have_hi = 0;  // buf holds rows [have_lo, have_hi) of `image`
@@ -81,6 +85,7 @@ void depthwise_bands(const F32Conv2dPacked& depthwise, int band_rows, float* buf
       a.prefetch = next + share0;
       a.prefetch_bytes = share1 - share0;
       depthwise.dw_row(a);
+      row_done(n, out);
     }
     row += static_cast<size_t>(oy1 - oy0);
   }
@@ -124,23 +129,53 @@ struct AffineTask {
   float* scratch;
   float dw_min, dw_max;
   size_t slots;
+  // f32_affine_depthwise_moments: the slices' partials and the pivot; slots take whole slices.
+  float* moments = nullptr;
+  const float* pivot = nullptr;
 };
+
+// Output rows [begin, end) (of batch * out_h) with the slot's buffer; row_done after each.
+template <class RowDone = NoRowHook>
+void affine_rows(const AffineTask& t, float* buf, size_t begin, size_t end, const RowDone& row_done = RowDone()) {
+  const Conv2dParams& dw = t.depthwise->params;
+  const size_t c = static_cast<size_t>(dw.in_c);
+  const size_t row_floats = static_cast<size_t>(dw.in_w) * c;
+  depthwise_bands(
+      *t.depthwise, t.band_rows, buf, begin, end, t.output, t.dw_min, t.dw_max, t.input,
+      [&](int n, int lo, int hi, float* dst) {
+        const float* x = t.input + (static_cast<size_t>(n) * dw.in_h + static_cast<size_t>(lo)) * row_floats;
+        f32_rows_scale_shift(static_cast<size_t>(hi - lo) * static_cast<size_t>(dw.in_w), c, x, t.affine.scale,
+                             t.affine.shift, t.affine.lo, t.affine.hi, dst);
+      },
+      row_done);
+}
+
+float* affine_slot_buffer(const AffineTask& t, size_t slot) {
+  const Conv2dParams& dw = t.depthwise->params;
+  const size_t row_floats = static_cast<size_t>(dw.in_w) * static_cast<size_t>(dw.in_c);
+  return t.scratch + slot * static_cast<size_t>(band_buffer_rows(dw, t.band_rows)) * row_floats;
+}
 
 void run_affine_slot(void* ctx, size_t slot) {
   const AffineTask& t = *static_cast<const AffineTask*>(ctx);
   const Conv2dParams& dw = t.depthwise->params;
-  const size_t c = static_cast<size_t>(dw.in_c);
-  const size_t row_floats = static_cast<size_t>(dw.in_w) * c;
-  float* buf = t.scratch + slot * static_cast<size_t>(band_buffer_rows(dw, t.band_rows)) * row_floats;
-  const size_t rows = static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h);
-  const auto [begin, end] = slot_range(rows, slot, t.slots);
-  depthwise_bands(*t.depthwise, t.band_rows, buf, begin, end, t.output, t.dw_min, t.dw_max, t.input,
-                  [&](int n, int lo, int hi, float* dst) {
-                    const float* x =
-                        t.input + (static_cast<size_t>(n) * dw.in_h + static_cast<size_t>(lo)) * row_floats;
-                    f32_rows_scale_shift(static_cast<size_t>(hi - lo) * static_cast<size_t>(dw.in_w), c, x,
-                                         t.affine.scale, t.affine.shift, t.affine.lo, t.affine.hi, dst);
-                  });
+  const auto [begin, end] = slot_range(static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h), slot, t.slots);
+  affine_rows(t, affine_slot_buffer(t, slot), begin, end);
+}
+
+// Whole slices of images, each output row's pixels added to its slice's moments in order.
+void run_affine_moments_slot(void* ctx, size_t slot) {
+  const AffineTask& t = *static_cast<const AffineTask*>(ctx);
+  const Conv2dParams& dw = t.depthwise->params;
+  const size_t c = static_cast<size_t>(dw.out_c), S = kBnMomentsSlices;
+  const size_t images = static_cast<size_t>(dw.batch) / S;  // per slice
+  const auto [s0, s1] = slot_range(S, slot, t.slots);
+  std::fill(t.moments + s0 * 2 * c, t.moments + s1 * 2 * c, 0.0f);
+  const size_t oh = static_cast<size_t>(dw.out_h), ow = static_cast<size_t>(dw.out_w);
+  affine_rows(t, affine_slot_buffer(t, slot), s0 * images * oh, s1 * images * oh, [&](int n, const float* out) {
+    float* m = t.moments + static_cast<size_t>(n) / images * 2 * c;
+    f32_column_shifted_moments(ow, c, out, t.pivot, m, m + c);
+  });
 }
 
 // Rows per chunk of f32_affine_conv1x1: the chunk's K floats per row near 256 KB.
@@ -303,6 +338,38 @@ void run_moments_1x1_slot(void* ctx, size_t slot) {
 }
 
 }  // namespace
+
+size_t f32_affine_depthwise_moments_scratch_bytes(const F32Conv2dPacked& depthwise, int threads) {
+  return align16(static_cast<size_t>(depthwise.params.out_c)) * sizeof(float) +
+         f32_affine_depthwise_scratch_bytes(depthwise, threads);
+}
+
+void f32_affine_depthwise_moments(const F32Conv2dPacked& depthwise, const float* input, const BnFusedClamp& affine,
+                                  float dw_min, float dw_max, float* output, float* moments, float* scratch,
+                                  ThreadPool* pool) {
+  const Conv2dParams& dw = depthwise.params;
+  if (dw.batch == 0) return;
+  const size_t c = static_cast<size_t>(dw.out_c);
+  const size_t S = kBnMomentsSlices;
+  if (static_cast<size_t>(dw.batch) % S != 0) {  // slices within images: the output, then the row pass
+    f32_affine_depthwise(depthwise, input, affine, dw_min, dw_max, output, scratch, pool);
+    const size_t rows = static_cast<size_t>(dw.batch) * static_cast<size_t>(dw.out_h) * static_cast<size_t>(dw.out_w);
+    std::fill(moments, moments + S * 2 * c, 0.0f);
+    for (size_t s = 0; s < S; ++s) {
+      const size_t b = rows * s / S, e = rows * (s + 1) / S;
+      f32_column_shifted_moments(e - b, c, output + b * c, output, moments + s * 2 * c, moments + s * 2 * c + c);
+    }
+    return;
+  }
+  float* pivot = scratch;
+  AffineTask task{&depthwise, band_rows_for(dw, kPointwiseDepthwiseBufferBytes), input, affine, output,
+                  scratch + align16(c), dw_min, dw_max, conv_slots(pool, static_cast<size_t>(kBnMomentsSlices)),
+                  moments, pivot};
+  // The pivot, the output's first pixel, before any slice takes moments about it.
+  affine_rows(task, affine_slot_buffer(task, 0), 0, 1);
+  std::copy(output, output + c, pivot);
+  run_conv_slots(pool, task.slots, &run_affine_moments_slot, &task);
+}
 
 size_t f32_conv1x1_moments_scratch_bytes(const F32Conv2dPacked& conv, bool affine, int threads) {
   const Conv2dParams& p = conv.params;

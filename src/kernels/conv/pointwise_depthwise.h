@@ -95,6 +95,16 @@ void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const B
 // do not depend on which rows it is given, and each slice's moments get its rows in order.
 // scratch: f32_conv1x1_moments_scratch_bytes(conv, affine != nullptr, pool ? pool->threads() : 1).
 inline constexpr int kBnMomentsSlices = 8;  // the batch norm's (train/layers.h kReduceSlices)
+// f32_affine_depthwise with the statistics of a batch norm that reads its output, as
+// f32_conv1x1_moments gives them (the same layout, the same bits): each output row's pixels
+// added to its slice's moments as the row is computed, while it is in cache, where the batch is
+// a multiple of kBnMomentsSlices (the slices are then whole images, each thread takes whole
+// slices); other batches get the output, then the moments in a pass over it. scratch:
+// f32_affine_depthwise_moments_scratch_bytes(depthwise, threads) bytes.
+size_t f32_affine_depthwise_moments_scratch_bytes(const F32Conv2dPacked& depthwise, int threads);
+void f32_affine_depthwise_moments(const F32Conv2dPacked& depthwise, const float* input, const BnFusedClamp& affine,
+                                  float dw_min, float dw_max, float* output, float* moments, float* scratch,
+                                  ThreadPool* pool);
 size_t f32_conv1x1_moments_scratch_bytes(const F32Conv2dPacked& conv, bool affine, int threads);
 void f32_conv1x1_moments(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp* affine, float act_min,
                          float act_max, float* output, float* moments, float* scratch, ThreadPool* pool);
