@@ -134,10 +134,11 @@ struct NodeState {
   bool bn_sums_ready = false;
   // conv2d: the batch norm node whose output this conv computes, or -1.
   int bn_apply_from = -1;
-  // conv2d (1x1): the batch norm node that reads its output (ProgramOptions::fuse_bn_stats), or
-  // -1. In a train-mode forward the conv takes that batch norm's statistics partials as it writes
-  // the output (kernels::f32_conv1x1_moments) into the batch norm's bn_moments and sets
-  // bn_moments_ready, which the batch norm's forward then uses instead of its own pass.
+  // conv2d (1x1 or depthwise): the batch norm node that reads its output
+  // (ProgramOptions::fuse_bn_stats), or -1. In a train-mode forward the conv takes that batch
+  // norm's statistics partials as it writes the output (kernels::f32_conv1x1_moments,
+  // f32_affine_depthwise_moments) into the batch norm's bn_moments and sets bn_moments_ready,
+  // which the batch norm's forward then uses instead of its own pass.
   int bn_stats_into = -1;
   std::vector<float> bn_moments;
   bool bn_moments_ready = false;

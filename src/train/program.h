@@ -66,8 +66,9 @@ struct ProgramOptions {
   // A 1x1 conv whose output a batch norm reads takes that batch norm's statistics as it writes
   // the output, in train mode, where the output has this many bytes or more at the active batch
   // (smaller ones stay in cache for the batch norm's pass; 0: every one, tests); so does a
-  // depthwise conv that computes its input from a batch norm's (fuse_bn_apply) at batches that
-  // are multiples of 8. Same bits; false: the batch norm makes its own pass.
+  // depthwise conv that computes its input from a batch norm's (fuse_bn_apply), with the same
+  // size threshold, at batches that are multiples of 8. Same bits; false: the batch norm makes
+  // its own pass.
   bool fuse_bn_stats = true;
   size_t fuse_bn_stats_min_bytes = kernels::kStreamOutputBytes;
 };

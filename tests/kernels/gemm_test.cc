@@ -435,8 +435,8 @@ TEST(GemmF32MinmaxHwy, StreamedOutputEqualsPlain) {
 // kF32GemmMoments: the chunk's rows added to a batch norm's one-pass statistics from the
 // microkernels' registers give the same bits as f32_column_shifted_moments over the stored
 // rows, continuing sums already there; every microkernel family, row tails (m not a multiple
-// of any tile height, 1 row), column tails and partial panels, a clamp, two K blocks, on every
-// target.
+// of any tile height, 1 row), column tails and partial panels, a clamp, two K blocks, plain and
+// streamed stores, on every target.
 TEST(GemmF32MinmaxHwy, MomentsEqualTheRowPassEveryTarget) {
   std::mt19937 rng(9);
   for_each_target([&](const F32GemmUkernels&) {
@@ -450,14 +450,23 @@ TEST(GemmF32MinmaxHwy, MomentsEqualTheRowPassEveryTarget) {
             ASSERT_TRUE(packed.has_value());
             const float lo = k == 7 ? -0.5f : -kInf, hi = k == 7 ? 0.5f : kInf;
             const std::vector<float> pivot = random_vec(n, rng), s0 = random_vec(2 * n, rng);
-            std::vector<float> c(m * n), want = s0, got = s0;
+            std::vector<float> c(m * n), want = s0, got;
             f32_gemm_packed(m, a.data(), k, *packed, c.data(), n, lo, hi, nullptr);
             f32_column_shifted_moments(m, n, c.data(), pivot.data(), want.data(), want.data() + n);
-            std::vector<float> c2(m * n);
-            const F32GemmMoments mom{pivot.data(), got.data(), got.data() + n};
-            f32_gemm_packed_chunk(m, a.data(), k, *packed, c2.data(), n, lo, hi, /*stream=*/false, &mom);
-            EXPECT_EQ(c2, c) << packed->ukernel.name;
-            EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << packed->ukernel.name;
+            // Plain stores, and streamed ones (C's rows 64-byte aligned: ldc a multiple of 16).
+            for (bool stream : {false, true}) {
+              const size_t ldc = stream ? (n + 15) / 16 * 16 : n;
+              AlignedBuffer buf(m * ldc * sizeof(float));
+              float* c2 = reinterpret_cast<float*>(buf.data());
+              got = s0;
+              const F32GemmMoments mom{pivot.data(), got.data(), got.data() + n};
+              f32_gemm_packed_chunk(m, a.data(), k, *packed, c2, ldc, lo, hi, stream, &mom);
+              size_t bad = 0;
+              for (size_t i = 0; i < m; ++i) bad += std::memcmp(c2 + i * ldc, c.data() + i * n, n * sizeof(float)) != 0;
+              EXPECT_EQ(bad, 0u) << packed->ukernel.name << (stream ? " streamed" : "");
+              EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
+                  << packed->ukernel.name << (stream ? " streamed" : "");
+            }
           }
         }
       }

@@ -161,7 +161,7 @@ TEST(PointwiseDepthwise, RefusesWhatItCannotRun) {
 // f32_affine_depthwise_moments: the same output, and the batch norm's statistics partials
 // equal to f32_column_shifted_moments over each of the output's 8 slices about its first pixel
 // (taken row by row where the batch is a multiple of 8, in a pass after otherwise).
-void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2) {
+void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2, ThreadPool* pool3 = nullptr) {
   const Conv2dParams dp = depthwise_params(t);
   const size_t in_n = static_cast<size_t>(t.batch) * t.h * t.w * t.c;
   const std::vector<float> x = random_f32(in_n, seed, -3.f, 9.f);
@@ -186,7 +186,9 @@ void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2) {
                                want_moments.data() + s * 2 * c + c);
   }
 
-  for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2}) {
+  std::vector<ThreadPool*> pools{nullptr, pool2};
+  if (pool3 != nullptr) pools.push_back(pool3);
+  for (ThreadPool* pool : pools) {
     const int threads = pool != nullptr ? pool->threads() : 1;
     const float kGuard = 4242.0f;
     std::vector<float> scratch(f32_affine_depthwise_scratch_bytes(dw, threads) / sizeof(float) + 1, kGuard);
@@ -214,7 +216,7 @@ void check_affine(const Case& t, uint32_t seed, ThreadPool* pool2) {
 }
 
 TEST(AffineDepthwise, BitIdenticalToTheBatchNormOutputThenTheConv) {
-  ThreadPool pool2(2);
+  ThreadPool pool2(2), pool3(3);
   for_each_hwy_target([&](const char* isa) {
     SCOPED_TRACE(std::string("isa ") + isa);
     uint32_t seed = 1;
@@ -226,9 +228,10 @@ TEST(AffineDepthwise, BitIdenticalToTheBatchNormOutputThenTheConv) {
         // One band; a 5x5 kernel; dilation.
         check_affine({3, 11, 9, 0, c, 5, stride, 1, 2, 2, 2, 2, 0.f, 6.f, 0.f, 6.f}, seed++, &pool2);
         check_affine({1, 9, 7, 0, c, 3, stride, 2, 2, 2, 2, 2, 0.f, 1.f, -1.f, 1.f}, seed++, &pool2);
-        // Batches of whole-image slices (the moments row by row): several bands, one band.
-        check_affine({8, 21, 300, 0, c, 3, stride, 1, 1, 1, 1, 1, 0.f, 6.f, -kInf, kInf}, seed++, &pool2);
-        check_affine({16, 7, 9, 0, c, 3, stride, 1, 1, 1, 1, 1, -kInf, kInf, 0.f, 6.f}, seed++, &pool2);
+        // Batches of whole-image slices (the moments row by row): several bands, one band; 3
+        // threads take 3, 3 and 2 slices.
+        check_affine({8, 21, 300, 0, c, 3, stride, 1, 1, 1, 1, 1, 0.f, 6.f, -kInf, kInf}, seed++, &pool2, &pool3);
+        check_affine({16, 7, 9, 0, c, 3, stride, 1, 1, 1, 1, 1, -kInf, kInf, 0.f, 6.f}, seed++, &pool2, &pool3);
       }
     }
   });
@@ -289,7 +292,7 @@ TEST(AffineConv1x1, BitIdenticalToTheBatchNormOutputThenTheConv) {
 // and whole vectors; several chunks per slice (in_c 300: 218-row chunks, 384-row slices), and
 // fewer rows than slices (empty slices stay zero).
 TEST(Conv1x1Moments, BitIdenticalToTheConvThenTheBatchNormsMoments) {
-  ThreadPool pool2(2);
+  ThreadPool pool2(2), pool3(3);  // 3 threads: 3, 3 and 2 slices
   for_each_hwy_target([&](const char* isa) {
     SCOPED_TRACE(std::string("isa ") + isa);
     uint32_t seed = 7;
@@ -318,7 +321,7 @@ TEST(Conv1x1Moments, BitIdenticalToTheConvThenTheBatchNormsMoments) {
                                      want_moments.data() + s * 2 * c + c);
         }
         const BnFusedClamp affine{scale.data(), shift.data(), t.pw_min, t.pw_max};
-        for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2}) {
+        for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool2, &pool3}) {
           const int threads = pool != nullptr ? pool->threads() : 1;
           SCOPED_TRACE(std::to_string(t.in_c) + " -> " + std::to_string(t.c) + (with_affine ? " affine" : "") +
                        " threads " + std::to_string(threads));

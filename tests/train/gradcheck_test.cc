@@ -514,7 +514,7 @@ TEST(Program, BatchNormFusionsAreBitIdentical) {
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
     std::vector<std::vector<float>> results[8];  // by fusion bits: 1 backward, 2 apply, 4 statistics
-    const int kFusions[] = {0, 1, 2, 3, 4, 6, 7};
+    const int kFusions[] = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int fused : kFusions) {
       ProgramOptions po;
       po.batch = 8;

@@ -339,6 +339,15 @@ void run_moments_1x1_slot(void* ctx, size_t slot) {
 
 }  // namespace
 
+namespace {
+// Slots of f32_conv1x1_moments and f32_affine_depthwise_moments: one per thread up to the
+// slices' count (each takes whole slices).
+size_t moments_slots(const ThreadPool* pool) {
+  if (pool == nullptr || !pool->multi_threaded()) return 1;
+  return std::min(static_cast<size_t>(pool->threads()), static_cast<size_t>(kBnMomentsSlices));
+}
+}  // namespace
+
 size_t f32_affine_depthwise_moments_scratch_bytes(const F32Conv2dPacked& depthwise, int threads) {
   return align16(static_cast<size_t>(depthwise.params.out_c)) * sizeof(float) +
          f32_affine_depthwise_scratch_bytes(depthwise, threads);
@@ -363,7 +372,7 @@ void f32_affine_depthwise_moments(const F32Conv2dPacked& depthwise, const float*
   }
   float* pivot = scratch;
   AffineTask task{&depthwise, band_rows_for(dw, kPointwiseDepthwiseBufferBytes), input, affine, output,
-                  scratch + align16(c), dw_min, dw_max, conv_slots(pool, static_cast<size_t>(kBnMomentsSlices)),
+                  scratch + align16(c), dw_min, dw_max, moments_slots(pool),
                   moments, pivot};
   // The pivot, the output's first pixel, before any slice takes moments about it.
   affine_rows(task, affine_slot_buffer(task, 0), 0, 1);
@@ -386,7 +395,7 @@ void f32_conv1x1_moments(const F32Conv2dPacked& conv, const float* input, const 
   const size_t k = static_cast<size_t>(p.in_c), c = static_cast<size_t>(p.out_c);
   float* pivot = scratch;
   Moments1x1Task task{&conv,   input,   affine, output, moments, pivot, scratch + align16(c), act_min, act_max,
-                      rows,    affine_1x1_rows(p), conv_slots(pool, static_cast<size_t>(kBnMomentsSlices)),
+                      rows,    affine_1x1_rows(p), moments_slots(pool),
                       rows * c * sizeof(float) >= kStreamOutputBytes};
   // The pivot, the output's first row, before any slice takes moments about it.
   f32_gemm_packed_chunk(1, chunk_input(task, 0, 1, task.scratch), k, conv.group_gemm[0], pivot, c, act_min, act_max,

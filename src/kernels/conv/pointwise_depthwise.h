@@ -1,7 +1,7 @@
 // Convs that compute their input where they read it, so that it never goes to memory: a 1x1
 // conv's output (inference), or a train-mode batch norm's output (training; after the first
-// fusion below); and a 1x1 conv that takes the statistics of the batch norm after it as it
-// writes its output (training; the last function here).
+// fusion below); and 1x1 and depthwise convs that take the statistics of the batch norm after
+// them as they write their output (training; the last functions here).
 //
 // A 1x1 convolution followed by a depthwise convolution (MobileNetV2's expand + depthwise), run
 // band by band so that the expanded tensor never goes to memory:
@@ -88,13 +88,17 @@ void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const B
 // norm's statistics over it as its own pass takes them: the output rows cut into S =
 // kBnMomentsSlices slices [rows * s / S, rows * (s + 1) / S), each slice's
 // f32_column_shifted_moments about the output's first row, from zeros, into moments + s * 2 *
-// out_c (s1) and + out_c (s2). Each thread takes whole slices, a chunk of rows per GEMM, whose
-// microkernels add the rows to the sums from their registers as they store them
+// out_c (s1) and + out_c (s2). Each thread (up to S) takes whole slices, a chunk of rows per
+// GEMM, whose microkernels add the rows to the sums from their registers as they store them
 // (kF32GemmMoments; streamed as f32_conv2d_fast streams an output of kStreamOutputBytes or
 // more), so that the batch norm makes no pass over the tensor. The same bits: the GEMM's sums
 // do not depend on which rows it is given, and each slice's moments get its rows in order.
 // scratch: f32_conv1x1_moments_scratch_bytes(conv, affine != nullptr, pool ? pool->threads() : 1).
 inline constexpr int kBnMomentsSlices = 8;  // the batch norm's (train/layers.h kReduceSlices)
+size_t f32_conv1x1_moments_scratch_bytes(const F32Conv2dPacked& conv, bool affine, int threads);
+void f32_conv1x1_moments(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp* affine, float act_min,
+                         float act_max, float* output, float* moments, float* scratch, ThreadPool* pool);
+
 // f32_affine_depthwise with the statistics of a batch norm that reads its output, as
 // f32_conv1x1_moments gives them (the same layout, the same bits): each output row's pixels
 // added to its slice's moments as the row is computed, while it is in cache, where the batch is
@@ -105,8 +109,5 @@ size_t f32_affine_depthwise_moments_scratch_bytes(const F32Conv2dPacked& depthwi
 void f32_affine_depthwise_moments(const F32Conv2dPacked& depthwise, const float* input, const BnFusedClamp& affine,
                                   float dw_min, float dw_max, float* output, float* moments, float* scratch,
                                   ThreadPool* pool);
-size_t f32_conv1x1_moments_scratch_bytes(const F32Conv2dPacked& conv, bool affine, int threads);
-void f32_conv1x1_moments(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp* affine, float act_min,
-                         float act_max, float* output, float* moments, float* scratch, ThreadPool* pool);
 
 }  // namespace pcv::kernels

@@ -75,8 +75,8 @@ F32GemmUkernel f32_gemm_acc_ukernel(size_t n);
 // A[r][i] * B[r][j]. A (k, M) row-major, stride lda >= M; B (k, N) row-major, stride ldb >= N;
 // both read in place (a conv's filter gradient: A = input patches, B = output gradient, rows
 // = pixels). C (M, N) row-major, stride ldc >= N, must not alias A or B. ACCUMULATES. Each C
-// element adds its k products in r order. Caller's thread only; on AVX-512, wide C (48 rows
-// or more) copies B a strip at a time into a 64 KB stack buffer.
+// element adds its k products in r order. Caller's thread only; on AVX-512 (the AVX3 targets),
+// C of 48 rows or more copies B's strips of 64 columns into a 64 KB stack buffer.
 void f32_gemm_atb_acc(size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b,
                       size_t ldb, float* c, size_t ldc);
 // The same with A's column i at offset a_cols[i] from the start of each row (a row-major
