@@ -178,7 +178,7 @@ void f32_dwconv_backward_image(const Conv2dParams& p, const float* x, const floa
 // The 3x3 depthwise backward's band: output rows per band of its filter gradient, and the input
 // rows one band reads (its x_buf rows), 0 for shapes without the band path (not 3x3, dilated,
 // other strides).
-constexpr int kDwBackwardBandRows = 4;
+constexpr int kDwBackwardBandRows = 3;
 int f32_dwconv_backward_affine_rows(const Conv2dParams& p);
 
 }  // namespace pcv::kernels
