@@ -86,6 +86,11 @@ TEST(TrainRows, ColumnSumsEveryTarget) {
         f32_bn_grad_sums(rows, c, x.data(), dy.data(), mean.data(), invstd.data(), BnFusedClamp{}, sdy.data(),
                          sdyx.data());
         f32_column_shifted_moments(rows, c, x.data(), mean.data(), s1.data(), s2.data());
+        // The cached form (sums in registers over the rows): the same floats.
+        std::vector<float> c1 = acc0, c2 = acc0;
+        f32_column_shifted_moments(rows, c, x.data(), mean.data(), c1.data(), c2.data(), /*cached=*/true);
+        EXPECT_EQ(c1, s1);
+        EXPECT_EQ(c2, s2);
         for (size_t k = 0; k < c; ++k) {
           float want_x = acc0[k], want_dy = acc0[k];
           double want_s1 = acc0[k], mag_s1 = std::fabs(acc0[k]), want_s2 = acc0[k], mag_s2 = std::fabs(acc0[k]);

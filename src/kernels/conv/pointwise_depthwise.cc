@@ -174,7 +174,7 @@ void run_affine_moments_slot(void* ctx, size_t slot) {
   const size_t oh = static_cast<size_t>(dw.out_h), ow = static_cast<size_t>(dw.out_w);
   affine_rows(t, affine_slot_buffer(t, slot), s0 * images * oh, s1 * images * oh, [&](int n, const float* out) {
     float* m = t.moments + static_cast<size_t>(n) / images * 2 * c;
-    f32_column_shifted_moments(ow, c, out, t.pivot, m, m + c);
+    f32_column_shifted_moments(ow, c, out, t.pivot, m, m + c, /*cached=*/true);
   });
 }
 

@@ -32,9 +32,11 @@ void f32_column_sums(size_t rows, size_t c, const float* x, float* acc);
 void f32_clamp_inplace(size_t n, float lo, float hi, float* y);
 // One-pass moments about a pivot (batch-norm statistics: a pivot near the mean, e.g. a row of
 // x, keeps the variance s2/n - (s1/n)^2 free of cancellation): s1[k] += sum (x - pivot[k]),
-// s2[k] += sum (x - pivot[k])^2.
+// s2[k] += sum (x - pivot[k])^2, each added in row order. cached: x is in L1 (a few KB to a
+// few tens of KB just written): the sums stay in registers over the rows, a pair of vectors at
+// a time (the same floats; slower over rows that come from memory).
 void f32_column_shifted_moments(size_t rows, size_t c, const float* x, const float* pivot, float* s1,
-                                float* s2);
+                                float* s2, bool cached = false);
 // y[r][k] = clamp(x[r][k] * scale[k] + shift[k], lo, hi) (lo, hi = -inf, +inf: no clamp).
 // stream: non-temporal stores where y's vectors are aligned (c a multiple of the lanes): for
 // an output far larger than the caches, written without being read for ownership; the same

@@ -155,14 +155,48 @@ HWY_INLINE void ColumnReduce2(size_t rows, size_t c, float* HWY_RESTRICT acc_a, 
   }
 }
 
-void ColumnShiftedMoments(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT pivot,
-                          float* HWY_RESTRICT s1, float* HWY_RESTRICT s2) {
+// ColumnReduce2 over rows in cache (a row a conv just wrote): past 2 vectors of channels, 2
+// vectors at a time over all the rows with their sums in registers, instead of loading and
+// storing the sums for every row (which a pass over rows from memory hides, and one over rows
+// in L1 does not). Each sum still adds its rows in order: the same floats.
+template <class Fn>
+HWY_INLINE void ColumnReduce2Cached(size_t rows, size_t c, float* HWY_RESTRICT acc_a, float* HWY_RESTRICT acc_b,
+                                    const Fn& fn) {
   const DF d;
-  ColumnReduce2(rows, c, s1, s2, [&](size_t r, size_t k, size_t lanes, VF& a, VF& b) HWY_ATTR {
+  const size_t N = hn::Lanes(d);
+  if (c <= 2 * N) return ColumnReduce2(rows, c, acc_a, acc_b, fn);
+  size_t k = 0;
+  for (; k + 2 * N <= c; k += 2 * N) {
+    VF a0 = hn::LoadU(d, acc_a + k), b0 = hn::LoadU(d, acc_b + k);
+    VF a1 = hn::LoadU(d, acc_a + k + N), b1 = hn::LoadU(d, acc_b + k + N);
+    for (size_t r = 0; r < rows; ++r) {
+      fn(r, k, N, a0, b0);
+      fn(r, k + N, N, a1, b1);
+    }
+    hn::StoreU(a0, d, acc_a + k);
+    hn::StoreU(b0, d, acc_b + k);
+    hn::StoreU(a1, d, acc_a + k + N);
+    hn::StoreU(b1, d, acc_b + k + N);
+  }
+  for (; k < c; k += N) {
+    const size_t lanes = std::min(N, c - k);
+    VF a = LoadLanes(d, acc_a + k, lanes), b = LoadLanes(d, acc_b + k, lanes);
+    for (size_t r = 0; r < rows; ++r) fn(r, k, lanes, a, b);
+    StorePartial(a, d, acc_a + k, lanes);
+    StorePartial(b, d, acc_b + k, lanes);
+  }
+}
+
+void ColumnShiftedMoments(size_t rows, size_t c, const float* HWY_RESTRICT x, const float* HWY_RESTRICT pivot,
+                          float* HWY_RESTRICT s1, float* HWY_RESTRICT s2, bool cached) {
+  const DF d;
+  auto add = [&](size_t r, size_t k, size_t lanes, VF& a, VF& b) HWY_ATTR {
     const VF t = hn::Sub(LoadLanes(d, x + r * c + k, lanes), LoadLanes(d, pivot + k, lanes));
     a = hn::Add(a, t);
     b = hn::MulAdd(t, t, b);
-  });
+  };
+  if (cached) return ColumnReduce2Cached(rows, c, s1, s2, add);
+  ColumnReduce2(rows, c, s1, s2, add);
 }
 
 // The batch-norm output before its clamp, x * scale + shift: the same operations as
@@ -427,9 +461,9 @@ void f32_column_sums(size_t rows, size_t c, const float* x, float* acc) {
   HWY_DYNAMIC_DISPATCH(ColumnSums)(rows, c, x, acc);
 }
 void f32_column_shifted_moments(size_t rows, size_t c, const float* x, const float* pivot, float* s1,
-                                float* s2) {
+                                float* s2, bool cached) {
   apply_forced_isa();
-  HWY_DYNAMIC_DISPATCH(ColumnShiftedMoments)(rows, c, x, pivot, s1, s2);
+  HWY_DYNAMIC_DISPATCH(ColumnShiftedMoments)(rows, c, x, pivot, s1, s2, cached);
 }
 void f32_rows_scale_shift(size_t rows, size_t c, const float* x, const float* scale, const float* shift,
                           float lo, float hi, float* y, bool stream) {
