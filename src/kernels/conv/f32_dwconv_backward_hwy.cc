@@ -153,12 +153,15 @@ HWY_INLINE void DwFilterGradVec(const Dw3x3Shape sh, const float* HWY_RESTRICT x
 }
 
 // Rows per band: every channel vector walks a band while its rows are in L2 (3 output rows of
-// 112 pixels x 96 channels at stride 2: ~330 KB of x and dy, with the batch norm's output
-// recomputed into a ring of 7 rows when fused), so each row comes from memory once, not once
-// per channel vector. 4 rows, interleaved with whole-image walks on this machine: 0.65-0.88
-// against 0.71-0.86 ms per 112x112x96 image. 3 rows against 4, MobileNetV2 training at batch
-// 32, 2 threads (every depthwise backward with the recomputed input), three interleaved pairs:
-// depthwise backward 91.9/94.0/91.2 -> 85.6/86.2/87.2 ms per step.
+// block 1's 112x112x96 input at stride 2: 7 rows of x and 3 of dy, ~366 KB, with the batch
+// norm's output recomputed into a ring of those 7 rows when fused; 5 rows of x at stride 1),
+// so each row comes from memory once, not once per channel vector. 4 rows, interleaved with
+// whole-image walks on this machine: 0.65-0.88 against 0.71-0.86 ms per 112x112x96 image.
+// 3 rows against 4, MobileNetV2 training at batch 32, 2 threads (every depthwise backward with
+// the recomputed input), three interleaved pairs: depthwise backward 91.9/94.0/91.2 ->
+// 85.6/86.2/87.2 ms per step. The filter and bias gradients add each band's sums to their
+// total, so the band height groups their floats (a change of it moves them within rounding);
+// the input gradient and the batch norm's sums are per pixel and do not depend on it.
 constexpr int kBandRows = kDwBackwardBandRows;
 
 // A contiguous byte range to bring into L2 a share at a time. Each channel vector's walk over
