@@ -183,29 +183,46 @@ size_t affine_1x1_rows(const Conv2dParams& p) {
   return std::clamp<size_t>((size_t{64} << 10) / static_cast<size_t>(p.in_c), 8, 256);
 }
 
-struct Affine1x1Task {
+size_t align16(size_t floats) { return (floats + 15) / 16 * 16; }
+
+// A 1x1 conv over chunks of rows, its input the rows themselves or (affine) a batch norm's
+// output computed from them a chunk at a time into the slot's buffer; with moments, each slice
+// of the batch norm's is one slot's, its rows' statistics taken by the GEMM (kF32GemmMoments).
+struct Conv1x1Task {
   const F32Conv2dPacked* conv;
   const float* input;
-  BnFusedClamp affine;
+  const BnFusedClamp* affine;  // or nullptr
   float* output;
-  float* scratch;
+  float* scratch;  // affine: per slot, a chunk of rows (align16(chunk * in_c) floats)
   float min, max;
   size_t rows, chunk, slots;
   bool stream;  // the output is past kStreamOutputBytes (as f32_conv2d_fast streams it)
+  float* moments = nullptr;
+  const float* pivot = nullptr;
 };
 
-void run_affine_1x1_slot(void* ctx, size_t slot) {
-  const Affine1x1Task& t = *static_cast<const Affine1x1Task*>(ctx);
-  const Conv2dParams& p = t.conv->params;
-  const size_t k = static_cast<size_t>(p.in_c), n = static_cast<size_t>(p.out_c);
-  float* buf = t.scratch + slot * t.chunk * k;
-  const size_t chunks = (t.rows + t.chunk - 1) / t.chunk;
-  const auto [c0, c1] = slot_range(chunks, slot, t.slots);
-  for (size_t m0 = c0 * t.chunk; m0 < std::min(t.rows, c1 * t.chunk); m0 += t.chunk) {
-    const size_t m = std::min(t.chunk, t.rows - m0);
-    f32_rows_scale_shift(m, k, t.input + m0 * k, t.affine.scale, t.affine.shift, t.affine.lo, t.affine.hi, buf);
-    f32_gemm_packed_chunk(m, buf, k, t.conv->group_gemm[0], t.output + m0 * n, n, t.min, t.max, t.stream);
+float* conv1x1_slot_buffer(const Conv1x1Task& t, size_t slot) {
+  return t.scratch + slot * align16(t.chunk * static_cast<size_t>(t.conv->params.in_c));
+}
+
+// Output rows [begin, end), a chunk per GEMM; mom: their statistics too.
+void conv1x1_rows(const Conv1x1Task& t, size_t begin, size_t end, float* buf, const F32GemmMoments* mom) {
+  const size_t k = static_cast<size_t>(t.conv->params.in_c), n = static_cast<size_t>(t.conv->params.out_c);
+  for (size_t m0 = begin; m0 < end; m0 += t.chunk) {
+    const size_t m = std::min(t.chunk, end - m0);
+    const float* a = t.input + m0 * k;
+    if (t.affine != nullptr) {
+      f32_rows_scale_shift(m, k, a, t.affine->scale, t.affine->shift, t.affine->lo, t.affine->hi, buf);
+      a = buf;
+    }
+    f32_gemm_packed_chunk(m, a, k, t.conv->group_gemm[0], t.output + m0 * n, n, t.min, t.max, t.stream, mom);
   }
+}
+
+void run_affine_1x1_slot(void* ctx, size_t slot) {
+  const Conv1x1Task& t = *static_cast<const Conv1x1Task*>(ctx);
+  const auto [c0, c1] = slot_range((t.rows + t.chunk - 1) / t.chunk, slot, t.slots);
+  conv1x1_rows(t, c0 * t.chunk, std::min(t.rows, c1 * t.chunk), conv1x1_slot_buffer(t, slot), nullptr);
 }
 
 }  // namespace
@@ -274,8 +291,8 @@ void f32_affine_depthwise(const F32Conv2dPacked& depthwise, const float* input, 
 namespace pcv::kernels {
 
 size_t f32_affine_conv1x1_scratch_bytes(const F32Conv2dPacked& conv, int threads) {
-  return static_cast<size_t>(std::max(threads, 1)) * affine_1x1_rows(conv.params) *
-         static_cast<size_t>(conv.params.in_c) * sizeof(float);
+  return static_cast<size_t>(std::max(threads, 1)) *
+         align16(affine_1x1_rows(conv.params) * static_cast<size_t>(conv.params.in_c)) * sizeof(float);
 }
 
 void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp& affine, float act_min,
@@ -283,9 +300,9 @@ void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const B
   const Conv2dParams& p = conv.params;
   const size_t rows = static_cast<size_t>(p.batch) * static_cast<size_t>(p.in_h) * static_cast<size_t>(p.in_w);
   const size_t chunk = affine_1x1_rows(p);
-  Affine1x1Task task{&conv, input, affine, output, scratch, act_min, act_max, rows, chunk,
-                     conv_slots(pool, (rows + chunk - 1) / chunk),
-                     rows * static_cast<size_t>(p.out_c) * sizeof(float) >= kStreamOutputBytes};
+  Conv1x1Task task{&conv, input, &affine, output, scratch, act_min, act_max, rows, chunk,
+                   conv_slots(pool, (rows + chunk - 1) / chunk),
+                   rows * static_cast<size_t>(p.out_c) * sizeof(float) >= kStreamOutputBytes};
   run_conv_slots(pool, task.slots, &run_affine_1x1_slot, &task);
 }
 
@@ -294,46 +311,15 @@ void f32_affine_conv1x1(const F32Conv2dPacked& conv, const float* input, const B
 namespace pcv::kernels {
 namespace {
 
-size_t align16(size_t floats) { return (floats + 15) / 16 * 16; }
-
-struct Moments1x1Task {
-  const F32Conv2dPacked* conv;
-  const float* input;
-  const BnFusedClamp* affine;
-  float* output;
-  float* moments;
-  const float* pivot;
-  float* scratch;  // affine: per slot, a chunk of the batch norm's output
-  float min, max;
-  size_t rows, chunk, slots;
-  bool stream;
-};
-
-// The chunk's GEMM input: the input rows themselves, or (affine) the batch norm's output
-// computed from them into buf.
-const float* chunk_input(const Moments1x1Task& t, size_t m0, size_t m, float* buf) {
-  const size_t k = static_cast<size_t>(t.conv->params.in_c);
-  if (t.affine == nullptr) return t.input + m0 * k;
-  f32_rows_scale_shift(m, k, t.input + m0 * k, t.affine->scale, t.affine->shift, t.affine->lo, t.affine->hi, buf);
-  return buf;
-}
-
 void run_moments_1x1_slot(void* ctx, size_t slot) {
-  const Moments1x1Task& t = *static_cast<const Moments1x1Task*>(ctx);
-  const size_t k = static_cast<size_t>(t.conv->params.in_c), c = static_cast<size_t>(t.conv->params.out_c);
-  float* buf = t.scratch + slot * align16(t.chunk * k);
-  const size_t S = kBnMomentsSlices;
+  const Conv1x1Task& t = *static_cast<const Conv1x1Task*>(ctx);
+  const size_t c = static_cast<size_t>(t.conv->params.out_c), S = kBnMomentsSlices;
   const auto [s0, s1] = slot_range(S, slot, t.slots);
   for (size_t s = s0; s < s1; ++s) {
     float* m1 = t.moments + s * 2 * c;
     std::fill(m1, m1 + 2 * c, 0.0f);
     const F32GemmMoments mom{t.pivot, m1, m1 + c};
-    const size_t b = t.rows * s / S, e = t.rows * (s + 1) / S;
-    for (size_t m0 = b; m0 < e; m0 += t.chunk) {
-      const size_t m = std::min(t.chunk, e - m0);
-      f32_gemm_packed_chunk(m, chunk_input(t, m0, m, buf), k, t.conv->group_gemm[0], t.output + m0 * c, c, t.min,
-                            t.max, t.stream, &mom);
-    }
+    conv1x1_rows(t, t.rows * s / S, t.rows * (s + 1) / S, conv1x1_slot_buffer(t, slot), &mom);
   }
 }
 
@@ -381,10 +367,8 @@ void f32_affine_depthwise_moments(const F32Conv2dPacked& depthwise, const float*
 }
 
 size_t f32_conv1x1_moments_scratch_bytes(const F32Conv2dPacked& conv, bool affine, int threads) {
-  const Conv2dParams& p = conv.params;
-  const size_t per_slot = affine ? align16(affine_1x1_rows(p) * static_cast<size_t>(p.in_c)) : 0;
-  return (align16(static_cast<size_t>(p.out_c)) + static_cast<size_t>(std::max(threads, 1)) * per_slot) *
-         sizeof(float);
+  return align16(static_cast<size_t>(conv.params.out_c)) * sizeof(float) +
+         (affine ? f32_affine_conv1x1_scratch_bytes(conv, threads) : 0);
 }
 
 void f32_conv1x1_moments(const F32Conv2dPacked& conv, const float* input, const BnFusedClamp* affine, float act_min,
@@ -392,14 +376,15 @@ void f32_conv1x1_moments(const F32Conv2dPacked& conv, const float* input, const 
   const Conv2dParams& p = conv.params;
   const size_t rows = static_cast<size_t>(p.batch) * static_cast<size_t>(p.in_h) * static_cast<size_t>(p.in_w);
   if (rows == 0) return;
-  const size_t k = static_cast<size_t>(p.in_c), c = static_cast<size_t>(p.out_c);
-  float* pivot = scratch;
-  Moments1x1Task task{&conv,   input,   affine, output, moments, pivot, scratch + align16(c), act_min, act_max,
-                      rows,    affine_1x1_rows(p), moments_slots(pool),
-                      rows * c * sizeof(float) >= kStreamOutputBytes};
-  // The pivot, the output's first row, before any slice takes moments about it.
-  f32_gemm_packed_chunk(1, chunk_input(task, 0, 1, task.scratch), k, conv.group_gemm[0], pivot, c, act_min, act_max,
-                        /*stream=*/false);
+  const size_t c = static_cast<size_t>(p.out_c);
+  Conv1x1Task task{&conv, input, affine, output, scratch + align16(c), act_min, act_max, rows, affine_1x1_rows(p),
+                   moments_slots(pool), rows * c * sizeof(float) >= kStreamOutputBytes, moments, scratch};
+  // The pivot, the output's first row, computed alone into its place at the scratch's start
+  // before any slice takes moments about it (slot 0 computes the row again, the same bits).
+  Conv1x1Task first = task;
+  first.output = scratch;
+  first.stream = false;
+  conv1x1_rows(first, 0, 1, conv1x1_slot_buffer(task, 0), nullptr);
   run_conv_slots(pool, task.slots, &run_moments_1x1_slot, &task);
 }
 
